@@ -1,0 +1,5 @@
+"""``python -m mlefit``."""
+
+from .cli import app
+
+app(prog_name="mlefit")

@@ -1,0 +1,47 @@
+"""The registry of families.
+
+Adding a family is one file in this folder and one line in ``_REGISTRY``. The registry names the
+classes by path so that listing the names (for ``--family`` choices and ``mlefit --help``) imports
+nothing numeric.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .base import Family
+
+_REGISTRY = {
+    "bernoulli": "bernoulli:Bernoulli",
+    "categorical": "categorical:Categorical",
+    "gaussian": "gaussian:Gaussian",
+}
+
+FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def _load(name: str) -> type:
+    module, cls = _REGISTRY[name].split(":")
+    return getattr(import_module(f"{__name__}.{module}"), cls)
+
+
+def get_family(name: "str | Family") -> "Family":
+    """The family called ``name`` (an instance), or a UsageError listing the known names."""
+    if not isinstance(name, str):
+        return name
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        raise UsageError(
+            f"unknown family '{name}'.", f"Choose one of: {', '.join(FAMILY_NAMES)}."
+        )
+    return _load(key)()
+
+
+def __getattr__(attr: str):
+    if attr == "FAMILIES":
+        return {name: _load(name) for name in _REGISTRY}
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -1,0 +1,236 @@
+"""The Family protocol and the numeric helpers families share.
+
+A family turns a block of rows ``(X, y, weights)`` and a parameter vector into the negative
+log-likelihood of that block and its exact derivatives, summed over the rows. Because every
+quantity is a sum over rows, a caller may evaluate the blocks anywhere (in memory, chunk by chunk
+from disk, on other machines) and add the :class:`BlockSums` up; the optimiser never sees rows.
+
+Derivatives are taken per row with respect to the linear predictor ``eta`` and chained through the
+design: gradient ``X.T @ g`` and Hessian ``X.T @ (h[:, None] * X)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import FamilyError
+
+
+@dataclass(frozen=True, eq=False)
+class BlockSums:
+    """The NLL of a block of rows and its derivatives, each a sum over the rows.
+
+    Attributes
+    ----------
+    nll : float
+        Sum of the (weighted) per-row negative log-likelihoods.
+    grad : ndarray of shape (n_params,) or None
+        Gradient of ``nll`` with respect to the parameters, when asked for.
+    hess : ndarray of shape (n_params, n_params) or None
+        Hessian of ``nll``, when asked for.
+    weight : float
+        Sum of the row weights (the number of rows when unweighted).
+    """
+
+    nll: float
+    grad: np.ndarray | None = None
+    hess: np.ndarray | None = None
+    weight: float = 0.0
+
+    def __add__(self, other: "BlockSums") -> "BlockSums":
+        def add(a, b):
+            return None if a is None or b is None else a + b
+
+        return BlockSums(
+            self.nll + other.nll,
+            add(self.grad, other.grad),
+            add(self.hess, other.hess),
+            self.weight + other.weight,
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target column encoded for a family.
+
+    Attributes
+    ----------
+    y : ndarray of shape (n_obs,)
+        float64 values (gaussian), 0.0/1.0 (bernoulli) or class codes 0..K-1 as intp (categorical).
+    levels : tuple or None
+        The original labels in code order (bernoulli: ``(label of 0, label of 1)``).
+    note : str or None
+        One line telling the user how the labels were read.
+    """
+
+    y: np.ndarray
+    levels: tuple | None = None
+    note: str | None = None
+
+
+class Family:
+    """Base class of the families: shared behaviour and the protocol every family implements.
+
+    Subclasses set the class attributes and implement :meth:`encode_target`,
+    :meth:`n_params`, :meth:`param_names`, :meth:`start_params`, :meth:`evaluate` and
+    :meth:`simulate`.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    distribution: ClassVar[str]
+    link: ClassVar[str]
+    loss_name: ClassVar[str]
+    nll_formula: ClassVar[str]
+    grad_formula: ClassVar[str]
+    #: Whether the NLL is convex in the parameters (its Hessian is positive semi-definite).
+    convex: ClassVar[bool] = True
+
+    # -- labels ---------------------------------------------------------------------------
+    def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
+        """Encode raw target values (no missing values) for this family, or raise FamilyError."""
+        raise NotImplementedError
+
+    def check_y(self, y: np.ndarray) -> None:
+        """Raise :class:`FamilyError` when ``y`` is not in the encoded domain of the family."""
+        raise NotImplementedError
+
+    # -- layout ---------------------------------------------------------------------------
+    def n_params(self, n_features: int, n_classes: int | None = None) -> int:
+        raise NotImplementedError
+
+    def param_names(
+        self, feature_names: list[str], levels: tuple | None = None
+    ) -> list[tuple[str, str | None]]:
+        """A ``(name, class)`` label per parameter, in parameter order; class is None if unused."""
+        raise NotImplementedError
+
+    def start_params(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weights: np.ndarray | None = None,
+        *,
+        intercept: bool = False,
+        n_classes: int | None = None,
+    ) -> np.ndarray:
+        """A good starting point: the intercept-only fit (least squares for gaussian)."""
+        raise NotImplementedError
+
+    # -- the block function ----------------------------------------------------------------
+    def evaluate(
+        self,
+        params: np.ndarray,
+        X: np.ndarray,
+        y: np.ndarray,
+        weights: np.ndarray | None = None,
+        order: int = 2,
+    ) -> BlockSums:
+        """NLL summed over the rows of this block and, for ``order`` >= 1 and 2, its gradient
+        and Hessian with respect to ``params``.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+        X : ndarray of shape (n_obs, n_features)
+        y : ndarray of shape (n_obs,)
+            Encoded as by :meth:`encode_target`.
+        weights : ndarray of shape (n_obs,), optional
+            Frequency weights; a row of weight 2 counts as two identical rows.
+        order : {0, 1, 2}
+            Highest derivative to compute.
+        """
+        raise NotImplementedError
+
+    def nll(self, params, X, y, weights=None) -> float:
+        """Negative log-likelihood summed over the rows."""
+        return self.evaluate(params, X, y, weights, order=0).nll
+
+    def grad(self, params, X, y, weights=None) -> np.ndarray:
+        """Analytic gradient of :meth:`nll`, shape (n_params,)."""
+        return self.evaluate(params, X, y, weights, order=1).grad
+
+    def hess(self, params, X, y, weights=None) -> np.ndarray:
+        """Analytic Hessian of :meth:`nll`, shape (n_params, n_params)."""
+        return self.evaluate(params, X, y, weights, order=2).hess
+
+    # -- reporting ----------------------------------------------------------------------------
+    def natural(self, params: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Map optimiser parameters and their covariance to the reported scale (identity here)."""
+        return params, cov
+
+    def from_natural(self, estimates: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`natural` for the estimates (identity here)."""
+        return np.asarray(estimates, dtype=float)
+
+    def simulate(self, params: np.ndarray, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draw an encoded ``y`` of shape (n_obs,) given ``X`` at (optimiser-scale) ``params``."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The family's entry in ``mlefit families``."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "distribution": self.distribution,
+            "link": self.link,
+            "loss": self.loss_name,
+            "nll": self.nll_formula,
+            "gradient": self.grad_formula,
+        }
+
+
+# -- helpers shared by the families -----------------------------------------------------------
+
+
+def weighted_sum(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """``sum(values)`` or ``weights @ values``, as a Python float."""
+    return float(values.sum() if weights is None else weights @ values)
+
+
+def total_weight(n_obs: int, weights: np.ndarray | None) -> float:
+    return float(n_obs) if weights is None else float(weights.sum())
+
+
+def gram(X: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``X.T @ diag(h) @ X`` for non-negative ``h`` in one symmetric BLAS product.
+
+    Scaling the rows by ``sqrt(h)`` and forming ``A.T @ A`` lets numpy call a symmetric rank-k
+    update and keeps the result exactly symmetric.
+    """
+    A = X * np.sqrt(h)[:, None]
+    return A.T @ A
+
+
+def weighted_gram(X: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``X.T @ diag(h) @ X`` for ``h`` of any sign (one general BLAS product)."""
+    return (X * h[:, None]).T @ X
+
+
+def sorted_levels(values: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct labels in sorted order and each row's code, or FamilyError if unsortable."""
+    try:
+        levels, codes = np.unique(values, return_inverse=True)
+    except TypeError:
+        raise FamilyError(
+            f"target column '{column}' mixes numbers and text, so its labels cannot be ordered.",
+            "Make every label the same type.",
+        ) from None
+    return levels, codes.reshape(-1)
+
+
+def label_text(level: Any) -> str:
+    """A label as the user wrote it: 1 not 1.0 for whole floats, true/false for booleans."""
+    if isinstance(level, (bool, np.bool_)):
+        return "true" if level else "false"
+    if isinstance(level, (float, np.floating)) and float(level).is_integer():
+        return str(int(level))
+    return str(level)
+
+
+def python_scalar(value: Any) -> Any:
+    """numpy scalars to plain Python values (for levels kept in results and JSON)."""
+    return value.item() if isinstance(value, np.generic) else value

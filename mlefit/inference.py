@@ -1,0 +1,73 @@
+"""Inference at the optimum: covariance from the Hessian, Wald statistics, information criteria."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: The 0.975 quantile of the standard normal, for 95% intervals.
+Z_975 = 1.959963984540054
+
+
+def covariance(hess: np.ndarray) -> np.ndarray | None:
+    """Inverse of the Hessian of the NLL (the asymptotic covariance), or None if singular.
+
+    The Hessian is scaled to unit diagonal before its Cholesky factorisation, and the inverse is
+    obtained by solves against the factor, never by a general inverse.
+    """
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    diag = np.diag(hess)
+    if hess.size == 0:
+        return np.zeros((0, 0))
+    if not np.all(np.isfinite(hess)) or np.any(diag <= 0):
+        return None
+    scale = 1.0 / np.sqrt(diag)
+    try:
+        factor = cho_factor(hess * np.outer(scale, scale), check_finite=False)
+    except LinAlgError:
+        return None
+    inv = cho_solve(factor, np.eye(len(diag)), check_finite=False)
+    cov = inv * np.outer(scale, scale)
+    return 0.5 * (cov + cov.T)
+
+
+def wald(estimates: np.ndarray, cov: np.ndarray, log_scale: np.ndarray | None = None):
+    """Standard errors, z, two-sided p-values and 95% intervals.
+
+    Parameters
+    ----------
+    estimates : ndarray of shape (n_params,)
+    cov : ndarray of shape (n_params, n_params)
+    log_scale : bool ndarray of shape (n_params,), optional
+        Positive scale parameters (gaussian's sigma): their interval is built on the log scale,
+        ``sigma * exp(+-1.96 se / sigma)``, so it stays positive, and their z and p are NaN
+        (a test of sigma = 0 is not meaningful).
+
+    Returns
+    -------
+    se, z, p_values, ci_low, ci_high : ndarrays of shape (n_params,)
+    """
+    from scipy.special import erfc
+
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = estimates / se
+        p_values = erfc(np.abs(z) / math.sqrt(2.0))
+    ci_low = estimates - Z_975 * se
+    ci_high = estimates + Z_975 * se
+    if log_scale is not None and log_scale.any():
+        est = estimates[log_scale]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread = np.exp(Z_975 * se[log_scale] / est)
+        ci_low[log_scale] = est / spread
+        ci_high[log_scale] = est * spread
+        z[log_scale] = np.nan
+        p_values[log_scale] = np.nan
+    return se, z, p_values, ci_low, ci_high
+
+
+def information_criteria(loglik: float, n_params: int, n_obs: float) -> tuple[float, float]:
+    """AIC ``2k - 2 loglik`` and BIC ``k log(n) - 2 loglik`` (k counts every estimated parameter)."""
+    return 2.0 * n_params - 2.0 * loglik, n_params * math.log(n_obs) - 2.0 * loglik

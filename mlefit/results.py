@@ -1,0 +1,150 @@
+"""The result of a fit, as frozen dataclasses, and its JSON-ready dictionary.
+
+The layout of :meth:`FitResult.to_dict` is a public contract (``mlefit fit --format json``):
+keys may be added, never renamed or removed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Columns of the estimates table, in order (also the CSV header and the JSON parameter keys).
+PARAMETER_FIELDS = ("name", "class", "estimate", "std_error", "z", "p_value", "ci_low", "ci_high")
+TRACE_FIELDS = ("iteration", "nll", "grad_norm", "step", "seconds")
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One row of the convergence table.
+
+    Attributes
+    ----------
+    iteration : int
+        0 is the starting point.
+    nll : float
+        Total negative log-likelihood at this iterate.
+    grad_norm : float
+        Max-norm of the gradient of the NLL.
+    step : float
+        Max-norm of the change in the parameters that led here (NaN at iteration 0).
+    seconds : float
+        Time since the optimiser started.
+    """
+
+    iteration: int
+    nll: float
+    grad_norm: float
+    step: float
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """A maximum-likelihood fit: estimates, their uncertainty, fit statistics and the trace.
+
+    Arrays are of shape (n_params,) in the order of ``names``/``classes``, except ``cov``
+    (n_params, n_params). Estimates are on the reported scale (gaussian's last one is sigma).
+    """
+
+    family: str
+    method: str
+    gradient: str
+    target: str
+    target_note: str | None
+    feature_names: tuple[str, ...]
+    levels: tuple | None
+    intercept: bool
+    names: tuple[str, ...]
+    classes: tuple[str | None, ...]
+    params: np.ndarray
+    se: np.ndarray
+    z: np.ndarray
+    p_values: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    cov: np.ndarray
+    n_obs: int
+    n_params: int
+    nll: float
+    mean_nll: float
+    loss_name: str
+    loglik: float
+    aic: float
+    bic: float
+    converged: bool
+    message: str
+    n_iter: int
+    tol: float
+    decrement: float
+    trace: tuple[IterationRecord, ...] = field(default_factory=tuple)
+    mse: float | None = None
+    residual_std_error: float | None = None
+    df_resid: float | None = None
+    exact_fit: bool = False
+
+    @property
+    def estimates(self) -> dict[str, float]:
+        """``{label: estimate}`` with categorical labels written ``class:name``."""
+        return {label: float(v) for label, v in zip(self.labels, self.params)}
+
+    @property
+    def labels(self) -> list[str]:
+        return [n if c is None else f"{c}:{n}" for n, c in zip(self.names, self.classes)]
+
+    def parameter_rows(self) -> list[dict[str, Any]]:
+        """One dict per parameter with the keys of :data:`PARAMETER_FIELDS`."""
+        columns = (self.params, self.se, self.z, self.p_values, self.ci_low, self.ci_high)
+        return [
+            {"name": name, "class": cls, **dict(zip(PARAMETER_FIELDS[2:], (float(c[i]) for c in columns)))}
+            for i, (name, cls) in enumerate(zip(self.names, self.classes))
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (NaN and infinities become None)."""
+        out = {
+            "family": self.family,
+            "method": self.method,
+            "gradient": self.gradient,
+            "target": self.target,
+            "n_obs": self.n_obs,
+            "n_params": self.n_params,
+            "converged": self.converged,
+            "message": self.message,
+            "iterations": self.n_iter,
+            "nll": self.nll,
+            "mean_nll": self.mean_nll,
+            "loglik": self.loglik,
+            "aic": self.aic,
+            "bic": self.bic,
+            "parameters": self.parameter_rows(),
+            "trace": [{k: getattr(r, k) for k in TRACE_FIELDS} for r in self.trace],
+            "cov": self.cov.tolist(),
+            "loss": self.loss_name,
+            "target_note": self.target_note,
+            "levels": list(self.levels) if self.levels is not None else None,
+            "features": list(self.feature_names),
+            "intercept": self.intercept,
+            "tol": self.tol,
+            "decrement": self.decrement,
+            "mse": self.mse,
+            "residual_std_error": self.residual_std_error,
+            "df_resid": self.df_resid,
+            "exact_fit": self.exact_fit,
+        }
+        return _json_safe(out)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
