@@ -1,0 +1,58 @@
+"""Shared fixtures: paths, the CLI runner and the installed `mlefit` executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_data"
+REFERENCE = ROOT.parent / "shared" / "reference"
+NIST_EXTRA = Path(__file__).resolve().parent / "data" / "nist"
+MLEFIT = str(Path(sys.executable).with_name("mlefit"))
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def invoke(runner):
+    """Run the CLI in-process with NO_COLOR set; returns the click Result."""
+    from mlefit.cli import app
+
+    def run(*args: str, input: str | None = None):
+        return runner.invoke(app, [str(a) for a in args], input=input, env={"NO_COLOR": "1"})
+
+    return run
+
+
+@pytest.fixture
+def fit_json(invoke):
+    """Run `mlefit fit ... --format json` and return (parsed JSON, result)."""
+
+    def run(*args: str, input: str | None = None, expect_exit: int = 0):
+        result = invoke("fit", *args, "--format", "json", input=input)
+        assert result.exit_code == expect_exit, result.stderr or result.stdout
+        return json.loads(result.stdout), result
+
+    return run
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["NO_COLOR"] = "1"
+    env.pop("FORCE_COLOR", None)
+    return env
