@@ -45,16 +45,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 # -- shared options (defined once) ---------------------------------------------------------------
 DataArg = Annotated[str, typer.Argument(help="CSV file, or - for standard input.", metavar="DATA")]
-FamilyOpt = Annotated[FamilyName, typer.Option("--family", "-f", help="Model family.", case_sensitive=False)]
+FamilyOpt = Annotated[
+    FamilyName,
+    typer.Option(
+        "--family", "-f", metavar="FAMILY", case_sensitive=False,
+        help=f"Model family: {', '.join(FAMILY_NAMES)}.",
+    ),
+]
 TargetOpt = Annotated[
-    Optional[str], typer.Option("--target", "-y", help="Target column [default: 'y' if present, else the last column].")
+    Optional[str],
+    typer.Option("--target", "-y", help="Target column.", show_default="'y' if present, else the last column"),
 ]
 FeaturesOpt = Annotated[
-    Optional[str], typer.Option("--features", "-x", help="Comma-separated feature columns [default: all others].")
+    Optional[str],
+    typer.Option("--features", "-x", help="Comma-separated feature columns.", show_default="every other column"),
 ]
 InterceptOpt = Annotated[bool, typer.Option("--intercept/--no-intercept", help="Add an intercept column.")]
 MethodOpt = Annotated[Method, typer.Option("--method", "-m", help="Optimiser.")]
@@ -64,12 +73,13 @@ GradOpt = Annotated[
 TolOpt = Annotated[
     Optional[float],
     typer.Option(
-        help="Stop when the Newton decrement (distance to the optimum in standard errors) is below this "
-        "[default: 1e-8 newton, 1e-6 lbfgs/gd/numeric]."
+        help="Stop when the Newton decrement (distance to the optimum in standard errors) is below this.",
+        show_default="1e-8 newton, 1e-6 lbfgs, gd or numeric",
     ),
 ]
 MaxIterOpt = Annotated[
-    Optional[int], typer.Option("--max-iter", help="Iteration limit [default: 100 newton, 2000 lbfgs, 20000 gd].")
+    Optional[int],
+    typer.Option("--max-iter", help="Iteration limit.", show_default="100 newton, 2000 lbfgs, 20000 gd"),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output: tables, one JSON document, or CSV estimates.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every row of the convergence table.")]
@@ -131,8 +141,7 @@ def fit(
 ) -> None:
     """Fit a model to a CSV and print estimates, fit statistics and the convergence table.
 
-    Exit codes: 0 converged, 2 usage or input error, 3 the fit did not converge (results are
-    still printed).
+    Exit codes: 0 converged; 2 usage or input error; 3 not converged (results still printed).
     """
     from . import render
     from .errors import ConvergenceWarning

@@ -110,6 +110,9 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
             f"{ds.n_obs} rows are too few for {n_params} parameters; "
             "a maximum-likelihood fit needs more rows than parameters."
         )
+    import scipy.linalg  # noqa: F401  (load the solvers before the optimiser's clock starts)
+    import scipy.special  # noqa: F401
+
     analytic = DataObjective(fam, ds.X, ds.y, ds.weights)
     objective = analytic if gradient == "analytic" else NumericObjective(analytic)
     x0 = fam.start_params(ds.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes)

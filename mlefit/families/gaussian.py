@@ -72,7 +72,9 @@ class Gaussian(Family):
     def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None):
         coef, rss = self.least_squares(X, y, weights)
         total = float(len(y) if weights is None else weights.sum())
-        log_sigma = 0.5 * math.log(rss / total) if rss > 0 else -np.inf
+        # Residuals at rounding level of y mean the data fit exactly: sigma = 0 (log sigma = -inf).
+        noise = len(y) * np.finfo(float).eps * float(np.linalg.norm(y))
+        log_sigma = 0.5 * math.log(rss / total) if rss > noise**2 else -np.inf
         return np.append(coef, log_sigma)
 
     def evaluate(self, params, X, y, weights=None, order=2):
