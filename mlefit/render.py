@@ -156,28 +156,37 @@ def print_fit_rich(result: FitResult, *, verbose: bool = False, quiet: bool = Fa
     from rich.table import Table
 
     console = Console(file=file or sys.stdout, highlight=False)
+    compact = dict(
+        box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True,
+        title_justify="left", title_style="bold",
+    )
     headers, rows = estimate_table(result)
-    table = Table(box=box.SIMPLE_HEAD, title="Estimates", title_justify="left", title_style="bold")
+    table = Table(title="Estimates", **compact)
     for h in headers:
         table.add_column(h, justify="left" if h in ("name", "class") else "right", no_wrap=True)
     for r in rows:
         table.add_row(*r)
+    # A number is never cut short: when the estimates do not fit the terminal, the table keeps its
+    # natural width (the terminal wraps the lines) instead of eliding digits.
+    needed = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if needed > console.width:
+        console = Console(file=file or sys.stdout, highlight=False, width=needed)
     if quiet:
         console.print(table)
         return
     for line in header_lines(result):
         console.print(line, markup=False)
     console.print(table)
-    fit_table = Table(box=box.SIMPLE, show_header=False, title="Fit", title_justify="left", title_style="bold")
-    fit_table.add_column("statistic")
-    fit_table.add_column("value")
+    fit_table = Table(title="Fit", show_header=False, **compact)
+    fit_table.add_column("statistic", overflow="fold")
+    fit_table.add_column("value", overflow="fold")
     for k, v in summary_rows(result):
         style = "bold red" if k == "converged" and v == "NO" else None
         fit_table.add_row(k, v, style=style)
     console.print(fit_table)
-    trace = Table(box=box.SIMPLE_HEAD, title="Convergence", title_justify="left", title_style="bold")
+    trace = Table(title="Convergence", **compact)
     for h in TRACE_FIELDS:
-        trace.add_column(h, justify="right")
+        trace.add_column(h, justify="right", overflow="fold")
     for r in trace_rows(result, verbose):
         trace.add_row(*(r if r is not None else ["..."] * len(TRACE_FIELDS)))
     console.print(trace)

@@ -219,3 +219,18 @@ def test_help_lists_families_and_commands():
     assert proc.returncode == 0
     for name in ("bernoulli", "categorical", "gaussian", "--trace-out", "--no-intercept"):
         assert name in proc.stdout
+
+
+def test_rich_tables_never_cut_a_number(monkeypatch):
+    """On a narrow terminal the rich report keeps every digit (no ellipsis)."""
+    from mlefit import render
+
+    monkeypatch.setenv("COLUMNS", "60")
+    res = mlefit.fit(str(SAMPLES / "commute.csv"), "categorical")
+    buf = io.StringIO()
+    render.print_fit_rich(res, file=buf)
+    out = buf.getvalue()
+    assert "…" not in out
+    for row in res.parameter_rows():
+        assert render.number(row["estimate"]) in out
+        assert render.number(row["ci_high"]) in out
