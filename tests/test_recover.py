@@ -12,7 +12,7 @@ import pytest
 import mlefit
 from mlefit import render
 from mlefit.errors import UsageError
-from mlefit.recover import CONVERGED, FAILED, NOT_CONVERGED, SUMMARY_FIELDS
+from mlefit.recover import FAILED, NOT_CONVERGED, SUMMARY_FIELDS
 
 # Modest truths so that 200 replications of every family stay fast (categorical: K = 3, p = 2).
 TRUTHS = {
@@ -221,6 +221,3 @@ def test_progress_bar_only_on_a_terminal_without_no_color(monkeypatch):
         update(1, 3)
     assert pipe.getvalue() == ""
 
-
-def test_status_values():
-    assert {CONVERGED, NOT_CONVERGED, FAILED} == {"converged", "not converged", "failed"}
