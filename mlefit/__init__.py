@@ -6,6 +6,10 @@ The public API::
     result = mlefit.fit("data.csv", family="bernoulli")
     result.params, result.se, result.to_dict()
 
+    data = mlefit.simulate("bernoulli", [1, -2], intercept=0.5, n=1000, seed=0)
+    study = mlefit.recover("bernoulli", [1, -2], n=500, reps=200, seed=0)
+    study.coverage, study.se_ratio, study.to_dict()
+
 Importing mlefit loads numpy only: scipy and pandas load inside the functions that use them.
 """
 
@@ -19,6 +23,12 @@ __version__ = "0.1.0"
 __all__ = [
     "fit",
     "simulate",
+    "recover",
+    "RecoveryResult",
+    "Truth",
+    "make_truth",
+    "read_truth",
+    "compare_truth",
     "get_family",
     "FitResult",
     "IterationRecord",
@@ -34,4 +44,5 @@ __all__ = [
 from .families import get_family  # noqa: E402
 from .fit import fit  # noqa: E402
 from .results import FitResult, IterationRecord  # noqa: E402
-from .simulate import simulate  # noqa: E402
+from .recover import RecoveryResult, recover  # noqa: E402
+from .simulate import Truth, compare_truth, make_truth, read_truth, simulate  # noqa: E402

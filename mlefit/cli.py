@@ -85,6 +85,43 @@ FormatOpt = Annotated[Format, typer.Option("--format", help="Output: tables, one
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every row of the convergence table.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the estimates.")]
 
+# -- options of simulate and recover (the truth and how to draw the data) -------------------------
+CoefOpt = Annotated[
+    str,
+    typer.Option(
+        "--coef",
+        help="True coefficients, one per feature: 1,-2. categorical: one row per non-reference class, "
+        "rows separated by ';': \"1,-2;0.5,0\".",
+    ),
+]
+TrueInterceptOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--intercept",
+        help="True intercept; categorical: one per non-reference class, e.g. 0.2,-0.1 (default: 0, written "
+        "in --truth like any parameter).",
+    ),
+]
+NoInterceptFlag = Annotated[bool, typer.Option("--no-intercept", help="Simulate a model without an intercept.")]
+SigmaOpt = Annotated[Optional[float], typer.Option("--sigma", help="gaussian's noise scale, > 0 (default: 1).")]
+ClassesOpt = Annotated[
+    Optional[int],
+    typer.Option("--classes", "-k", help="categorical's number of classes K (default: coefficient rows + 1; checked).")
+]
+DesignOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--design", help="Reuse the feature columns of this CSV instead of standard-normal features.", dir_okay=False
+    ),
+]
+DesignFeaturesOpt = Annotated[
+    Optional[str],
+    typer.Option("--features", "-x", help="Comma-separated columns of --design (default: all but 'y')."),
+]
+SeedOpt = Annotated[
+    Optional[int], typer.Option("--seed", help="Random seed; the same seed gives the same output (default: fresh entropy).")
+]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -121,6 +158,15 @@ def _same_file(a: Path, b: str) -> bool:
     return b != "-" and a.resolve() == Path(b).resolve()
 
 
+def _true_intercept(intercept: str | None, no_intercept: bool) -> str | float | None:
+    """``--intercept VALUES`` / ``--no-intercept`` to the API's ``intercept`` (0.0 when omitted)."""
+    if no_intercept and intercept is not None:
+        raise UsageError("--intercept and --no-intercept cannot be used together.")
+    if no_intercept:
+        return None
+    return 0.0 if intercept is None else intercept
+
+
 @app.command()
 def fit(
     data: DataArg,
@@ -138,6 +184,15 @@ def fit(
     ] = None,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
+    truth: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--truth",
+            help="A truth file from 'mlefit simulate --truth': add each parameter's true value and its error "
+            "in standard errors, (estimate - truth) / std_error.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Fit a model to a CSV and print estimates, fit statistics and the convergence table.
 
@@ -156,6 +211,12 @@ def fit(
                 data, family.value, target=target, features=features, intercept=intercept,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
             )
+        if truth is not None:
+            from .simulate import compare_truth, read_truth
+
+            # Read only after the data: in `simulate --truth t.json | fit - --truth t.json` the file
+            # is complete once standard input has ended (simulate writes it before the CSV).
+            result = compare_truth(result, read_truth(truth))
         if trace_out is not None:
             try:
                 trace_out.write_text(render.trace_csv(result))
@@ -172,4 +233,112 @@ def fit(
     sys.stdout.flush()
     if not result.converged:
         _stderr(f"Warning: the fit did not converge: {result.message}")
+        raise typer.Exit(EXIT_NOT_CONVERGED)
+
+
+@app.command()
+def simulate(
+    family: FamilyOpt,
+    coef: CoefOpt,
+    intercept: TrueInterceptOpt = None,
+    no_intercept: NoInterceptFlag = False,
+    sigma: SigmaOpt = None,
+    classes: ClassesOpt = None,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows to draw (default: 1000; with --design its rows).")] = None,
+    design: DesignOpt = None,
+    features: DesignFeaturesOpt = None,
+    seed: SeedOpt = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write the CSV here instead of standard output.", dir_okay=False)
+    ] = None,
+    truth: Annotated[
+        Optional[Path],
+        typer.Option("--truth", help="Write the true parameters as JSON (for 'mlefit fit --truth').", dir_okay=False),
+    ] = None,
+) -> None:
+    """Draw a CSV (features x1..xp and target y) from known parameters, ready for 'mlefit fit -'.
+
+    Floats are written exactly; the same --seed gives byte-identical output. Class labels are
+    0..K-1 with 0 the reference; class k is driven by the k-th coefficient row.
+    """
+    from . import render
+    from .simulate import simulate_with_truth, write_truth
+
+    with user_errors():
+        for path, option in ((output, "--output"), (truth, "--truth")):
+            if path is not None and design is not None and _same_file(path, str(design)):
+                raise UsageError(f"{option} '{path}' is the --design file; refusing to overwrite it.")
+        if output is not None and truth is not None and _same_file(output, str(truth)):
+            raise UsageError("--output and --truth name the same file.")
+        frame, known = simulate_with_truth(
+            family.value, coef, n=n, intercept=_true_intercept(intercept, no_intercept), sigma=sigma,
+            n_classes=classes, design=design, features=features, seed=seed,
+        )
+        text = render.data_csv(frame)
+        # The truth first: a `fit - --truth` downstream reads it once the CSV has ended.
+        if truth is not None:
+            write_truth(known, truth)
+        if output is not None:
+            try:
+                output.write_text(text)
+            except OSError as exc:
+                raise UsageError(f"cannot write --output '{output}': {exc.strerror}.") from None
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+@app.command()
+def recover(
+    family: FamilyOpt,
+    coef: CoefOpt,
+    intercept: TrueInterceptOpt = None,
+    no_intercept: NoInterceptFlag = False,
+    sigma: SigmaOpt = None,
+    classes: ClassesOpt = None,
+    n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows per dataset (default: 500; with --design its rows).")] = None,
+    reps: Annotated[int, typer.Option("--reps", "-r", help="Number of simulated datasets.")] = 200,
+    design: DesignOpt = None,
+    features: DesignFeaturesOpt = None,
+    seed: SeedOpt = None,
+    method: MethodOpt = Method.newton,
+    grad: GradOpt = Gradient.analytic,
+    tol: TolOpt = None,
+    max_iter: MaxIterOpt = None,
+    format: Annotated[
+        Format, typer.Option("--format", help="Output: a table, one JSON document (with every replication), or CSV.")
+    ] = Format.table,
+) -> None:
+    """Parameter recovery: simulate --reps datasets from known parameters, fit each, and report per
+    parameter the truth, mean estimate, bias, RMSE, mean SE, empirical SD and 95% CI coverage.
+
+    Averages use the converged fits; fits that did not converge or failed are counted and listed.
+    Exit codes: 0 every fit converged, 2 usage or input error, 3 some fits did not converge or
+    failed (results are still printed).
+    """
+    from . import render
+    from .recover import recover as run_recovery
+
+    with user_errors():
+        with render.progress_bar("fitting", reps) as update:
+            result = run_recovery(
+                family.value, coef, n=n, reps=reps, intercept=_true_intercept(intercept, no_intercept),
+                sigma=sigma, n_classes=classes, design=design, features=features, seed=seed,
+                method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter, progress=update,
+            )
+    if format is Format.json:
+        sys.stdout.write(render.json_text(result.to_dict()))
+    elif format is Format.csv:
+        sys.stdout.write(render.recovery_csv(result))
+    elif render.use_rich(sys.stdout):
+        render.print_recovery_rich(result)
+    else:
+        sys.stdout.write(render.recovery_text(result))
+    sys.stdout.flush()
+    bad = result.n_reps - result.n_converged
+    if bad:
+        _stderr(
+            f"Warning: {bad} of {result.n_reps} fits did not converge or failed; "
+            f"the averages use the {result.n_converged} converged fits."
+        )
         raise typer.Exit(EXIT_NOT_CONVERGED)

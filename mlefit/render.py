@@ -12,9 +12,10 @@ import json
 import math
 import os
 import sys
-from typing import Any, Sequence, TextIO
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
-from .results import PARAMETER_FIELDS, TRACE_FIELDS, FitResult
+from .results import PARAMETER_FIELDS, TRACE_FIELDS, TRUTH_FIELDS, FitResult
 
 #: Convergence tables longer than this show their first and last rows around an elision line.
 TRACE_HEAD = 5
@@ -65,11 +66,15 @@ def header_lines(result: FitResult) -> list[str]:
 def estimate_table(result: FitResult) -> tuple[list[str], list[list[str]]]:
     categorical = any(c is not None for c in result.classes)
     headers = ["name"] + (["class"] if categorical else []) + ["estimate", "std_error", "z", "p_value", "ci_low", "ci_high"]
+    if result.truth is not None:
+        headers += list(TRUTH_FIELDS)
     rows = []
     for row in result.parameter_rows():
         cells = [row["name"]] + ([row["class"]] if categorical else [])
         cells += [number(row["estimate"]), number(row["std_error"]), number(row["z"], 4), p_value(row["p_value"]),
                   number(row["ci_low"]), number(row["ci_high"])]
+        if result.truth is not None:
+            cells += [number(row["truth"]), number(row["error_se"], 3)]
         rows.append(cells)
     return headers, rows
 
@@ -200,9 +205,10 @@ def fit_csv(result: FitResult) -> str:
     """The estimates table as CSV with full float64 precision (empty cells for missing values)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(PARAMETER_FIELDS)
+    fields = PARAMETER_FIELDS + (TRUTH_FIELDS if result.truth is not None else ())
+    writer.writerow(fields)
     for row in result.parameter_rows():
-        writer.writerow([_csv_cell(row[k]) for k in PARAMETER_FIELDS])
+        writer.writerow([_csv_cell(row[k]) for k in fields])
     return buf.getvalue()
 
 
@@ -221,3 +227,131 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(value)
     return str(value)
+
+
+# -- simulate and recover ------------------------------------------------------------------------
+
+
+def data_csv(frame: Any) -> str:
+    """A simulated table as CSV: floats written exactly (``repr``, the shortest text that reads
+    back to the same float64), integer columns (class labels) as integers. The same values give
+    the same bytes."""
+    import numpy as np
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([str(c) for c in frame.columns])
+    columns = []
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        if values.dtype.kind in "iu":
+            columns.append(list(map(str, values.tolist())))
+        else:
+            columns.append(list(map(repr, values.astype(np.float64).tolist())))
+    buf.writelines(",".join(row) + "\n" for row in zip(*columns))
+    return buf.getvalue()
+
+
+def json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+@contextmanager
+def progress_bar(description: str, total: int, stream: TextIO | None = None) -> Iterator[Callable[[int, int], None]]:
+    """Yield ``update(done, total)``: a rich progress bar on ``stream`` (default stderr) when it is
+    a terminal and NO_COLOR is not set, else a function that does nothing."""
+    stream = stream or sys.stderr
+    if not use_rich(stream):
+        yield lambda done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(file=stream), transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def recovery_header(result: Any) -> list[str]:
+    design = (f"the design {result.design}" if result.design else "a fixed design") if result.fixed_design \
+        else "standard-normal features redrawn each time"
+    return [
+        f"mlefit recover: {result.family}, {result.n_reps} replications of n = {result.n_obs} "
+        f"({design}), method {result.method}, {result.gradient} gradient, seed {result.seed}",
+        f"fits: {result.n_converged} converged, {result.n_not_converged} did not converge, "
+        f"{result.n_failed} failed; averages over the {result.n_used} converged fits",
+    ]
+
+
+def recovery_problems(result: Any, limit: int = 5) -> list[str]:
+    """Why fits did not converge or failed, one line per reason (most frequent first)."""
+    lines = []
+    groups = result.problems()
+    for status, message, reps in groups[:limit]:
+        shown = ", ".join(str(r) for r in reps[:8]) + (", ..." if len(reps) > 8 else "")
+        lines.append(f"{len(reps)} {status} (replication {shown}): {message}")
+    if len(groups) > limit:
+        lines.append(f"... and {len(groups) - limit} other reason(s)")
+    return lines
+
+
+RECOVERY_COLUMNS = ("truth", "mean_estimate", "bias", "rmse", "mean_se", "empirical_sd", "se_ratio", "coverage")
+RECOVERY_HEADERS = {"mean_estimate": "mean\nestimate", "mean_se": "mean\nSE", "empirical_sd": "empirical\nSD",
+                    "se_ratio": "SE\nratio"}
+
+
+def recovery_table(result: Any) -> tuple[list[str], list[list[str]]]:
+    categorical = any(c is not None for c in result.classes)
+    headers = ["name"] + (["class"] if categorical else []) + list(RECOVERY_COLUMNS)
+    rows = []
+    for row in result.parameter_rows():
+        cells = [row["name"]] + ([row["class"]] if categorical else [])
+        cells += [number(row[k], 6 if k == "truth" else 3) for k in RECOVERY_COLUMNS]
+        rows.append(cells)
+    return headers, rows
+
+
+def recovery_text(result: Any) -> str:
+    headers, rows = recovery_table(result)
+    parts = ["\n".join(recovery_header(result)), "Recovery\n" + plain_table(headers, rows, left=2 if "class" in headers else 1)]
+    problems = recovery_problems(result)
+    if problems:
+        parts.append("Not converged or failed\n" + "\n".join(problems))
+    return "\n\n".join(parts) + "\n"
+
+
+def print_recovery_rich(result: Any, file: TextIO | None = None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout, highlight=False)
+    for line in recovery_header(result):
+        console.print(line, markup=False)
+    headers, rows = recovery_table(result)
+    # Two-line headers and no padding (the box separates columns) keep the ten columns within 80 characters.
+    table = Table(box=box.SIMPLE_HEAD, title="Recovery", title_justify="left", title_style="bold",
+                  padding=0, pad_edge=False, show_edge=False)
+    for h in headers:
+        label = RECOVERY_HEADERS.get(h, h)
+        table.add_column(label, justify="left" if h in ("name", "class") else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+    problems = recovery_problems(result)
+    if problems:
+        console.print("Not converged or failed", style="bold red")
+        for line in problems:
+            console.print(line, markup=False)
+
+
+def recovery_csv(result: Any) -> str:
+    """The per-parameter summary as CSV with full float64 precision."""
+    rows = result.parameter_rows()
+    fields = list(rows[0])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([_csv_cell(row[k]) for k in fields])
+    return buf.getvalue()

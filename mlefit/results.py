@@ -14,6 +14,8 @@ import numpy as np
 
 #: Columns of the estimates table, in order (also the CSV header and the JSON parameter keys).
 PARAMETER_FIELDS = ("name", "class", "estimate", "std_error", "z", "p_value", "ci_low", "ci_high")
+#: Added to each parameter when the fit is compared with a known truth (``fit --truth``).
+TRUTH_FIELDS = ("truth", "error_se")
 TRACE_FIELDS = ("iteration", "nll", "grad_norm", "step", "seconds")
 
 
@@ -85,6 +87,16 @@ class FitResult:
     residual_std_error: float | None = None
     df_resid: float | None = None
     exact_fit: bool = False
+    #: The true values, when known (``mlefit fit --truth``; see :func:`mlefit.simulate.compare_truth`).
+    truth: np.ndarray | None = None
+
+    @property
+    def error_se(self) -> np.ndarray | None:
+        """``(estimate - truth) / se``: each estimate's error in standard errors, if the truth is known."""
+        if self.truth is None:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (self.params - self.truth) / self.se
 
     @property
     def estimates(self) -> dict[str, float]:
@@ -96,10 +108,15 @@ class FitResult:
         return [n if c is None else f"{c}:{n}" for n, c in zip(self.names, self.classes)]
 
     def parameter_rows(self) -> list[dict[str, Any]]:
-        """One dict per parameter with the keys of :data:`PARAMETER_FIELDS`."""
-        columns = (self.params, self.se, self.z, self.p_values, self.ci_low, self.ci_high)
+        """One dict per parameter with the keys of :data:`PARAMETER_FIELDS` (and of
+        :data:`TRUTH_FIELDS` when the truth is known)."""
+        fields = PARAMETER_FIELDS[2:]
+        columns = [self.params, self.se, self.z, self.p_values, self.ci_low, self.ci_high]
+        if self.truth is not None:
+            fields += TRUTH_FIELDS
+            columns += [self.truth, self.error_se]
         return [
-            {"name": name, "class": cls, **dict(zip(PARAMETER_FIELDS[2:], (float(c[i]) for c in columns)))}
+            {"name": name, "class": cls, **dict(zip(fields, (float(c[i]) for c in columns)))}
             for i, (name, cls) in enumerate(zip(self.names, self.classes))
         ]
 

@@ -1,58 +1,437 @@
-"""Draw synthetic data from known parameters (the first half of a recovery study)."""
+"""Draw synthetic data from known parameters, and compare a fit with the truth it came from.
+
+The truth of a simulation is a :class:`Truth`: the family, the label ``(name, class)`` of every
+parameter exactly as :func:`mlefit.fit` names it, and its value on the reported scale (gaussian's
+sigma, not log sigma). Its :meth:`Truth.to_dict` has the ``parameters`` layout of
+``mlefit fit --format json`` (``name``, ``class``, ``estimate``), so truth and estimates join by
+``(name, class)``; :func:`compare_truth` does that join for ``mlefit fit --truth``.
+
+Conventions of a simulation:
+
+* Features are independent standard normals ``x1..xp`` unless a design is given.
+* The intercept is part of the truth unless switched off: its default value is 0.0 (per class for
+  categorical), written in the truth like any other parameter, so ``simulate | fit`` (which fits
+  an intercept by default) matches the truth row for row. ``intercept=None`` (``--no-intercept``)
+  leaves it out of both the data-generating model and the truth.
+* Categorical takes one coefficient row per non-reference class; the labels are ``0..K-1``
+  with 0 the reference and class ``k`` driven by row ``k``, so they sort in the order the rows
+  were given.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import DataError, UsageError
 from .families import get_family
 from .families.base import Family
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .results import FitResult
+
+#: Name of the simulated target column.
+TARGET = "y"
+#: Rows drawn when neither ``n`` nor a design is given.
+DEFAULT_N = 1000
+#: gaussian's noise scale when ``sigma`` is not given.
+DEFAULT_SIGMA = 1.0
+
+CoefLike = "str | float | Sequence[float] | Sequence[Sequence[float]]"
+InterceptLike = "str | float | Sequence[float] | None"
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+
+def parse_numbers(text: str, option: str) -> list[float]:
+    """``"0.2, -0.1"`` to ``[0.2, -0.1]``; a UsageError naming ``option`` for anything else."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not text.strip() or any(p == "" for p in parts):
+        raise UsageError(f"{option} '{text}' has an empty value; write numbers separated by commas, e.g. 1,-2.")
+    values = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise UsageError(f"{option}: '{p}' is not a number.") from None
+        if not math.isfinite(v):
+            raise UsageError(f"{option}: '{p}' is not a finite number.")
+        values.append(v)
+    return values
+
+
+def parse_coef(text: str) -> list[list[float]]:
+    """``"1,-2;0.5,0"`` to ``[[1, -2], [0.5, 0]]``: rows separated by ``;``, values by ``,``."""
+    rows = [parse_numbers(row, "--coef") for row in str(text).split(";")]
+    lengths = sorted({len(r) for r in rows})
+    if len(lengths) > 1:
+        raise UsageError(
+            f"--coef rows have different lengths ({', '.join(map(str, lengths))}); "
+            "every class needs one coefficient per feature."
+        )
+    return rows
+
+
+def _coef_rows(coef: Any) -> np.ndarray:
+    if isinstance(coef, str):
+        coef = parse_coef(coef)
+    try:
+        rows = np.atleast_2d(np.asarray(coef, dtype=float))
+    except ValueError:
+        raise UsageError("the coefficient rows have different lengths; give one value per feature in every row.") from None
+    if rows.ndim != 2 or rows.size == 0:
+        raise UsageError("give at least one coefficient (one per feature).")
+    if not np.all(np.isfinite(rows)):
+        raise UsageError("the coefficients must be finite numbers.")
+    return rows
+
+
+def _intercepts(intercept: Any, n_rows: int) -> np.ndarray | None:
+    if intercept is None:
+        return None
+    if isinstance(intercept, str):
+        intercept = parse_numbers(intercept, "--intercept")
+    values = np.asarray(intercept, dtype=float)
+    if values.ndim == 0:  # a Python scalar is one value for every class
+        values = np.full(n_rows, float(values))
+    values = values.ravel()
+    if values.size != n_rows:
+        raise UsageError(
+            f"{values.size} intercept value(s) given for {n_rows} coefficient row(s); "
+            "give one intercept per non-reference class."
+        )
+    if not np.all(np.isfinite(values)):
+        raise UsageError("the intercept must be a finite number.")
+    return values
+
+
+# -- the truth -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Truth:
+    """The parameters a simulation was drawn from, labelled as :func:`mlefit.fit` labels them.
+
+    Attributes
+    ----------
+    family : str
+    names, classes : tuple of str, tuple of (str or None)
+        One ``(name, class)`` label per parameter, in the order of the fit's parameters.
+    values : ndarray of shape (n_params,)
+        The true values on the reported scale (gaussian's last one is sigma).
+    feature_names : tuple of str
+        The feature columns (without ``intercept``).
+    intercept : bool
+        Whether the model has an intercept.
+    levels : tuple of int or None
+        Class labels ``0..K-1`` (bernoulli ``(0, 1)``, gaussian None).
+    n_obs, seed, design : optional
+        How the data were drawn, when known (``seed`` is the entropy that reproduces them).
+    source : str or None
+        Where a truth was read from, for error messages.
+    """
+
+    family: str
+    names: tuple[str, ...]
+    classes: tuple[str | None, ...]
+    values: np.ndarray
+    feature_names: tuple[str, ...]
+    intercept: bool
+    levels: tuple | None = None
+    n_obs: int | None = None
+    seed: int | None = None
+    design: str | None = None
+    source: str | None = None
+
+    @property
+    def n_params(self) -> int:
+        return len(self.values)
+
+    @property
+    def labels(self) -> list[str]:
+        """``name`` or ``class:name`` per parameter, as :attr:`FitResult.labels`."""
+        return [n if c is None else f"{c}:{n}" for n, c in zip(self.names, self.classes)]
+
+    @property
+    def params(self) -> np.ndarray:
+        """The values on the optimiser's scale (gaussian: log sigma)."""
+        return get_family(self.family).from_natural(self.values)
+
+    def design_matrix(self, X: np.ndarray) -> np.ndarray:
+        """``X`` of shape (n_obs, n_features) with the intercept column prepended if needed."""
+        return np.column_stack([np.ones(len(X)), X]) if self.intercept else X
+
+    def parameter_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "class": c, "estimate": float(v)}
+            for n, c, v in zip(self.names, self.classes, self.values)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The truth file of ``mlefit simulate --truth``: ``parameters`` as in ``fit --format json``."""
+        sigma = float(self.values[-1]) if self.family == "gaussian" else None
+        return {
+            "family": self.family,
+            "target": TARGET,
+            "features": list(self.feature_names),
+            "intercept": self.intercept,
+            "levels": list(self.levels) if self.levels is not None else None,
+            "sigma": sigma,
+            "n_obs": self.n_obs,
+            "seed": self.seed,
+            "design": self.design,
+            "parameters": self.parameter_rows(),
+        }
+
+
+def make_truth(
+    family: "str | Family",
+    coef: CoefLike,
+    *,
+    intercept: InterceptLike = 0.0,
+    sigma: float | None = None,
+    n_classes: int | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> Truth:
+    """The :class:`Truth` of a model, validated.
+
+    Parameters
+    ----------
+    family : str or Family
+    coef : str, sequence of float, or sequence of rows
+        One row of p coefficients (bernoulli, gaussian) or one row per non-reference class
+        (categorical). A string is parsed as ``"1,-2"`` or ``"1,-2;0.5,0"``.
+    intercept : float, sequence of float, str or None, default 0.0
+        One value per coefficient row (a scalar is used for every row); None for no intercept.
+    sigma : float, optional
+        gaussian's noise scale, > 0 (default 1.0); not allowed for the other families.
+    n_classes : int, optional
+        categorical's K; default one more than the coefficient rows, and if given it must be.
+    feature_names : sequence of str, optional
+        Default ``x1..xp``.
+    """
+    fam = get_family(family)
+    if fam.name != "categorical" and isinstance(coef, str) and ";" in coef:
+        raise UsageError(
+            f"{fam.name} takes one row of coefficients, one per feature; ';' separates the class rows "
+            "of categorical only."
+        )
+    rows = _coef_rows(coef)
+    n_rows, n_features = rows.shape
+    if fam.name == "categorical":
+        if n_classes is not None and n_classes < 2:
+            raise UsageError(f"categorical needs at least 2 classes; got {n_classes}.")
+        if n_classes is not None and n_classes != n_rows + 1:
+            raise UsageError(
+                f"{n_classes} classes need {n_classes - 1} coefficient row(s) (one per non-reference class); "
+                f"--coef has {n_rows}.",
+                "Separate the rows with ';', e.g. --coef \"1,-2;0.5,0\".",
+            )
+        n_classes = n_rows + 1
+    else:
+        if n_classes is not None:
+            raise UsageError(f"--classes applies to categorical only, not {fam.name}.")
+        if n_rows != 1:
+            raise UsageError(
+                f"{fam.name} takes one row of coefficients; --coef has {n_rows}.",
+                "Use ';' only for categorical.",
+            )
+    if fam.name == "gaussian":
+        sigma = DEFAULT_SIGMA if sigma is None else float(sigma)
+        if not (sigma > 0 and math.isfinite(sigma)):
+            raise UsageError(f"--sigma must be a positive number; got {sigma:g}.")
+    elif sigma is not None:
+        raise UsageError(f"--sigma applies to gaussian only, not {fam.name}.")
+
+    names = [f"x{j + 1}" for j in range(n_features)] if feature_names is None else [str(c) for c in feature_names]
+    if len(names) != n_features:
+        raise UsageError(
+            f"{n_features} coefficient(s) per row given for {len(names)} feature column(s) "
+            f"({', '.join(names)}).",
+            "Give one coefficient per feature.",
+        )
+    icpt = _intercepts(intercept, n_rows)
+    if icpt is not None:
+        if "intercept" in names:
+            raise UsageError("a feature column is named 'intercept', which clashes with the intercept.")
+        rows = np.column_stack([icpt, rows])
+    values = rows.ravel()
+    if fam.name == "gaussian":
+        values = np.append(values, sigma)
+    levels = tuple(range(n_classes)) if fam.name == "categorical" else (0, 1) if fam.name == "bernoulli" else None
+    column_names = (["intercept"] if icpt is not None else []) + names
+    labels = fam.param_names(column_names, levels)
+    return Truth(
+        family=fam.name,
+        names=tuple(n for n, _ in labels),
+        classes=tuple(c for _, c in labels),
+        values=values,
+        feature_names=tuple(names),
+        intercept=icpt is not None,
+        levels=levels,
+    )
+
 
 def true_params(
     family: "str | Family",
-    coef: "Sequence[float] | Sequence[Sequence[float]]",
-    intercept: "float | Sequence[float] | None" = None,
+    coef: CoefLike,
+    intercept: InterceptLike = None,
     sigma: float | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Optimiser-scale parameters and the number of features for the given truth.
+    """Optimiser-scale parameters and the number of features (see :func:`make_truth`)."""
+    truth = make_truth(family, coef, intercept=intercept, sigma=sigma)
+    return truth.params, len(truth.feature_names)
 
-    ``coef`` is one row of p coefficients (bernoulli, gaussian) or one row per non-reference
-    class (categorical); ``intercept`` is a scalar, or one value per non-reference class.
+
+# -- drawing data ----------------------------------------------------------------------------------
+
+
+def make_rng(seed: int | None = None, rng: np.random.Generator | None = None) -> tuple[np.random.Generator, int | None]:
+    """The generator to draw from and the seed that reproduces it.
+
+    ``rng`` wins when given (its seed is then unknown: None). Without a seed the fresh entropy is
+    returned, since ``np.random.default_rng(entropy)`` gives the same stream again.
     """
-    fam = get_family(family)
-    rows = np.atleast_2d(np.asarray(coef, dtype=float))
-    if fam.name != "categorical" and rows.shape[0] != 1:
-        raise UsageError(f"{fam.name} takes one row of coefficients; got {rows.shape[0]}.")
-    n_features = rows.shape[1]
-    if intercept is not None:
-        icpt = np.atleast_1d(np.asarray(intercept, dtype=float))
-        if icpt.size != rows.shape[0]:
-            raise UsageError(
-                f"{icpt.size} intercept value(s) given for {rows.shape[0]} coefficient row(s)."
+    if rng is not None:
+        return rng, None
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise UsageError(f"--seed must be a non-negative integer; got {seed}.")
+    rng = np.random.default_rng(seed)
+    return rng, (int(seed) if seed is not None else rng.bit_generator.seed_seq.entropy)
+
+
+def read_design(
+    design: "str | Path | pd.DataFrame", features: "str | Sequence[str] | None" = None
+) -> "pd.DataFrame":
+    """The feature columns of a table to simulate from: ``features``, else every column but ``y``.
+
+    Raises DataError for a missing or non-numeric column, missing or infinite values.
+    """
+    import pandas as pd
+
+    from .data import read_csv, split_names
+
+    name = "the design" if isinstance(design, pd.DataFrame) else f"design '{design}'"
+    frame = design if isinstance(design, pd.DataFrame) else read_csv(design)
+    frame = frame.rename(columns=str)
+    columns = list(frame.columns)
+    wanted = split_names(features)
+    if wanted is None:
+        wanted = [c for c in columns if c != TARGET]
+    else:
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            raise DataError(
+                f"feature column '{missing[0]}' not found in {name}; available: {', '.join(columns)}.",
+                "Check --features.",
             )
-        rows = np.column_stack([icpt, rows])
-    params = rows.ravel()
-    if fam.name == "gaussian":
-        if sigma is None or not sigma > 0:
-            raise UsageError(f"gaussian needs a positive --sigma; got {sigma}.")
-        params = fam.from_natural(np.append(params, sigma))
-    return params, n_features
+        if TARGET in wanted:
+            raise DataError(f"column '{TARGET}' is the simulated target and cannot be a feature.")
+        if len(set(wanted)) != len(wanted):
+            dup = next(c for c in wanted if wanted.count(c) > 1)
+            raise DataError(f"feature column '{dup}' is listed twice in --features.")
+    if not wanted:
+        raise DataError(f"{name} has no feature columns.")
+    out = frame[wanted].copy()
+    for col in wanted:
+        series = out[col]
+        if pd.api.types.is_bool_dtype(series):
+            out[col] = series.astype(np.int64)
+        elif not pd.api.types.is_numeric_dtype(series):
+            raise DataError(
+                f"feature column '{col}' of {name} is not numeric.",
+                "Choose numeric columns with --features.",
+            )
+        if out[col].isna().any():
+            raise DataError(f"feature column '{col}' of {name} has missing values.")
+        if not np.all(np.isfinite(out[col].to_numpy(dtype=float))):
+            raise DataError(f"feature column '{col}' of {name} has infinite values.")
+    return out
+
+
+def simulate_with_truth(
+    family: "str | Family",
+    coef: CoefLike,
+    *,
+    n: int | None = None,
+    intercept: InterceptLike = 0.0,
+    sigma: float | None = None,
+    n_classes: int | None = None,
+    X: Any = None,
+    design: "str | Path | pd.DataFrame | None" = None,
+    features: "str | Sequence[str] | None" = None,
+    feature_names: Sequence[str] | None = None,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+) -> "tuple[pd.DataFrame, Truth]":
+    """:func:`simulate`, also returning the :class:`Truth` (with ``n_obs``, ``seed``, ``design``)."""
+    import pandas as pd
+
+    fam = get_family(family)
+    if X is not None and design is not None:
+        raise UsageError("give either X or a design, not both.")
+    design_name = None
+    if design is not None:
+        design_name = None if isinstance(design, pd.DataFrame) else str(design)
+        X = read_design(design, features)
+    elif features is not None:
+        raise UsageError("--features chooses columns of --design; give a design file too.")
+    frame = values = None
+    if X is not None:
+        if n is not None:
+            raise UsageError("--n cannot be combined with a design: the design's rows set n.")
+        if isinstance(X, pd.DataFrame):
+            frame = X.reset_index(drop=True)
+            if feature_names is None:
+                feature_names = [str(c) for c in frame.columns]
+        values = np.asarray(X, dtype=float)
+        if values.ndim != 2:
+            raise UsageError(f"X must be a 2-D array of shape (n_obs, n_features); got {values.ndim} dimension(s).")
+        if values.shape[0] < 1:
+            raise UsageError("the design has no rows.")
+        if feature_names is None:
+            feature_names = [f"x{j + 1}" for j in range(values.shape[1])]
+    truth = make_truth(
+        fam, coef, intercept=intercept, sigma=sigma, n_classes=n_classes, feature_names=feature_names
+    )
+    rng, seed_used = make_rng(seed, rng)
+    if values is None:
+        n = DEFAULT_N if n is None else n
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise UsageError(f"--n must be at least 1; got {n}.")
+        values = rng.standard_normal((int(n), len(truth.feature_names)))
+    y = fam.simulate(truth.params, truth.design_matrix(values), rng)
+    if frame is None:
+        frame = pd.DataFrame(values, columns=list(truth.feature_names))
+    else:
+        frame = frame.copy()
+        frame.columns = list(truth.feature_names)
+    if TARGET in frame.columns:
+        raise UsageError(f"a feature is named '{TARGET}', which clashes with the simulated target.")
+    frame[TARGET] = y if fam.name == "gaussian" else y.astype(np.int64)
+    truth = replace(truth, n_obs=len(frame), seed=seed_used, design=design_name)
+    return frame, truth
 
 
 def simulate(
     family: "str | Family",
-    coef: "Sequence[float] | Sequence[Sequence[float]]",
+    coef: CoefLike,
     *,
-    n: int = 1000,
-    intercept: "float | Sequence[float] | None" = None,
+    n: int | None = None,
+    intercept: InterceptLike = 0.0,
     sigma: float | None = None,
-    X: np.ndarray | None = None,
+    n_classes: int | None = None,
+    X: Any = None,
+    design: "str | Path | pd.DataFrame | None" = None,
+    features: "str | Sequence[str] | None" = None,
     feature_names: Sequence[str] | None = None,
     rng: np.random.Generator | None = None,
     seed: int | None = None,
@@ -62,41 +441,134 @@ def simulate(
     Parameters
     ----------
     family : str or Family
-    coef : sequence of float, or sequence of rows (categorical: one row per non-reference class)
-    n : int
-        Rows to draw (ignored when ``X`` is given).
-    intercept : float or sequence of float, optional
+    coef : str, sequence of float, or sequence of rows
+        bernoulli, gaussian: one coefficient per feature. categorical: one row per non-reference
+        class (``[[1, -2], [0.5, 0]]`` or ``"1,-2;0.5,0"``), K = rows + 1.
+    n : int, optional
+        Rows to draw, >= 1 (default 1000); not with a design, whose rows set n.
+    intercept : float, sequence of float, str or None, default 0.0
+        One value per coefficient row; a scalar is used for every row. None: no intercept.
     sigma : float, optional
-        gaussian's noise scale.
-    X : ndarray of shape (n_obs, n_features), optional
-        A design to reuse; default standard-normal features.
+        gaussian's noise scale, > 0 (default 1.0).
+    n_classes : int, optional
+        categorical's K, checked against the coefficient rows.
+    X : ndarray of shape (n_obs, n_features) or DataFrame, optional
+        A design to reuse (a DataFrame's column names become the feature names).
+    design, features : path or DataFrame, str or list of str, optional
+        A table whose ``features`` columns (default all but ``y``) are the design.
     feature_names : sequence of str, optional
-        Default ``x1..xp``.
+        Default ``x1..xp`` (or the design's columns).
     rng, seed
-        A generator, or a seed to build one (``np.random.default_rng(seed)``).
+        A generator, or a seed to build one with ``np.random.default_rng(seed)``. The features
+        are drawn first, then y, so the same seed gives the same table.
 
     Returns
     -------
     DataFrame
-        Feature columns then ``y``; categorical labels are 0..K-1 (0 the reference class),
-        bernoulli 0/1.
+        Feature columns then ``y``: categorical labels 0..K-1 (0 the reference class, class k
+        drawn from coefficient row k), bernoulli 0/1 (both int64), gaussian float64.
     """
-    import pandas as pd
-
-    fam = get_family(family)
-    params, n_features = true_params(fam, coef, intercept, sigma)
-    if rng is None:
-        rng = np.random.default_rng(seed)
-    if X is None:
-        if n < 1:
-            raise UsageError(f"--n must be at least 1; got {n}.")
-        X = rng.standard_normal((n, n_features))
-    X = np.asarray(X, dtype=float)
-    if X.shape[1] != n_features:
-        raise UsageError(f"{n_features} coefficient(s) given for a design of {X.shape[1]} column(s).")
-    design = np.column_stack([np.ones(len(X)), X]) if intercept is not None else X
-    y = fam.simulate(params, design, rng)
-    names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(n_features)]
-    frame = pd.DataFrame(X, columns=names)
-    frame["y"] = y.astype(int) if fam.name != "gaussian" else y
+    frame, _ = simulate_with_truth(
+        family, coef, n=n, intercept=intercept, sigma=sigma, n_classes=n_classes, X=X,
+        design=design, features=features, feature_names=feature_names, rng=rng, seed=seed,
+    )
     return frame
+
+
+# -- truth files and the comparison with a fit -----------------------------------------------------
+
+
+def write_truth(truth: Truth, path: "str | Path") -> None:
+    """Write ``truth.to_dict()`` as JSON (UsageError if the file cannot be written)."""
+    text = json.dumps(truth.to_dict(), indent=2, allow_nan=False) + "\n"
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write --truth '{path}': {exc.strerror}.") from None
+
+
+def truth_from_dict(data: Any, source: str = "the truth") -> Truth:
+    """A :class:`Truth` from the JSON layout of :meth:`Truth.to_dict` (or of ``fit --format json``).
+
+    Only ``family`` and ``parameters`` (each with ``name``, ``class`` and ``estimate``) are needed.
+    """
+    def bad(what: str) -> DataError:
+        return DataError(f"{source} is not a truth file: {what}.", "Write one with mlefit simulate --truth.")
+
+    if not isinstance(data, dict):
+        raise bad("expected a JSON object")
+    family = data.get("family")
+    if not isinstance(family, str):
+        raise bad("no 'family'")
+    rows = data.get("parameters")
+    if not isinstance(rows, list) or not rows:
+        raise bad("no 'parameters' list")
+    names, classes, values = [], [], []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or "name" not in row or "estimate" not in row:
+            raise bad(f"parameter {i + 1} lacks 'name' or 'estimate'")
+        value = row["estimate"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad(f"parameter '{row['name']}' has no finite 'estimate'")
+        cls = row.get("class")
+        names.append(str(row["name"]))
+        classes.append(None if cls is None else str(cls))
+        values.append(float(value))
+    keys = list(zip(names, classes))
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise bad(f"parameter {_label(*dup)} is listed twice")
+    levels = data.get("levels")
+    return Truth(
+        family=get_family(family).name, names=tuple(names), classes=tuple(classes),
+        values=np.array(values), feature_names=tuple(data.get("features") or ()),
+        intercept=bool(data.get("intercept", "intercept" in names)),
+        levels=tuple(levels) if isinstance(levels, list) else None,
+        n_obs=data.get("n_obs"), seed=data.get("seed"), design=data.get("design"), source=source,
+    )
+
+
+def read_truth(path: "str | Path") -> Truth:
+    """Read a truth file written by ``mlefit simulate --truth`` (DataError if unusable)."""
+    source = f"truth file '{path}'"
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{source} not found.")
+    if p.is_dir():
+        raise DataError(f"{source} is a directory.")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{source} is not valid JSON ({exc}).") from None
+    return truth_from_dict(data, source)
+
+
+def _label(name: str, cls: str | None) -> str:
+    return f"'{name}'" if cls is None else f"'{name}' (class {cls})"
+
+
+def compare_truth(result: "FitResult", truth: Truth) -> "FitResult":
+    """The fit with ``truth`` attached: each parameter's true value, joined by ``(name, class)``.
+
+    The result's :meth:`~mlefit.FitResult.parameter_rows` then carry ``truth`` and
+    ``error_se = (estimate - truth) / std_error``. A truth that names other parameters than the
+    fit, or another family, is a DataError.
+    """
+    source = truth.source or "the truth"
+    if truth.family != result.family:
+        raise DataError(f"{source} is for family {truth.family} but the fit is {result.family}.")
+    table = {(n, c): v for n, c, v in zip(truth.names, truth.classes, truth.values)}
+    keys = list(zip(result.names, result.classes))
+    missing = [k for k in keys if k not in table]
+    extra = [k for k in table if k not in set(keys)]
+    if missing or extra:
+        what = (
+            f"it has no value for the fit's parameter {_label(*missing[0])}"
+            if missing
+            else f"its parameter {_label(*extra[0])} is not one the fit estimates"
+        )
+        raise DataError(
+            f"{source} does not match the fit: {what}.",
+            f"The fit estimates {', '.join(result.labels)}; the truth has {', '.join(truth.labels)}.",
+        )
+    return replace(result, truth=np.array([table[k] for k in keys]))
