@@ -139,13 +139,15 @@ def _dd_tresid(A, r, c):
     p = A.shape[1]
     hi = np.zeros((p,) + r.shape[1:])
     lo = np.zeros_like(hi)
-    matrix = r.ndim == 2
     for rows in _blocks(A.shape[0]):
         rb = r[rows]
+        if r.ndim == 1:  # all columns at once: (rows, p) products summed down the rows
+            s, e = _dd_sum0(*_two_prod(A[rows], -rb[:, None]))
+            hi, e2 = _two_sum(hi, s)
+            lo = lo + e + e2
+            continue
         for j in range(p):
-            col = A[rows, j, None] if matrix else A[rows, j]
-            prod, err = _two_prod(col, -rb)
-            s, e = _dd_sum0(prod, err)
+            s, e = _dd_sum0(*_two_prod(A[rows, j, None], -rb))
             hi[j], e2 = _two_sum(hi[j], s)
             lo[j] = lo[j] + e + e2
     if c is not None:

@@ -175,11 +175,14 @@ class _Precision:
         return self.precise
 
 
-def final_decrement(objective: Objective, x: np.ndarray, g: np.ndarray, H: np.ndarray) -> float:
+def final_decrement(objective: Objective, x: np.ndarray, g: np.ndarray, H: np.ndarray, tol: float) -> float:
     """The decrement for a convergence verdict; from a QR of the Hessian's root (and a precise
-    gradient) where a Cholesky factorisation of the Hessian is unreliable (past QR_COND)."""
+    gradient) where a Cholesky factorisation of the Hessian is unreliable (past QR_COND) and the
+    verdict could depend on it (the fast value is not far above ``tol``)."""
     prec = _Precision(objective)
     lam, cond = prec.direction(x, g, H)[1:]
+    if lam > 100.0 * tol and math.isfinite(lam):
+        return lam  # relative error about cond * u, far from deciding the verdict
     if prec.upgrade(cond, finished=False):
         _, g, H = prec.evaluate(x)
         lam = prec.direction(x, g, H)[1]
@@ -294,7 +297,7 @@ def gd(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -> Op
     while True:
         if it % check_every == 0 or it == max_iter or message is not None:
             f, g, H = objective.value_grad_hess(x)
-            lam = final_decrement(objective, x, g, H)
+            lam = final_decrement(objective, x, g, H, tol)
             if lam <= tol:
                 return OptimizeResult(x, f, g, H, True, _converged_message(lam, tol), it, lam, tuple(rec.records))
             if message is not None:
@@ -352,7 +355,7 @@ def lbfgs(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) ->
     )
     x = np.asarray(res.x, dtype=float)
     f, g, H = objective.value_grad_hess(x)
-    lam = final_decrement(objective, x, g, H)
+    lam = final_decrement(objective, x, g, H, tol)
     n_iter = int(res.nit)
     if lam <= tol:
         return OptimizeResult(x, f, g, H, True, _converged_message(lam, tol), n_iter, lam, tuple(rec.records))
