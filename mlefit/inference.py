@@ -11,9 +11,9 @@ Z_975 = 1.959963984540054
 
 
 #: Condition number of the unit-diagonal Hessian beyond which its Cholesky factorisation loses too
-#: much (relative error about ``cond * u``, 1e-8 here) and the covariance comes from a QR of the
-#: Hessian's square root instead, when the family provides one.
-ILL_CONDITIONED = 1e8
+#: much (relative error about ``cond * u``, 1e-10 here) and the covariance comes from a QR of the
+#: Hessian's square root instead (error about ``sqrt(cond) * u``), when the family provides one.
+ILL_CONDITIONED = 1e6
 
 
 def scaled_condition(hess: np.ndarray) -> float:
