@@ -18,9 +18,14 @@ a covariance) and Newton steps ``H d = -g`` for a Hessian given by a square root
 (``c = g``), all without forming ``A^T A``, whose condition number is the square of ``A``'s.
 
 Extended precision is ``np.longdouble`` where it is wider than float64 (the 80-bit format on x86)
-and the conditioning leaves it accurate enough (``cond * eps(longdouble) <= 1e-13``); otherwise
-double-double arithmetic: error-free products and sums (Dekker, Knuth) accumulated to about twice
-float64's precision, which works on every platform.
+and accurate enough for the problem (the plain error estimate scaled by ``eps(longdouble) /
+eps(float64)``, what refinement in longdouble can reach, is at most 1e-15); otherwise double-double
+arithmetic: error-free products and sums (Dekker, Knuth) accumulated to about twice float64's
+precision, which works on every platform. Set :data:`PRECISION` to force one.
+
+Refinement is triggered by an a-priori estimate, so well-conditioned problems pay only for the QR:
+``u cond (1 + cond ||r|| / ||z||)`` (scaled variables), or a residual so small that its own rounding
+matters (exact and near-exact fits), above :data:`REFINE_TOL`.
 """
 
 from __future__ import annotations
