@@ -18,6 +18,8 @@ class DataObjective:
 
     def __init__(self, family: Family, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None):
         self.family, self.X, self.y, self.weights = family, X, y, weights
+        #: The family supplies a Hessian root and precise gradients (see ``Family.hess_root``).
+        self.refinable = type(family).hess_root is not Family.hess_root
 
     def sums(self, params: np.ndarray, order: int, precise: bool = False) -> BlockSums:
         if precise:

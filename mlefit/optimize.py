@@ -40,9 +40,10 @@ _ARMIJO = 1e-4
 class Objective(Protocol):
     """The function an optimiser minimises: NLL, gradient and Hessian at ``params``.
 
-    Optionally (see :class:`~mlefit.objective.DataObjective`) ``value_grad_hess(params,
-    precise=True)`` sums the gradient in extended precision and ``hess_root(params)`` returns a
-    matrix ``Z`` with ``Z'Z`` the Hessian (or None); Newton uses them on ill-conditioned problems.
+    Optionally (see :class:`~mlefit.objective.DataObjective`), when its ``refinable`` attribute is
+    true, ``value_grad_hess(params, precise=True)`` sums the gradient in extended precision and
+    ``hess_root(params)`` returns a matrix ``Z`` with ``Z'Z`` the Hessian; Newton uses them on
+    ill-conditioned problems.
     """
 
     def value(self, params: np.ndarray) -> float: ...
@@ -138,12 +139,13 @@ class _Precision:
     whatever the step solver. Past :data:`POLISH_COND` the iterations therefore finish with
     precise gradients (iterative refinement of Newton's method); past :data:`QR_COND`, where a
     Cholesky step is itself unreliable, the steps come from a QR of the weighted design as well.
-    Objectives without ``hess_root`` (numeric derivatives) always use the fast arithmetic.
+    Objectives that are not ``refinable`` (numeric derivatives, families without a Hessian root)
+    always use the fast arithmetic.
     """
 
     def __init__(self, objective: Objective) -> None:
         self.objective = objective
-        self.available = getattr(objective, "hess_root", None) is not None
+        self.available = bool(getattr(objective, "refinable", False))
         self.precise = False
 
     def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

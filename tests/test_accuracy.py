@@ -303,3 +303,22 @@ def test_not_converged_exits_3_and_still_prints(tmp_path, invoke):
     out = json.loads(result.stdout)
     assert out["converged"] is False and out["decrement"] > out["tol"]
     assert "did not converge" in result.stderr
+
+
+def test_a_family_without_the_accuracy_hooks_still_fits():
+    """The hooks are optional: a family with neither ``hess_root`` nor ``precise`` gets the plain
+    float64 Newton method, even on an ill-conditioned design."""
+    from mlefit.families.base import Family
+    from mlefit.families.bernoulli import Bernoulli
+
+    class Plain(Bernoulli):
+        hess_root = Family.hess_root
+
+        def evaluate(self, params, X, y, weights=None, order=2):
+            return super().evaluate(params, X, y, weights, order)
+
+    X, y, _, ref, ref_se = reference("bernoulli", "degree5-on-10..40")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mlefit.errors.ConvergenceWarning)
+        result = mlefit.fit(X=X, y=y, family=Plain())
+    assert max(abs(mpmath.mpf(float(b)) - r) / s for b, r, s in zip(result.params, ref, ref_se)) < 1e-3

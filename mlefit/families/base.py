@@ -196,7 +196,8 @@ class Family:
     def hess_root(self, params, X, y, weights=None) -> np.ndarray | None:
         """A matrix ``Z`` of shape (m, n_params) with ``Z.T @ Z`` equal to the Hessian of the NLL
         at ``params`` (the weighted design of the IRLS form), or None when the Hessian is not a
-        Gram matrix of that kind (the default)."""
+        Gram matrix of that kind (the default). A family that implements it must also implement
+        ``evaluate(..., precise=True)``: Newton then refines ill-conditioned fits with both."""
         return None
 
     def closed_form(self, X, y, weights=None) -> ClosedForm | None:
