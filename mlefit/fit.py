@@ -13,7 +13,7 @@ from . import inference
 from .data import Dataset, dataset_from_arrays, load_dataset
 from .errors import ConvergenceWarning, DataError, UsageError
 from .families import get_family
-from .families.base import Family
+from .families.base import ClosedForm, Family
 from .objective import DataObjective, NumericObjective
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, METHODS, OPTIMIZERS, OptimizeResult
 from .results import FitResult
@@ -115,14 +115,28 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
 
     analytic = DataObjective(fam, ds.X, ds.y, ds.weights)
     objective = analytic if gradient == "analytic" else NumericObjective(analytic)
-    x0 = fam.start_params(ds.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes)
+    closed = fam.closed_form(ds.X, ds.y, ds.weights)
+    if closed is not None and closed.exact_fit:
+        return _exact_fit(ds, fam, closed, method, gradient, tol, n_weight)
+    if closed is not None:
+        x0 = closed.params
+    else:
+        x0 = fam.start_params(ds.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes)
 
-    if not np.all(np.isfinite(x0)):
-        return _exact_fit(ds, fam, x0, method, gradient, tol, n_weight)
-
-    opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
-    hess = opt.hess if gradient == "analytic" else analytic.value_grad_hess(opt.params)[2]
-    cov = inference.covariance(hess)
+    if closed is not None and method == "newton" and gradient == "analytic":
+        # The MLE is known in closed form: Newton from it would stop at iteration 0, but its
+        # float64 gradient and Cholesky factor could not resolve that on an ill-conditioned design.
+        opt = _closed_form_result(analytic, closed, tol)
+        cov = closed.cov
+    else:
+        opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
+        hess = opt.hess if gradient == "analytic" else analytic.value_grad_hess(opt.params)[2]
+        cov = fam.covariance(opt.params, ds.X, ds.y, ds.weights)
+        if cov is None:
+            root = None
+            if inference.ill_conditioned(hess):
+                root = fam.hess_root(opt.params, ds.X, ds.y, ds.weights)
+            cov = inference.covariance(hess, root)
     if cov is None:
         raise DataError(
             "the Hessian is singular at the estimate, so standard errors do not exist: "
@@ -133,6 +147,23 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
     if not result.converged:
         warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float) -> OptimizeResult:
+    """The closed-form MLE as an optimiser's result: iteration 0, verdict by its decrement."""
+    import time
+
+    from .results import IterationRecord
+
+    start = time.perf_counter()
+    nll = objective.value(closed.params)
+    grad_norm = float(np.max(np.abs(closed.grad))) if closed.grad.size else 0.0
+    record = IterationRecord(0, nll, grad_norm, math.nan, time.perf_counter() - start)
+    lam = closed.decrement
+    verdict = f"Newton decrement {lam:.2g} {'<=' if lam <= tol else '>'} tol {tol:.2g} (distance to the optimum in standard errors)"
+    converged = lam <= tol
+    message = f"{'converged' if converged else 'not converged'}: closed form ({closed.note}); {verdict}"
+    return OptimizeResult(closed.params, nll, closed.grad, closed.hess, converged, message, 0, lam, (record,))
 
 
 def _build(
@@ -166,12 +197,14 @@ def _build(
     )
 
 
-def _exact_fit(ds: Dataset, fam: Family, x0: np.ndarray, method: str, gradient: str, tol: float, n_weight: float) -> FitResult:
+def _exact_fit(
+    ds: Dataset, fam: Family, closed: ClosedForm, method: str, gradient: str, tol: float, n_weight: float
+) -> FitResult:
     """Zero residuals: the coefficients are exact, sigma is 0 and the likelihood is unbounded."""
     from .results import IterationRecord
 
-    coef = x0[:-1]
-    k = len(x0)
+    coef = closed.params[:-1]
+    k = len(closed.params)
     labels = fam.param_names(list(ds.feature_names), ds.levels)
     zeros = np.zeros(k)
     estimates = np.append(coef, 0.0)
@@ -184,8 +217,9 @@ def _exact_fit(ds: Dataset, fam: Family, x0: np.ndarray, method: str, gradient: 
         params=estimates, se=zeros, z=nan, p_values=nan, ci_low=estimates.copy(), ci_high=estimates.copy(),
         cov=np.zeros((k, k)), n_obs=ds.n_obs, n_params=k, nll=-math.inf, mean_nll=-math.inf,
         loss_name=fam.loss_name, loglik=math.inf, aic=-math.inf, bic=-math.inf, converged=True,
-        message="exact fit: every residual is zero, so sigma = 0 and the likelihood is unbounded; "
-        "the coefficients are exact and their standard errors are 0",
+        message="exact fit: every residual is zero (up to float64 rounding), so sigma = 0 and the "
+        "likelihood is unbounded; the coefficients are exact and their standard errors are 0 "
+        f"({closed.note})",
         n_iter=0, tol=tol, decrement=0.0,
         trace=(IterationRecord(0, -math.inf, 0.0, math.nan, 0.0),),
         mse=0.0, residual_std_error=0.0, df_resid=df_resid, exact_fit=True,

@@ -10,14 +10,55 @@ import numpy as np
 Z_975 = 1.959963984540054
 
 
-def covariance(hess: np.ndarray) -> np.ndarray | None:
+#: Condition number of the unit-diagonal Hessian beyond which its Cholesky factorisation loses too
+#: much (relative error about ``cond * u``, 1e-10 here) and the covariance comes from a QR of the
+#: Hessian's square root instead (error about ``sqrt(cond) * u``), when the family provides one.
+ILL_CONDITIONED = 1e6
+
+
+def scaled_condition(hess: np.ndarray) -> float:
+    """Estimated 1-norm condition number of the Hessian scaled to unit diagonal (Jacobi), from
+    its Cholesky factor (LAPACK ``dpocon``); inf when it is not numerically positive definite."""
+    from scipy.linalg import LinAlgError, cho_factor, lapack
+
+    if hess.size == 0:
+        return 1.0
+    diag = np.diag(hess)
+    if not np.all(np.isfinite(hess)) or np.any(diag <= 0):
+        return math.inf
+    scale = 1.0 / np.sqrt(diag)
+    hs = hess * np.outer(scale, scale)
+    try:
+        factor, _ = cho_factor(hs, check_finite=False)
+    except LinAlgError:
+        return math.inf
+    rcond = float(lapack.dpocon(np.triu(factor), float(np.abs(hs).sum(axis=0).max()))[0])
+    return 1.0 / rcond if rcond > 0 else math.inf
+
+
+def ill_conditioned(hess: np.ndarray) -> bool:
+    """True when :func:`covariance` should use the Hessian's square root (see ILL_CONDITIONED)."""
+    return scaled_condition(hess) > ILL_CONDITIONED
+
+
+def covariance(hess: np.ndarray, root: np.ndarray | None = None) -> np.ndarray | None:
     """Inverse of the Hessian of the NLL (the asymptotic covariance), or None if singular.
 
-    The Hessian is scaled to unit diagonal before its Cholesky factorisation, and the inverse is
-    obtained by solves against the factor, never by a general inverse.
+    Without ``root``, the Hessian is scaled to unit diagonal before its Cholesky factorisation, and
+    the inverse is obtained by solves against the factor, never by a general inverse. With
+    ``root`` (a matrix ``Z`` with ``Z.T @ Z = hess``, the family's weighted design), the inverse is
+    ``(R'R)^{-1}`` from a QR factorisation of ``Z`` (``mlefit.linalg``), refined when needed: its
+    error grows with ``cond(Z)``, not with ``cond(hess) = cond(Z)^2``.
     """
     from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+    if root is not None:
+        from . import linalg
+
+        qr = linalg.QR(root)
+        if qr.cond > linalg.COLLINEAR_COND:
+            return None
+        return qr.inverse_gram()[0]
     diag = np.diag(hess)
     if hess.size == 0:
         return np.zeros((0, 0))

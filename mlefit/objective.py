@@ -18,8 +18,12 @@ class DataObjective:
 
     def __init__(self, family: Family, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None):
         self.family, self.X, self.y, self.weights = family, X, y, weights
+        #: The family supplies a Hessian root and precise gradients (see ``Family.hess_root``).
+        self.refinable = type(family).hess_root is not Family.hess_root
 
-    def sums(self, params: np.ndarray, order: int) -> BlockSums:
+    def sums(self, params: np.ndarray, order: int, precise: bool = False) -> BlockSums:
+        if precise:
+            return self.family.evaluate(params, self.X, self.y, self.weights, order=order, precise=True)
         return self.family.evaluate(params, self.X, self.y, self.weights, order=order)
 
     def value(self, params: np.ndarray) -> float:
@@ -29,9 +33,15 @@ class DataObjective:
         s = self.sums(params, 1)
         return s.nll, s.grad
 
-    def value_grad_hess(self, params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        s = self.sums(params, 2)
+    def value_grad_hess(self, params: np.ndarray, precise: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+        """NLL, gradient and Hessian; ``precise`` sums the gradient's products with the design in
+        extended precision (for refining Newton's method on ill-conditioned designs)."""
+        s = self.sums(params, 2, precise)
         return s.nll, s.grad, s.hess
+
+    def hess_root(self, params: np.ndarray) -> np.ndarray | None:
+        """A matrix ``Z`` with ``Z.T @ Z`` the Hessian (the family's weighted design), or None."""
+        return self.family.hess_root(params, self.X, self.y, self.weights)
 
 
 class NumericObjective:

@@ -27,13 +27,24 @@ from .results import IterationRecord
 DEFAULT_TOL = {"newton": 1e-8, "lbfgs": 1e-6, "gd": 1e-6}
 DEFAULT_MAX_ITER = {"newton": 100, "lbfgs": 2000, "gd": 20000}
 METHODS = tuple(DEFAULT_TOL)
+#: Condition number of the unit-diagonal Hessian beyond which Newton finishes with gradients
+#: summed in extended precision (their float64 rounding would cost more than ~1e-12 relative).
+POLISH_COND = 1e4
+#: ... and beyond which its steps come from a QR of the Hessian's square root, not Cholesky.
+QR_COND = 1e8
 
 _EPS = np.finfo(float).eps
 _ARMIJO = 1e-4
 
 
 class Objective(Protocol):
-    """The function an optimiser minimises: NLL, gradient and Hessian at ``params``."""
+    """The function an optimiser minimises: NLL, gradient and Hessian at ``params``.
+
+    Optionally (see :class:`~mlefit.objective.DataObjective`), when its ``refinable`` attribute is
+    true, ``value_grad_hess(params, precise=True)`` sums the gradient in extended precision and
+    ``hess_root(params)`` returns a matrix ``Z`` with ``Z'Z`` the Hessian; Newton uses them on
+    ill-conditioned problems.
+    """
 
     def value(self, params: np.ndarray) -> float: ...
 
@@ -65,7 +76,14 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool]:
     eigen-decomposition with the eigenvalues replaced by their magnitudes, floored, which is still
     a descent direction.
     """
-    from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
+    d, pd, _ = _cholesky_direction(g, H)
+    return d, pd
+
+
+def _cholesky_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool, float]:
+    """:func:`newton_direction` plus the estimated condition number of the unit-diagonal Hessian
+    (LAPACK ``dpocon`` on its Cholesky factor; inf when it is not positive definite)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, lapack
 
     diag = np.diag(H).copy()
     scale = np.sqrt(np.where(diag > 0, diag, 1.0))
@@ -76,22 +94,101 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool]:
             factor = cho_factor(Hs, check_finite=False)
             d = -cho_solve(factor, gs, check_finite=False) / scale
             if np.all(np.isfinite(d)):
-                return d, True
+                rcond = float(lapack.dpocon(factor[0], float(np.abs(Hs).sum(axis=0).max()))[0]) if g.size else 1.0
+                return d, True, 1.0 / rcond if rcond > 0 else math.inf
         except LinAlgError:
             pass
     if not np.all(np.isfinite(Hs)):
-        return -g, False
+        return -g, False, math.inf
     vals, vecs = eigh(Hs, check_finite=False)
     floor = max(np.abs(vals).max(), 1.0) * 1e-8
     vals = np.maximum(np.abs(vals), floor)
     d = -(vecs @ ((vecs.T @ gs) / vals)) / scale
-    return d, False
+    return d, False, math.inf
+
+
+def root_direction(g: np.ndarray, Z: np.ndarray) -> np.ndarray | None:
+    """Solve ``Z'Z d = -g`` by a QR factorisation of ``Z`` (the Hessian's square root), or None
+    when ``Z`` is numerically rank deficient.
+
+    The error of this solve grows with ``cond(Z)``, where a Cholesky factorisation of the
+    Hessian's would grow with ``cond(Z)^2``; it is refined (``mlefit.linalg``) when even that
+    could cost the step more than a millionth of its size.
+    """
+    from . import linalg
+
+    qr = linalg.QR(Z)
+    if qr.cond > linalg.COLLINEAR_COND:
+        return None
+    d = qr.solve(None, g, refine=linalg.U * qr.cond**2 > 1e-6).x
+    return d if np.all(np.isfinite(d)) else None
 
 
 def decrement(g: np.ndarray, H: np.ndarray) -> float:
     """The Newton decrement ``sqrt(g' H^{-1} g)``; inf when ``H`` is not positive definite."""
     d, pd = newton_direction(g, H)
     return math.sqrt(max(-float(g @ d), 0.0)) if pd else math.inf
+
+
+class _Precision:
+    """Newton's arithmetic: fast float64 sums and Cholesky steps, or, for an ill-conditioned
+    Hessian, gradients summed in extended precision and steps from a QR of the Hessian's root.
+
+    With float64 sums the gradient carries an error of about ``u |X|'|r|``, and Newton stops where
+    that error balances the true gradient: ``cond(H)`` times ``u`` (relative) from the optimum,
+    whatever the step solver. Past :data:`POLISH_COND` the iterations therefore finish with
+    precise gradients (iterative refinement of Newton's method); past :data:`QR_COND`, where a
+    Cholesky step is itself unreliable, the steps come from a QR of the weighted design as well.
+    Objectives that are not ``refinable`` (numeric derivatives, families without a Hessian root)
+    always use the fast arithmetic.
+    """
+
+    def __init__(self, objective: Objective) -> None:
+        self.objective = objective
+        self.available = bool(getattr(objective, "refinable", False))
+        self.precise = False
+
+    def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        if self.precise:
+            return self.objective.value_grad_hess(x, precise=True)
+        return self.objective.value_grad_hess(x)
+
+    def direction(self, x: np.ndarray, g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """``(d, decrement, cond)`` at ``x``."""
+        d, pd, cond = _cholesky_direction(g, H)
+        if self.precise and cond > QR_COND:
+            Z = self.objective.hess_root(x)
+            root_d = root_direction(g, Z) if Z is not None else None
+            if root_d is not None:
+                d, pd = root_d, True
+            else:
+                # Singular to working precision (collinear columns, separation): no digits to
+                # gain, so stop paying for extended precision.
+                self.precise = self.available = False
+        lam = math.sqrt(max(-float(g @ d), 0.0)) if pd else math.inf
+        return d, lam, cond
+
+    def upgrade(self, cond: float, finished: bool) -> bool:
+        """Switch to precise arithmetic if this Hessian calls for it; True when switched."""
+        if self.precise or not self.available:
+            return False
+        if cond > QR_COND or (finished and cond > POLISH_COND):
+            self.precise = True
+        return self.precise
+
+
+def final_decrement(objective: Objective, x: np.ndarray, g: np.ndarray, H: np.ndarray, tol: float) -> float:
+    """The decrement for a convergence verdict; from a QR of the Hessian's root (and a precise
+    gradient) where a Cholesky factorisation of the Hessian is unreliable (past QR_COND) and the
+    verdict could depend on it (the fast value is not far above ``tol``)."""
+    prec = _Precision(objective)
+    lam, cond = prec.direction(x, g, H)[1:]
+    if lam > 100.0 * tol and math.isfinite(lam):
+        return lam  # relative error about cond * u, far from deciding the verdict
+    if prec.upgrade(cond, finished=False):
+        _, g, H = prec.evaluate(x)
+        lam = prec.direction(x, g, H)[1]
+    return lam
 
 
 class _Recorder:
@@ -129,15 +226,33 @@ def _armijo(
 
 
 def newton(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -> OptimizeResult:
-    """Newton's method on the analytic Hessian with a backtracking line search."""
+    """Newton's method on the analytic Hessian with a backtracking line search.
+
+    On an ill-conditioned Hessian it finishes in precise arithmetic (see :class:`_Precision`),
+    and there, once converged, takes the final Newton step too, so the estimate is as accurate as
+    the float64 data allow rather than ``tol`` standard errors from it.
+    """
     rec = _Recorder()
+    prec = _Precision(objective)
     x = np.array(x0, dtype=float)
-    f, g, H = objective.value_grad_hess(x)
+    f, g, H = prec.evaluate(x)
     rec.add(f, g, math.nan)
-    for it in range(max_iter + 1):
-        d, pd = newton_direction(g, H)
-        lam = math.sqrt(max(-float(g @ d), 0.0)) if pd else math.inf
-        if lam <= tol:
+    it = 0
+    while True:
+        d, lam, cond = prec.direction(x, g, H)
+        finished = lam <= tol
+        if prec.upgrade(cond, finished):
+            f, g, H = prec.evaluate(x)
+            continue
+        if finished:
+            if prec.precise and lam > 0 and it < max_iter:
+                x_new = x + d
+                f_new, g_new, H_new = prec.evaluate(x_new)
+                d_new, lam_new, _ = prec.direction(x_new, g_new, H_new)
+                if lam_new <= lam:
+                    it += 1
+                    rec.add(f_new, g_new, float(np.max(np.abs(d))))
+                    x, f, g, H, lam = x_new, f_new, g_new, H_new, lam_new
             return OptimizeResult(x, f, g, H, True, _converged_message(lam, tol), it, lam, tuple(rec.records))
         if it == max_iter:
             return OptimizeResult(
@@ -145,6 +260,9 @@ def newton(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -
             )
         found = _armijo(objective, x, f, float(g @ d), d, 1.0)
         if found is None:
+            if prec.upgrade(cond, finished=True):
+                f, g, H = prec.evaluate(x)
+                continue
             return OptimizeResult(
                 x, f, g, H, False,
                 _stalled_message("the line search found no decrease along the Newton direction", lam),
@@ -153,9 +271,13 @@ def newton(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -
         alpha = found[0]
         step = alpha * d
         x = x + step
-        f, g, H = objective.value_grad_hess(x)
+        it += 1
+        f_old = f
+        f, g, H = prec.evaluate(x)
         rec.add(f, g, float(np.max(np.abs(step))))
-    raise AssertionError("unreachable")
+        # No decrease at all: float64 rounding of the gradient, not the optimum, is steering.
+        if f >= f_old and prec.upgrade(cond, finished=True):
+            f, g, H = prec.evaluate(x)
 
 
 def gd(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -> OptimizeResult:
@@ -177,7 +299,7 @@ def gd(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -> Op
     while True:
         if it % check_every == 0 or it == max_iter or message is not None:
             f, g, H = objective.value_grad_hess(x)
-            lam = decrement(g, H)
+            lam = final_decrement(objective, x, g, H, tol)
             if lam <= tol:
                 return OptimizeResult(x, f, g, H, True, _converged_message(lam, tol), it, lam, tuple(rec.records))
             if message is not None:
@@ -235,7 +357,7 @@ def lbfgs(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) ->
     )
     x = np.asarray(res.x, dtype=float)
     f, g, H = objective.value_grad_hess(x)
-    lam = decrement(g, H)
+    lam = final_decrement(objective, x, g, H, tol)
     n_iter = int(res.nit)
     if lam <= tol:
         return OptimizeResult(x, f, g, H, True, _converged_message(lam, tol), n_iter, lam, tuple(rec.records))

@@ -7,6 +7,15 @@ from disk, on other machines) and add the :class:`BlockSums` up; the optimiser n
 
 Derivatives are taken per row with respect to the linear predictor ``eta`` and chained through the
 design: gradient ``X.T @ g`` and Hessian ``X.T @ (h[:, None] * X)``.
+
+Three optional hooks serve accuracy on ill-conditioned designs (see ``mlefit.linalg``):
+``evaluate(..., precise=True)`` computes the products with the design in extended precision;
+:meth:`Family.hess_root` gives a matrix ``Z`` with ``Z.T @ Z`` equal to the Hessian (the weighted
+design), so Newton steps and covariances can come from a QR factorisation of ``Z`` rather than a
+Cholesky factorisation of ``Z.T @ Z``, whose condition number is squared; and
+:meth:`Family.closed_form` returns the MLE and its covariance directly when a family has them
+(gaussian: least squares). Roots of blocks of rows stack vertically, so they too can be computed
+block by block.
 """
 
 from __future__ import annotations
@@ -50,6 +59,39 @@ class BlockSums:
             add(self.hess, other.hess),
             self.weight + other.weight,
         )
+
+
+@dataclass(frozen=True, eq=False)
+class ClosedForm:
+    """The maximum-likelihood estimate of a family that has one in closed form.
+
+    Attributes
+    ----------
+    params : ndarray of shape (n_params,)
+        The MLE on the optimiser's scale (gaussian: coefficients, then log sigma; ``-inf`` for an
+        exact fit).
+    cov : ndarray of shape (n_params, n_params)
+        Inverse of the Hessian of the NLL at ``params`` (zeros for an exact fit).
+    hess : ndarray of shape (n_params, n_params)
+        The Hessian of the NLL at ``params``.
+    grad : ndarray of shape (n_params,)
+        The gradient at ``params`` (zero up to rounding).
+    decrement : float
+        ``sqrt(grad' cov grad)``: the distance to the optimum in standard errors.
+    exact_fit : bool
+        The data fit exactly (gaussian: zero residuals up to rounding), so the likelihood is
+        unbounded and ``params``' scale component is ``-inf``.
+    note : str
+        How it was computed, for the fit's message.
+    """
+
+    params: np.ndarray
+    cov: np.ndarray
+    hess: np.ndarray
+    grad: np.ndarray
+    decrement: float
+    exact_fit: bool
+    note: str
 
 
 @dataclass(frozen=True)
@@ -128,6 +170,7 @@ class Family:
         y: np.ndarray,
         weights: np.ndarray | None = None,
         order: int = 2,
+        precise: bool = False,
     ) -> BlockSums:
         """NLL summed over the rows of this block and, for ``order`` >= 1 and 2, its gradient
         and Hessian with respect to ``params``.
@@ -142,8 +185,30 @@ class Family:
             Frequency weights; a row of weight 2 counts as two identical rows.
         order : {0, 1, 2}
             Highest derivative to compute.
+        precise : bool
+            Compute the linear predictor and the gradient's products with the design in extended
+            precision (``mlefit.linalg.dot`` / ``tdot``), so that the gradient is accurate to
+            working precision even where its terms cancel; slower, used to refine Newton's method
+            on ill-conditioned designs.
         """
         raise NotImplementedError
+
+    def hess_root(self, params, X, y, weights=None) -> np.ndarray | None:
+        """A matrix ``Z`` of shape (m, n_params) with ``Z.T @ Z`` equal to the Hessian of the NLL
+        at ``params`` (the weighted design of the IRLS form), or None when the Hessian is not a
+        Gram matrix of that kind (the default). A family that implements it must also implement
+        ``evaluate(..., precise=True)``: Newton then refines ill-conditioned fits with both."""
+        return None
+
+    def closed_form(self, X, y, weights=None) -> ClosedForm | None:
+        """The MLE and its covariance in closed form, or None (the default) when an optimiser is
+        needed."""
+        return None
+
+    def covariance(self, params, X, y, weights=None) -> np.ndarray | None:
+        """The inverse Hessian at ``params`` when the family computes it better than a
+        factorisation of the Hessian can, else None (the default: ``fit`` inverts the Hessian)."""
+        return None
 
     def nll(self, params, X, y, weights=None) -> float:
         """Negative log-likelihood summed over the rows."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import linalg
 from ..errors import FamilyError
 from .base import BlockSums, Family, Target, gram, label_text, python_scalar, sorted_levels
 
@@ -62,10 +63,10 @@ class Bernoulli(Family):
             params[0] = np.log(mean) - np.log1p(-mean) if 0.0 < mean < 1.0 else 0.0
         return params
 
-    def evaluate(self, params, X, y, weights=None, order=2):
+    def evaluate(self, params, X, y, weights=None, order=2, precise=False):
         from scipy.special import expit
 
-        eta = X @ params
+        eta = linalg.dot(X, params) if precise else X @ params
         loss = np.logaddexp(0.0, eta) - y * eta
         nll = float(loss.sum() if weights is None else weights @ loss)
         weight = float(len(y) if weights is None else weights.sum())
@@ -73,7 +74,7 @@ class Bernoulli(Family):
             return BlockSums(nll, weight=weight)
         p = expit(eta)
         r = p - y if weights is None else weights * (p - y)
-        grad = X.T @ r
+        grad = linalg.tdot(X, r) if precise else X.T @ r
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
         # p * (1 - p) written as p * sigmoid(-eta): exact where 1 - p would cancel.
@@ -81,6 +82,17 @@ class Bernoulli(Family):
         if weights is not None:
             h *= weights
         return BlockSums(nll, grad, gram(X, h), weight)
+
+    def hess_root(self, params, X, y, weights=None):
+        """The weighted design ``sqrt(h) X``, ``h = p (1 - p)`` (times the weights): its Gram
+        matrix is the Hessian."""
+        from scipy.special import expit
+
+        eta = X @ params
+        h = expit(eta) * expit(-eta)
+        if weights is not None:
+            h = h * weights
+        return X * np.sqrt(h)[:, None]
 
     def simulate(self, params, X, rng):
         from scipy.special import expit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import linalg
 from ..errors import FamilyError
 from .base import BlockSums, Family, Target, gram, label_text, python_scalar, sorted_levels, weighted_gram
 
@@ -62,17 +63,20 @@ class Categorical(Family):
                 B[:, 0] = np.log(counts[1:]) - np.log(counts[0])
         return B.ravel()
 
-    def linear_predictor(self, params: np.ndarray, X: np.ndarray) -> np.ndarray:
+    def linear_predictor(self, params: np.ndarray, X: np.ndarray, precise: bool = False) -> np.ndarray:
         """``eta`` of shape (n_obs, n_classes) with the reference column fixed at zero."""
         B = params.reshape(-1, X.shape[1])
         eta = np.zeros((X.shape[0], B.shape[0] + 1))
-        np.matmul(X, B.T, out=eta[:, 1:])
+        if precise:
+            eta[:, 1:] = linalg.dot(X, B.T)
+        else:
+            np.matmul(X, B.T, out=eta[:, 1:])
         return eta
 
-    def evaluate(self, params, X, y, weights=None, order=2):
+    def evaluate(self, params, X, y, weights=None, order=2, precise=False):
         from scipy.special import logsumexp
 
-        eta = self.linear_predictor(params, X)
+        eta = self.linear_predictor(params, X, precise)
         rows = np.arange(X.shape[0])
         lse = logsumexp(eta, axis=1)
         loss = lse - eta[rows, y]
@@ -87,7 +91,7 @@ class Categorical(Family):
         R[rows[hit], y[hit] - 1] -= 1.0  # softmax minus one-hot, non-reference columns
         if weights is not None:
             R *= weights[:, None]
-        grad = (R.T @ X).ravel()
+        grad = linalg.tdot(X, R).T.ravel() if precise else (R.T @ X).ravel()
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
         n_features, n_free = X.shape[1], P.shape[1] - 1
@@ -102,6 +106,30 @@ class Categorical(Family):
                 hess[sj, sk] = block
                 hess[sk, sj] = block.T
         return BlockSums(nll, grad, hess, weight)
+
+    def hess_root(self, params, X, y, weights=None):
+        r"""A square root ``Z`` of the Hessian, shape (n_obs (K-1), n_features (K-1)).
+
+        Row i's weight matrix ``W = diag(q) - q q'`` (``q`` the non-reference probabilities) is
+        ``S' S`` with ``S = (I - c u u') diag(u)``, ``u = sqrt(q)``, ``c = 1 / (1 + sqrt(p_0))``
+        (because ``2c - c^2 |u|^2 = 1`` with ``|u|^2 = 1 - p_0``); ``Z``'s rows for row i are
+        ``S kron x_i'``, in the class-major parameter order.
+        """
+        from scipy.special import softmax
+
+        n_obs, n_features = X.shape
+        P = softmax(self.linear_predictor(params, X), axis=1)
+        q = P[:, 1:]
+        u = np.sqrt(q)
+        c = 1.0 / (1.0 + np.sqrt(P[:, 0]))
+        n_free = q.shape[1]
+        # S[i, m, j] = u_j delta_mj - c_i u_m q_j
+        S = -c[:, None, None] * u[:, :, None] * q[:, None, :]
+        S[:, np.arange(n_free), np.arange(n_free)] += u
+        if weights is not None:
+            S *= np.sqrt(weights)[:, None, None]
+        Z = S[:, :, :, None] * X[:, None, None, :]
+        return Z.reshape(n_obs * n_free, n_free * n_features)
 
     def simulate(self, params, X, rng):
         from scipy.special import softmax

@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 
-from ..errors import FamilyError
-from .base import BlockSums, Family, Target, gram
+from .. import linalg
+from ..errors import DataError, FamilyError
+from ..linalg import COLLINEAR_COND
+from .base import BlockSums, ClosedForm, Family, Target, gram
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -55,31 +57,126 @@ class Gaussian(Family):
     def param_names(self, feature_names, levels=None):
         return [(name, None) for name in feature_names] + [("sigma", None)]
 
-    def least_squares(self, X, y, weights=None) -> tuple[np.ndarray, float]:
-        """Coefficients by QR least squares and the (weighted) residual sum of squares.
+    def _weighted(self, X, y, weights):
+        """The design and target of the equivalent unweighted least-squares problem."""
+        if weights is None:
+            return X, y
+        root = np.sqrt(weights)
+        return X * root[:, None], y * root
 
-        QR keeps the conditioning of ``X`` rather than squaring it as the normal equations do.
+    def _qr(self, A):
+        qr = linalg.QR(A)
+        if qr.cond > COLLINEAR_COND:
+            raise DataError(
+                "the feature columns are collinear: the column-scaled design has condition number "
+                f"{qr.cond:.2g}, so the least-squares coefficients are not determined.",
+                "Remove redundant columns.",
+            )
+        return qr
+
+    def least_squares(self, X, y, weights=None):
+        """Least squares by Householder QR, refined when the conditioning calls for it.
+
+        Returns ``(qr, solution)``: the :class:`mlefit.linalg.QR` of the (row-weighted) design and
+        the :class:`mlefit.linalg.Solution` (coefficients ``x``, residuals ``r``). QR keeps the
+        conditioning of ``X`` rather than squaring it as the normal equations do; the refinement
+        (see ``mlefit.linalg``) recovers the digits QR alone loses on ill-conditioned designs with
+        large residuals.
         """
-        from scipy.linalg import lstsq
-
-        if weights is not None:
-            root = np.sqrt(weights)
-            X, y = X * root[:, None], y * root
-        coef = lstsq(X, y, lapack_driver="gelsy", check_finite=False)[0]
-        resid = y - X @ coef
-        return coef, float(resid @ resid)
+        A, b = self._weighted(X, y, weights)
+        qr = self._qr(A)
+        return qr, qr.solve(b)
 
     def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None):
-        coef, rss = self.least_squares(X, y, weights)
+        _, sol = self.least_squares(X, y, weights)
+        rss = float(sol.r @ sol.r)
         total = float(len(y) if weights is None else weights.sum())
-        # Residuals at rounding level of y mean the data fit exactly: sigma = 0 (log sigma = -inf).
-        noise = len(y) * np.finfo(float).eps * float(np.linalg.norm(y))
-        log_sigma = 0.5 * math.log(rss / total) if rss > noise**2 else -np.inf
-        return np.append(coef, log_sigma)
+        log_sigma = 0.5 * math.log(rss / total) if rss > 0 else -np.inf
+        return np.append(sol.x, log_sigma)
 
-    def evaluate(self, params, X, y, weights=None, order=2):
+    def closed_form(self, X, y, weights=None) -> ClosedForm:
+        r"""The MLE: least-squares coefficients, ``sigma^2 = RSS / n``, and its covariance.
+
+        At the MLE the Hessian is block diagonal, ``X'WX / sigma^2`` and ``2 n`` (for log sigma),
+        so the covariance is ``sigma^2 (X'WX)^{-1}`` (from the R factor, by triangular solves,
+        refined when the conditioning calls for it) and ``1 / (2 n)``.
+
+        An **exact fit** is declared when the residual norm is at most
+        ``8 u (||y|| + sum_j ||X_j|| |b_j|)`` (``u = 2^-53``, ``X_j`` the columns, rows weighted
+        by ``sqrt(w)``): rounding the data and the coefficients to float64 perturbs the residuals
+        of a model that fits exactly by at most ``u ||y||`` and ``u sum_j ||X_j|| |b_j|`` each, so a
+        smaller residual is rounding, not noise (for data without cancellation the bound is about
+        ``16 u ||y||``). Then sigma is 0, the likelihood unbounded and the coefficients exact.
+        """
+        A, b = self._weighted(X, y, weights)
+        qr = self._qr(A)
+        sol = qr.solve(b)
+        coef, r = sol.x, sol.r
+        k = len(coef)
+        rss = float(r @ r)
+        total = float(len(y) if weights is None else weights.sum())
+        how = "least squares by Householder QR"
+        if sol.refined:
+            how += f", refined {sol.refined} steps in {sol.precision} arithmetic"
+        how += f"; scaled condition number {qr.cond:.2g}"
+        threshold = 8.0 * linalg.U * (float(np.linalg.norm(b)) + float(qr.col_norms @ np.abs(coef)))
+        if math.sqrt(rss) <= threshold:
+            zeros = np.zeros((k + 1, k + 1))
+            return ClosedForm(np.append(coef, -np.inf), zeros, zeros, np.zeros(k + 1), 0.0, True, how)
+        var = rss / total
+        inv_gram, steps = qr.inverse_gram()
+        if steps:
+            how += f"; covariance refined {steps} steps"
+        cov = np.zeros((k + 1, k + 1))
+        cov[:k, :k] = var * inv_gram
+        cov[k, k] = 1.0 / (2.0 * total)
+        hess = np.zeros((k + 1, k + 1))
+        # X'WX = S^-1 R'R S^-1 without forming it from the rows; at the MLE RSS / sigma^2 = n.
+        rs = qr.R / qr.scale
+        hess[:k, :k] = (rs.T @ rs) / var
+        hess[k, k] = 2.0 * total
+        # The gradient is zero in exact arithmetic (normal equations; RSS / sigma^2 = n). Rounded
+        # in float64, X'r carries an error of about u |X|'|r| that would read as a distance of
+        # u cond sqrt(n) standard errors on an ill-conditioned design, so it is summed in
+        # extended precision whenever the solution needed refining.
+        xr = linalg.tdot(A, r) if sol.refined else A.T @ r
+        grad = np.append(-xr / var, total - rss / var)
+        decrement = math.sqrt(max(float(grad @ cov @ grad), 0.0))
+        return ClosedForm(np.append(coef, 0.5 * math.log(var)), cov, hess, grad, decrement, False, how)
+
+    def covariance(self, params, X, y, weights=None):
+        """Inverse of the analytic Hessian at any ``params``, from the QR of the design.
+
+        With ``M = sigma^2 (X'WX)^{-1}`` (the inverse of the coefficient block), ``v`` the
+        coefficient/log-sigma block ``2 X'W r / sigma^2`` and ``c = 2 RSS / sigma^2``, the inverse
+        follows by the Schur complement ``c - v' M v``; None when that is not positive (the
+        Hessian is not positive definite there). At the MLE ``v = 0`` and this is
+        :meth:`closed_form`'s covariance.
+        """
+        A, b = self._weighted(X, y, weights)
+        qr = self._qr(A)
+        coef = params[:-1]
+        inv_var = math.exp(-2.0 * float(params[-1]))
+        precise = linalg.U * qr.cond > 1e-10
+        r = linalg.residual(A, coef, b) if precise else b - A @ coef
+        xr = linalg.tdot(A, r) if precise else A.T @ r
+        inv_gram, _ = qr.inverse_gram()
+        M = inv_gram / inv_var
+        v = 2.0 * xr * inv_var
+        Mv = M @ v
+        schur = 2.0 * float(r @ r) * inv_var - float(v @ Mv)
+        if not schur > 0:
+            return None
+        k = len(coef)
+        cov = np.empty((k + 1, k + 1))
+        cov[:k, :k] = M + np.outer(Mv, Mv) / schur
+        cov[:k, k] = cov[k, :k] = -Mv / schur
+        cov[k, k] = 1.0 / schur
+        return cov
+
+    def evaluate(self, params, X, y, weights=None, order=2, precise=False):
         coef, log_sigma = params[:-1], float(params[-1])
-        r = y - X @ coef
+        r = linalg.residual(X, coef, y) if precise else y - X @ coef
         wr = r if weights is None else weights * r
         rss = float(wr @ r)
         weight = float(len(y) if weights is None else weights.sum())
@@ -89,7 +186,7 @@ class Gaussian(Family):
         nll = weight * (log_sigma + 0.5 * LOG_2PI) + 0.5 * scaled_rss
         if order == 0:
             return BlockSums(nll, weight=weight)
-        xr = X.T @ wr
+        xr = linalg.tdot(X, wr) if precise else X.T @ wr
         grad = np.append(-xr * inv_var, weight - scaled_rss)
         if order == 1:
             return BlockSums(nll, grad, weight=weight)

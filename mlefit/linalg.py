@@ -1,0 +1,423 @@
+"""Accurate dense least squares: Householder QR, refinement in extended precision, inverse Gram.
+
+A least-squares problem ``min ||b - A x||`` is solved by Householder QR of the column-scaled matrix
+``A S`` (``S`` diagonal, powers of two, so the scaling is exact) and, when the estimated error of
+that solution is too large, by Björck's iterative refinement of the augmented system::
+
+    [ I    A ] [r]   [b]
+    [ A^T  0 ] [x] = [c]
+
+which reuses the QR factors and computes the residuals ``b - r - A x`` and ``c - A^T r`` in extended
+precision. Each step removes a factor of about ``cond(A S) * u`` from the error, so a few steps give
+the float64 solution of the float64 data even when plain QR would lose digits to the conditioning
+(``u cond``) and to a large residual (``u cond^2 ||r|| / (||A|| ||x||)``): Longley, Filip and the
+Wampler problems of the NIST StRD are the classic examples.
+
+The same system with ``b = 0`` gives ``x = -(A^T A)^{-1} c``: the inverse Gram matrix (``c = -I``,
+a covariance) and Newton steps ``H d = -g`` for a Hessian given by a square root ``H = A^T A``
+(``c = g``), all without forming ``A^T A``, whose condition number is the square of ``A``'s.
+
+Extended precision is ``np.longdouble`` where it is wider than float64 (the 80-bit format on x86)
+and accurate enough for the problem (the plain error estimate scaled by ``eps(longdouble) /
+eps(float64)``, what refinement in longdouble can reach, is at most 1e-15); otherwise double-double
+arithmetic: error-free products and sums (Dekker, Knuth) accumulated to about twice float64's
+precision, which works on every platform. Set :data:`PRECISION` to force one.
+
+Refinement is triggered by an a-priori estimate, so well-conditioned problems pay only for the QR:
+``u cond (1 + cond ||r|| / ||z||)`` (scaled variables), or a residual so small that its own rounding
+matters (exact and near-exact fits), above :data:`REFINE_TOL`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Unit roundoff of float64.
+U = 2.0**-53
+#: Refine when the estimated relative error of the plain QR solution exceeds this.
+REFINE_TOL = 1e-13
+#: Extended-precision arithmetic for residuals: "auto", "longdouble" or "double-double".
+PRECISION = "auto"
+#: Condition numbers (of the column-scaled matrix) beyond which columns count as collinear: the
+#: refinement's contraction factor, about ``cond * u``, would exceed 1%. Exactly collinear columns
+#: give about ``1 / u`` (1e16); Filip, the worst NIST problem, 1e10.
+COLLINEAR_COND = 0.01 / U
+#: Largest number of refinement steps (each gains about -log10(cond * u) digits).
+MAX_REFINE = 10
+
+#: How much more precise longdouble is than float64 (1 where it is float64 itself).
+_LD_GAIN = float(np.finfo(np.float64).eps / np.finfo(np.longdouble).eps)
+#: longdouble refines when the error estimate scaled to its precision stays below this.
+_LD_TARGET = 1e-15
+#: Rows per block in the extended-precision kernels (bounds their temporary memory).
+_BLOCK = 1 << 15
+_SPLIT = 134217729.0  # 2**27 + 1, Veltkamp's splitter
+
+
+# -- extended-precision residuals ----------------------------------------------------------------
+
+
+def _two_sum(a, b):
+    """``a + b = s + e`` exactly (Knuth)."""
+    s = a + b
+    t = s - a
+    return s, (a - (s - t)) + (b - t)
+
+
+def _split(a):
+    c = _SPLIT * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod(a, b):
+    """``a * b = p + e`` exactly (Dekker), barring overflow beyond about 1e300."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _dd_sum0(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``hi + lo`` over axis 0 in double-double: pairwise, each level an error-free sum."""
+    while hi.shape[0] > 1:
+        if hi.shape[0] % 2:
+            pad = np.zeros((1,) + hi.shape[1:])
+            hi, lo = np.concatenate([hi, pad]), np.concatenate([lo, pad])
+        s, e = _two_sum(hi[0::2], hi[1::2])
+        lo = lo[0::2] + lo[1::2] + e
+        hi = s
+    return hi[0], lo[0]
+
+
+def _blocks(n: int):
+    for start in range(0, n, _BLOCK):
+        yield slice(start, min(start + _BLOCK, n))
+
+
+def _ld_resid(A, x, b, r):
+    """``b - r - A x`` (or ``-r - A x`` when ``b`` is None) in longdouble, rounded to float64."""
+    xl = x.astype(np.longdouble)
+    out = np.empty(r.shape)
+    for rows in _blocks(A.shape[0]):
+        acc = -(A[rows].astype(np.longdouble) @ xl) - r[rows]
+        if b is not None:
+            acc += b[rows]
+        out[rows] = acc
+    return out
+
+
+def _ld_tresid(A, r, c):
+    """``c - A^T r`` (or ``-A^T r``) in longdouble, rounded to float64."""
+    acc = np.zeros((A.shape[1],) + r.shape[1:], dtype=np.longdouble)
+    for rows in _blocks(A.shape[0]):
+        acc -= A[rows].T.astype(np.longdouble) @ r[rows].astype(np.longdouble)
+    if c is not None:
+        acc += c
+    return acc.astype(np.float64)
+
+
+def _dd_resid(A, x, b, r):
+    """``b - r - A x`` in double-double arithmetic, rounded to float64."""
+    out = np.empty(r.shape)
+    matrix = x.ndim == 2
+    for rows in _blocks(A.shape[0]):
+        Ab = A[rows]
+        hi = -r[rows]
+        lo = np.zeros_like(hi)
+        if b is not None:
+            hi, lo = _two_sum(b[rows], hi)
+        for j in range(A.shape[1]):
+            col = Ab[:, j, None] if matrix else Ab[:, j]
+            p, pe = _two_prod(col, -x[j])
+            hi, e = _two_sum(hi, p)
+            lo = lo + (e + pe)
+        out[rows] = hi + lo
+    return out
+
+
+def _dd_tresid(A, r, c):
+    """``c - A^T r`` in double-double arithmetic, rounded to float64."""
+    p = A.shape[1]
+    hi = np.zeros((p,) + r.shape[1:])
+    lo = np.zeros_like(hi)
+    for rows in _blocks(A.shape[0]):
+        rb = r[rows]
+        if r.ndim == 1:  # all columns at once: (rows, p) products summed down the rows
+            s, e = _dd_sum0(*_two_prod(A[rows], -rb[:, None]))
+            hi, e2 = _two_sum(hi, s)
+            lo = lo + e + e2
+            continue
+        for j in range(p):
+            s, e = _dd_sum0(*_two_prod(A[rows, j, None], -rb))
+            hi[j], e2 = _two_sum(hi[j], s)
+            lo[j] = lo[j] + e + e2
+    if c is not None:
+        hi, e = _two_sum(c, hi)
+        lo = lo + e
+    return hi + lo
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    name: str
+    resid: object
+    tresid: object
+
+
+_LONGDOUBLE = _Kernels("longdouble", _ld_resid, _ld_tresid)
+_DOUBLE_DOUBLE = _Kernels("double-double", _dd_resid, _dd_tresid)
+
+
+def _kernels(error: float, precision: str | None = None) -> _Kernels:
+    """The extended arithmetic for a refinement whose plain solution has relative error ``error``.
+
+    Refinement with residuals of unit roundoff ``u_r`` stops at an error of about
+    ``error * u_r / u``; longdouble (where wider than float64: 64 significand bits on x86) is
+    used when that is below ``_LD_TARGET``, double-double (about 106 bits) otherwise.
+    """
+    precision = precision or PRECISION
+    if precision == "longdouble":
+        return _LONGDOUBLE
+    if precision == "double-double":
+        return _DOUBLE_DOUBLE
+    if precision != "auto":
+        raise ValueError(f"unknown precision {precision!r}")
+    return _LONGDOUBLE if _LD_GAIN > 1 and error / _LD_GAIN <= _LD_TARGET else _DOUBLE_DOUBLE
+
+
+def residual(A: np.ndarray, x: np.ndarray, b: np.ndarray, precision: str | None = None) -> np.ndarray:
+    """``b - A x`` computed in extended precision and rounded once to float64, shape (n_obs,)."""
+    kern = _kernels(math.inf, precision)
+    return kern.resid(A, np.asarray(x, dtype=float), b, np.zeros(A.shape[0]))
+
+
+def dot(A: np.ndarray, x: np.ndarray, precision: str | None = None) -> np.ndarray:
+    """``A @ x`` (x of shape (p,) or (p, m)) in extended precision, rounded once to float64."""
+    x = np.asarray(x, dtype=float)
+    kern = _kernels(math.inf, precision)
+    return -kern.resid(A, x, None, np.zeros((A.shape[0],) + x.shape[1:]))
+
+
+def tdot(A: np.ndarray, r: np.ndarray, precision: str | None = None) -> np.ndarray:
+    """``A.T @ r`` (r of shape (n,) or (n, m)) in extended precision, rounded once to float64.
+
+    The gradient of a sum of per-row losses is such a product; rounded in plain float64 its
+    error, about ``u |A|^T |r|``, bounds how close any method can get to the optimum
+    (``cond^2`` times that, relative), so refinement needs it exact to working precision.
+    """
+    kern = _kernels(math.inf, precision)
+    return -kern.tresid(A, np.asarray(r, dtype=float), None)
+
+
+# -- QR and the augmented system -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Solution:
+    """A solution of the augmented system.
+
+    Attributes
+    ----------
+    x : ndarray of shape (p,) or (p, m)
+        ``argmin ||b - A x||`` (``c = 0``), or ``-(A^T A)^{-1} c`` (``b = 0``).
+    r : ndarray of shape (n,) or (n, m)
+        ``b - A x``.
+    refined : int
+        Number of refinement steps taken (0: plain QR was accurate enough).
+    error : float
+        The a-priori estimate of the relative error of the plain QR solution that decided it.
+    precision : str or None
+        The extended arithmetic used by the refinement.
+    """
+
+    x: np.ndarray
+    r: np.ndarray
+    refined: int
+    error: float
+    precision: str | None
+
+
+class QR:
+    """Householder QR of a column-scaled matrix, reused for solves, refinement and the inverse Gram.
+
+    Parameters
+    ----------
+    A : ndarray of shape (n, p), n >= p
+        Kept by reference (not modified): refinement needs the original entries.
+    A_lo : ndarray of shape (n, p), optional
+        A low-order part: the matrix is ``A + A_lo`` exactly (a double-double matrix, e.g. powers
+        of a variable formed beyond float64). The factorisation is of ``A`` alone; refinement, then
+        always done, uses both parts in its residuals and so converges to the solution for the
+        exact matrix (while ``cond * ||A_lo|| / ||A||`` is well below 1).
+
+    Attributes
+    ----------
+    scale : ndarray of shape (p,)
+        Powers of two with ``A * scale`` having columns of norm in [1/sqrt(2), sqrt(2)).
+    col_norms : ndarray of shape (p,)
+        2-norms of the columns of ``A``.
+    R : ndarray of shape (p, p)
+        Upper triangular factor of ``A * scale``.
+    cond : float
+        Estimate of the 1-norm condition number of ``A * scale`` (LAPACK ``dtrcon`` on R;
+        inf when R is exactly singular).
+    """
+
+    def __init__(self, A: np.ndarray, A_lo: np.ndarray | None = None):
+        from scipy.linalg import lapack
+
+        n, p = A.shape
+        if n < p:
+            raise ValueError("QR needs at least as many rows as columns")
+        self.A = A
+        self.A_lo = A_lo
+        self.col_norms = np.sqrt(np.einsum("ij,ij->j", A, A))
+        exps = np.where(self.col_norms > 0, -np.round(np.log2(np.where(self.col_norms > 0, self.col_norms, 1.0))), 0.0)
+        self.scale = np.ldexp(1.0, exps.astype(int))
+        # A Fortran-ordered scaled copy, written in row blocks (a whole-array transposing copy is
+        # several times slower), factorised in place.
+        F = np.empty((n, p), order="F")
+        for rows in _blocks(n):
+            np.multiply(A[rows], self.scale, out=F[rows])
+        if p == 0:
+            raise ValueError("QR needs at least one column")
+        lwork = max(1, int(lapack.dgeqrf_lwork(n, p)[0]))
+        self._qr, self._tau, _, info = lapack.dgeqrf(F, lwork=lwork, overwrite_a=True)
+        if info != 0:
+            raise ValueError(f"dgeqrf failed (info={info})")
+        self.R = np.triu(self._qr[:p, :p])
+        if not np.all(np.isfinite(self.R)) or np.any(np.diag(self.R) == 0):
+            self.cond = math.inf
+        else:
+            rcond = float(lapack.dtrcon(self.R, norm="1")[0])
+            self.cond = 1.0 / rcond if rcond > 0 else math.inf
+
+    # -- the orthogonal factor -----------------------------------------------------------------
+    def _apply(self, trans: str, v: np.ndarray) -> np.ndarray:
+        from scipy.linalg import lapack
+
+        c = np.asfortranarray(v.reshape(v.shape[0], -1))
+        lwork = int(lapack.dormqr("L", trans, self._qr, self._tau, c, -1)[1][0])
+        out, _, info = lapack.dormqr("L", trans, self._qr, self._tau, c, max(lwork, 1))
+        if info != 0:
+            raise ValueError(f"dormqr failed (info={info})")
+        return out.reshape(v.shape)
+
+    def _solve_r(self, v: np.ndarray, trans: bool = False) -> np.ndarray:
+        from scipy.linalg import solve_triangular
+
+        return solve_triangular(self.R, v, trans="T" if trans else "N", check_finite=False)
+
+    def _correction(self, f: np.ndarray, g: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Solve the scaled augmented system for ``(dr, dz)`` with right-hand side ``(f, g)``.
+
+        With ``A S = Q [R; 0]``: ``h = R^{-T} g``, ``d = Q^T f``, ``dz = R^{-1} (d_1 - h)``,
+        ``dr = Q [h; d_2]``.
+        """
+        p = self.R.shape[0]
+        d = self._apply("T", f)
+        if g is None:
+            h = None
+            dz = self._solve_r(d[:p])
+        else:
+            h = self._solve_r(g, trans=True)
+            dz = self._solve_r(d[:p] - h)
+        d[:p] = 0.0 if h is None else h
+        return self._apply("N", d), dz
+
+    # -- solves ---------------------------------------------------------------------------------
+    def solve(
+        self,
+        b: np.ndarray | None = None,
+        c: np.ndarray | None = None,
+        *,
+        refine: bool | None = None,
+        precision: str | None = None,
+    ) -> Solution:
+        """Solve the augmented system ``r + A x = b``, ``A^T r = c`` (``b``, ``c`` default 0).
+
+        Parameters
+        ----------
+        b : ndarray of shape (n,) or (n, m), optional
+        c : ndarray of shape (p,) or (p, m), optional
+        refine : bool, optional
+            Force (True) or forbid (False) refinement; by default refine when the estimated
+            relative error of the plain solution, ``u cond (1 + cond ||r|| / ||z||)`` in the
+            scaled variables ``z = x / scale``, exceeds :data:`REFINE_TOL`, or when the residual
+            is so small that its own rounding, ``u (||b|| + sqrt(p) ||z||) / ||r||``, would.
+        precision : {"auto", "longdouble", "double-double"}, optional
+            Extended arithmetic for the refinement residuals (default :data:`PRECISION`).
+        """
+        A, s = self.A, self.scale
+        n, p = A.shape
+        rhs = b if b is not None else c
+        if rhs is None:
+            raise ValueError("give b, c or both")
+        sx = s if rhs.ndim == 1 else s[:, None]
+        b_full = b if b is not None else np.zeros((n,) + rhs.shape[1:])
+        if c is None:
+            z = self._solve_r(self._apply("T", b_full)[:p])
+            r = b_full - A @ (z * sx)
+        else:
+            r, z = self._correction(b_full, c * sx)
+        nz = float(np.linalg.norm(z))
+        nr = float(np.linalg.norm(r))
+        nb = float(np.linalg.norm(b_full)) if b is not None else 0.0
+        cond = self.cond
+        if not math.isfinite(cond):
+            error = math.inf
+        else:
+            error = U * cond * (1.0 + cond * nr / nz) if nz > 0 else 0.0
+            if b is not None and nb > 0:
+                scale_r = U * (nb + math.sqrt(p) * nz)
+                error = max(error, scale_r / nr if nr > 0 else math.inf)
+        if refine is None:
+            refine = (error > REFINE_TOL or self.A_lo is not None) and math.isfinite(cond)
+        if not refine:
+            return Solution(z * sx, r, 0, error, None)
+        kern = _kernels(error, precision)
+        steps = 0
+        last = math.inf
+        for _ in range(MAX_REFINE):
+            f = kern.resid(A, z * sx, b, r)
+            g = kern.tresid(A, r, c)
+            if self.A_lo is not None:
+                # Products with the low part are tiny; float64 rounds them at u^2 relative.
+                f -= self.A_lo @ (z * sx)
+                g -= self.A_lo.T @ r
+            dr, dz = self._correction(f, g * sx)
+            size = float(np.max(np.abs(dz))) if dz.size else 0.0
+            if not (np.all(np.isfinite(dz)) and np.all(np.isfinite(dr))) or size > 0.5 * last:
+                break  # no longer contracting: the previous iterate is as good as it gets
+            z, r = z + dz, r + dr
+            steps += 1
+            last = size
+            if size <= U * float(np.max(np.abs(z))):
+                break
+        return Solution(z * sx, r, steps, error, kern.name)
+
+    def inverse_gram(self, *, refine: bool | None = None, precision: str | None = None) -> tuple[np.ndarray, int]:
+        """``(A^T A)^{-1}`` from R by triangular solves, refined when ``u cond`` calls for it.
+
+        The plain value has relative error about ``2 u cond(A S)`` (not ``cond^2``: A^T A is never
+        formed); refinement (``b = 0``, ``c = -I`` in the augmented system, all columns at once)
+        brings it to working precision. Returns ``(inverse, refinement steps)``.
+        """
+        from scipy.linalg import solve_triangular
+
+        p = self.R.shape[0]
+        s = self.scale
+        if refine is None:
+            refine = 2.0 * U * self.cond > 1e-11
+        if refine and math.isfinite(self.cond):
+            sol = self.solve(None, -np.eye(p), refine=True, precision=precision)
+            inv, steps = sol.x, sol.refined
+        else:
+            rinv = solve_triangular(self.R, np.eye(p), check_finite=False)
+            inv = (rinv @ rinv.T) * np.outer(s, s)
+            steps = 0
+        return 0.5 * (inv + inv.T), steps
