@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FamilyError
-from .base import BlockSums, Family, Target, gram, label_text, python_scalar, sorted_levels, weighted_gram
+from .base import BlockSums, Family, Target, label_text, python_scalar, sorted_levels, total_weight, weighted_sum
 
 
 class Categorical(Family):
@@ -70,38 +70,57 @@ class Categorical(Family):
         return eta
 
     def evaluate(self, params, X, y, weights=None, order=2):
-        from scipy.special import logsumexp
-
+        n_obs, n_features = X.shape
         eta = self.linear_predictor(params, X)
-        rows = np.arange(X.shape[0])
-        lse = logsumexp(eta, axis=1)
-        loss = lse - eta[rows, y]
-        nll = float(loss.sum() if weights is None else weights @ loss)
-        weight = float(len(y) if weights is None else weights.sum())
+        n_classes = eta.shape[1]
+        # logsumexp by hand (scipy's checks cost more than the sums on a small block): the row
+        # maximum is >= 0 (the reference column), so every exp(eta - max) lies in (0, 1].
+        top = eta.max(axis=1)
+        P = np.exp(eta - top[:, None])
+        total = P.sum(axis=1)
+        picked = np.arange(n_obs) * n_classes + y  # flat index of each row's observed class
+        loss = np.log(total)
+        loss += top
+        loss -= eta.ravel()[picked]
+        nll = weighted_sum(loss, weights)
+        weight = total_weight(n_obs, weights)
         if order == 0:
             return BlockSums(nll, weight=weight)
-        # eta is no longer needed: turn it into the probabilities in place.
-        P = np.exp(np.subtract(eta, lse[:, None], out=eta), out=eta)
-        R = P[:, 1:].copy()
-        hit = y > 0
-        R[rows[hit], y[hit] - 1] -= 1.0  # softmax minus one-hot, non-reference columns
+        P /= total[:, None]
+        R = P.copy()
+        R.ravel()[picked] -= 1.0  # softmax minus one-hot
         if weights is not None:
             R *= weights[:, None]
-        grad = (R.T @ X).ravel()
+        grad = (X.T @ R[:, 1:]).T.ravel()
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
-        n_features, n_free = X.shape[1], P.shape[1] - 1
+        return BlockSums(nll, grad, self._hessian(X, P[:, 1:], weights), weight)
+
+    @staticmethod
+    def _hessian(X: np.ndarray, P: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        """The (K-1)K/2 distinct blocks ``X.T @ diag(p_j (delta_jk - p_k)) @ X``, j <= k, as one
+        matrix product: the rows of ``X.T`` scaled by each block's weights, stacked, times ``X``.
+
+        ``P`` holds the probabilities of the non-reference classes, shape (n_obs, K-1). The
+        stacked scaled copy is (K-1)K/2 times the block of ``X``; the caller keeps blocks small.
+        """
+        n_features, n_free = X.shape[1], P.shape[1]
+        j, k = np.triu_indices(n_free)
+        Pt = P.T if weights is None else (P * weights[:, None]).T
+        W = -Pt[j] * P.T[k]  # (n_blocks, n_obs): -w p_j p_k
+        W[j == k] += Pt[j[j == k]]  # + w p_j on the diagonal blocks
+        Z = W[:, None, :] * X.T[None, :, :]  # (n_blocks, n_features, n_obs)
+        blocks = (Z.reshape(-1, X.shape[0]) @ X).reshape(len(j), n_features, n_features)
         hess = np.empty((n_free * n_features, n_free * n_features))
-        for j in range(n_free):
-            pj = P[:, j + 1] if weights is None else weights * P[:, j + 1]
-            sj = slice(j * n_features, (j + 1) * n_features)
-            hess[sj, sj] = gram(X, pj * (1.0 - P[:, j + 1]))
-            for k in range(j + 1, n_free):
-                sk = slice(k * n_features, (k + 1) * n_features)
-                block = weighted_gram(X, -pj * P[:, k + 1])
-                hess[sj, sk] = block
-                hess[sk, sj] = block.T
-        return BlockSums(nll, grad, hess, weight)
+        for b, (jb, kb) in enumerate(zip(j, k)):
+            sj = slice(jb * n_features, (jb + 1) * n_features)
+            sk = slice(kb * n_features, (kb + 1) * n_features)
+            if jb == kb:
+                hess[sj, sj] = 0.5 * (blocks[b] + blocks[b].T)  # exactly symmetric
+            else:
+                hess[sj, sk] = blocks[b]
+                hess[sk, sj] = blocks[b].T
+        return hess
 
     def simulate(self, params, X, rng):
         from scipy.special import softmax
