@@ -121,11 +121,40 @@ def load_dataset(
     """Validate a table and build the design matrix and encoded target for ``family``."""
     import pandas as pd
 
+    if not isinstance(data, pd.DataFrame) and not (isinstance(data, str) and data == "-"):
+        ds = _load_numeric_csv(data, family, target=target, features=features, intercept=intercept)
+        if ds is not None:
+            return ds
     frame = data if isinstance(data, pd.DataFrame) else read_csv(data)
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if frame.shape[0] == 0:
         raise DataError("the data have no rows.")
+    target, wanted = _select_columns(columns, target, features, intercept)
+
+    _check_missing(frame, [target, *wanted])
+    for col in wanted:
+        _check_numeric(frame[col], col)
+
+    encoded = family.encode_target(frame[target].to_numpy(), target)
+    n_obs = frame.shape[0]
+    offset = 1 if intercept else 0
+    X = np.empty((n_obs, len(wanted) + offset), dtype=np.float64, order="F")
+    if intercept:
+        X[:, 0] = 1.0
+    if wanted:
+        X[:, offset:] = frame[wanted].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        bad = next(c for j, c in enumerate(wanted) if not np.all(np.isfinite(X[:, j + offset])))
+        raise DataError(f"feature column '{bad}' has infinite values.")
+    names = ((INTERCEPT,) if intercept else ()) + tuple(wanted)
+    return Dataset(X, encoded.y, names, target, encoded.levels, encoded.note, intercept)
+
+
+def _select_columns(
+    columns: list[str], target: str | None, features: "str | Sequence[str] | None", intercept: bool
+) -> tuple[str, list[str]]:
+    """The target column and the feature columns, checked against the table's columns."""
     target = choose_target(columns, target)
     wanted = split_names(features)
     if wanted is None:
@@ -149,24 +178,99 @@ def load_dataset(
         )
     if not wanted and not intercept:
         raise DataError("there are no features and no intercept: nothing to fit.")
+    return target, wanted
 
-    _check_missing(frame, [target, *wanted])
-    for col in wanted:
-        _check_numeric(frame[col], col)
 
-    encoded = family.encode_target(frame[target].to_numpy(), target)
-    n_obs = frame.shape[0]
+#: Rows per chunk of the streaming CSV reader: small next to the design matrix, large enough that
+#: the per-chunk overhead is negligible.
+CSV_CHUNK_ROWS = 1 << 15
+
+
+def _load_numeric_csv(
+    source: "str | Path",
+    family: "Family",
+    *,
+    target: str | None,
+    features: "str | Sequence[str] | None",
+    intercept: bool,
+) -> Dataset | None:
+    """The fast path for a CSV file whose feature columns are all numbers and complete.
+
+    pandas' C parser reads the file in chunks with every feature column typed float64, straight
+    into one preallocated column-major design matrix: no per-value Python objects, no type
+    inference on the features, and no whole-file table next to the matrix, so the peak memory is
+    the matrix plus one chunk. Returns None when the file is anything but that clean case (a
+    text or boolean feature, a missing or infinite value, a target column typed differently
+    from chunk to chunk, an unreadable file), and the caller takes the general path, which reads
+    the file as a table and reports precisely what is wrong.
+    """
+    import pandas as pd
+
+    path = Path(source)
+    if not path.is_file():
+        return None
+    try:
+        columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        return None
+    try:
+        target, wanted = _select_columns(columns, target, features, intercept)
+    except DataError:
+        return None  # reported by the general path, in its order of checks
     offset = 1 if intercept else 0
-    X = np.empty((n_obs, len(wanted) + offset), dtype=np.float64, order="F")
+    n_alloc = _estimate_rows(path)
+    X = np.empty((n_alloc, len(wanted) + offset), order="F")
+    pieces = []
+    n_obs = 0
+    try:
+        reader = pd.read_csv(
+            path, usecols=[target, *wanted], dtype={c: np.float64 for c in wanted},
+            chunksize=CSV_CHUNK_ROWS, engine="c",
+        )
+        with reader:
+            for chunk in reader:
+                m = chunk.shape[0]
+                if n_obs + m > n_alloc:  # the estimate was short: grow (rare)
+                    n_alloc = 2 * (n_obs + m)
+                    bigger = np.empty((n_alloc, X.shape[1]), order="F")
+                    bigger[:n_obs] = X[:n_obs]
+                    X = bigger
+                for j, col in enumerate(wanted):
+                    values = chunk[col].to_numpy(dtype=np.float64)
+                    if not np.all(np.isfinite(values)):
+                        return None  # missing or infinite: the general path says where
+                    X[n_obs : n_obs + m, offset + j] = values
+                pieces.append(chunk[target].to_numpy())
+                n_obs += m
+    except (ValueError, TypeError, pd.errors.ParserError, UnicodeDecodeError):
+        return None  # a feature that is not a number, or a malformed file
+    if n_obs == 0 or len({_kind(p) for p in pieces}) != 1:
+        return None
+    values = np.concatenate(pieces)
+    del pieces
+    if values.dtype.kind in "fO" and pd.isna(values).any():
+        return None
     if intercept:
-        X[:, 0] = 1.0
-    if wanted:
-        X[:, offset:] = frame[wanted].to_numpy(dtype=np.float64)
-    if not np.all(np.isfinite(X)):
-        bad = next(c for j, c in enumerate(wanted) if not np.all(np.isfinite(X[:, j + offset])))
-        raise DataError(f"feature column '{bad}' has infinite values.")
+        X[:n_obs, 0] = 1.0
+    encoded = family.encode_target(values, target)
     names = ((INTERCEPT,) if intercept else ()) + tuple(wanted)
-    return Dataset(X, encoded.y, names, target, encoded.levels, encoded.note, intercept)
+    # Rows past n_obs were never written, so they were never given memory.
+    return Dataset(X[:n_obs], encoded.y, names, target, encoded.levels, encoded.note, intercept)
+
+
+def _kind(values: np.ndarray) -> str:
+    """Integers and floats read alike (as the whole column would be); anything else as itself."""
+    return "number" if values.dtype.kind in "iuf" else values.dtype.kind
+
+
+def _estimate_rows(path: Path, head_bytes: int = 1 << 20) -> int:
+    """A generous estimate of the data rows in a CSV file, from the line length in its head."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(head_bytes)
+    lines = head.count(b"\n") + 1
+    estimate = lines if len(head) >= size else int(size * lines / max(len(head), 1))
+    return int(1.25 * estimate) + 64
 
 
 def dataset_from_arrays(

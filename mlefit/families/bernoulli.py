@@ -29,6 +29,12 @@ class Bernoulli(Family):
     grad_formula = "X^T (sigmoid(Xw) - y)"
 
     def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
+        if values.dtype.kind in "iufb" and values.size:
+            # Numbers: two passes over the column instead of a sort (np.unique).
+            lo, hi = values.min(), values.max()
+            is_hi = values == hi
+            if lo != hi and np.all(is_hi | (values == lo)):
+                return self._target(is_hi.astype(np.float64), (python_scalar(lo), python_scalar(hi)))
         levels, codes = sorted_levels(values, column)
         if len(levels) != 2:
             shown = ", ".join(label_text(v) for v in levels[:5])
@@ -40,8 +46,11 @@ class Bernoulli(Family):
                 if len(levels) > 2
                 else "Both classes must appear in the data.",
             )
-        lo, hi = (python_scalar(v) for v in levels)
-        y = codes.astype(np.float64)
+        return self._target(codes.astype(np.float64), tuple(python_scalar(v) for v in levels))
+
+    @staticmethod
+    def _target(y: np.ndarray, levels: tuple) -> Target:
+        lo, hi = levels
         note = None
         if not (lo in (0, False) and hi in (1, True)):
             note = f"'{label_text(hi)}' is 1 and '{label_text(lo)}' is 0 (the larger label in sorted order is 1)"
