@@ -1,0 +1,192 @@
+"""The fast paths give the same answers as the plain ones: the streaming CSV reader against a
+table read whole, row-blocked evaluation against one call, the Newton line search when the full
+step fails, and the label encoding without a sort."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlefit import data
+from mlefit.errors import DataError, FamilyError
+from mlefit.families import FAMILY_NAMES, get_family
+from mlefit.objective import DataObjective
+from mlefit.optimize import newton
+
+
+def write(path, frame: pd.DataFrame):
+    frame.to_csv(path, index=False)
+    return path
+
+
+def numeric_table(rng, n=200, labels=("no", "yes", "maybe")):
+    frame = pd.DataFrame({f"x{j}": rng.standard_normal(n) for j in range(4)})
+    frame["ints"] = rng.integers(-5, 5, n)
+    frame.insert(2, "label", rng.choice(labels, n))
+    return frame
+
+
+def assert_same_dataset(a: data.Dataset, b: data.Dataset):
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert a.feature_names == b.feature_names
+    assert a.target == b.target
+    assert a.levels == b.levels
+    assert a.target_note == b.target_note
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.parametrize("features", [None, "ints,x3,x0"])
+def test_streaming_reader_equals_the_table_path(tmp_path, rng, monkeypatch, intercept, features):
+    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 37)  # many chunks, one of them short
+    path = write(tmp_path / "t.csv", numeric_table(rng))
+    fam = get_family("categorical")
+    fast = data._load_numeric_csv(path, fam, target="label", features=features, intercept=intercept)
+    assert fast is not None
+    whole = data.load_dataset(pd.read_csv(path), fam, target="label", features=features, intercept=intercept)
+    assert_same_dataset(fast, whole)
+    assert_same_dataset(data.load_dataset(str(path), fam, target="label", features=features, intercept=intercept), whole)
+
+
+def test_streaming_reader_grows_when_the_row_estimate_is_short(tmp_path, rng, monkeypatch):
+    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 16)
+    monkeypatch.setattr(data, "_estimate_rows", lambda path: 5)
+    frame = numeric_table(rng, n=101)
+    path = write(tmp_path / "t.csv", frame)
+    fast = data._load_numeric_csv(path, get_family("categorical"), target="label", features=None, intercept=True)
+    assert fast is not None and fast.n_obs == 101
+    np.testing.assert_array_equal(fast.X[:, 1:], frame.drop(columns="label").to_numpy(dtype=float))
+
+
+def test_row_estimate_is_an_upper_bound_for_regular_lines(tmp_path, rng):
+    path = write(tmp_path / "t.csv", numeric_table(rng, n=5000))
+    assert data._estimate_rows(path) >= 5000
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda f: f.assign(x1=f["x1"].astype(object).where(f.index != 150, None)),  # missing feature
+        lambda f: f.assign(x2=f["x2"].astype(object).where(f.index != 99, "abc")),  # text feature
+        lambda f: f.assign(x0=np.where(f.index == 3, np.inf, f["x0"])),  # infinite feature
+        lambda f: f.assign(label=f["label"].where(f.index != 7, None)),  # missing target
+        lambda f: f.iloc[:0],  # header only
+    ],
+    ids=["missing-feature", "text-feature", "inf-feature", "missing-target", "header-only"],
+)
+def test_streaming_reader_leaves_every_problem_to_the_table_path(tmp_path, rng, edit):
+    path = write(tmp_path / "t.csv", edit(numeric_table(rng)))
+    fam = get_family("categorical")
+    assert data._load_numeric_csv(path, fam, target="label", features=None, intercept=True) is None
+    with pytest.raises(DataError) as from_path:
+        data.load_dataset(str(path), fam, target="label")
+    frame = data.read_csv(path) if from_path.value.args[0].find("header but no data") < 0 else None
+    if frame is not None:
+        with pytest.raises(DataError) as from_frame:
+            data.load_dataset(frame, fam, target="label")
+        assert str(from_path.value) == str(from_frame.value)
+
+
+def test_target_typed_differently_across_chunks_reads_as_the_whole_column(tmp_path, rng, monkeypatch):
+    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 10)
+    frame = numeric_table(rng, n=40)
+    frame["label"] = ["1", "2"] * 15 + ["a", "b"] * 5  # numbers in the first chunks, text later
+    path = write(tmp_path / "t.csv", frame)
+    fam = get_family("categorical")
+    assert data._load_numeric_csv(path, fam, target="label", features=None, intercept=True) is None
+    ds = data.load_dataset(str(path), fam, target="label")
+    assert ds.levels == ("1", "2", "a", "b")
+
+
+def test_unknown_target_is_reported_by_the_table_path(tmp_path, rng):
+    path = write(tmp_path / "t.csv", numeric_table(rng))
+    with pytest.raises(DataError, match="target column 'nope' not found"):
+        data.load_dataset(str(path), get_family("categorical"), target="nope")
+
+
+# -- row blocks --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_row_blocks_add_up_to_one_evaluation(name, weighted, rng):
+    fam = get_family(name)
+    n = 203
+    X = np.asfortranarray(np.column_stack([np.ones(n), rng.standard_normal((n, 3))]))
+    params = 0.5 * rng.standard_normal(fam.n_params(4, 3))
+    if name == "gaussian":
+        params[-1] = math.log(0.8)
+    y = fam.simulate(params, X, rng)
+    w = rng.integers(1, 4, n).astype(float) if weighted else None
+    whole = fam.evaluate(params, X, y, w)
+    blocked = DataObjective(fam, X, y, w, rows=17).sums(params, 2)
+    assert blocked.nll == pytest.approx(whole.nll, rel=1e-13)
+    assert blocked.weight == whole.weight
+    np.testing.assert_allclose(blocked.grad, whole.grad, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(blocked.hess, whole.hess, rtol=1e-11, atol=1e-11)
+    assert DataObjective(fam, X, y, w, rows=17).value(params) == pytest.approx(whole.nll, rel=1e-13)
+
+
+# -- Newton's line search ------------------------------------------------------------------------------
+
+
+class Hyperbola:
+    """f(x) = sum sqrt(1 + x^2): convex, and a full Newton step from |x| > 1 overshoots."""
+
+    def __init__(self):
+        self.calls = {"value": 0, "full": 0}
+
+    def value(self, x):
+        self.calls["value"] += 1
+        return float(np.sum(np.sqrt(1 + x**2)))
+
+    def value_grad(self, x):
+        return self.value(x), x / np.sqrt(1 + x**2)
+
+    def value_grad_hess(self, x):
+        self.calls["full"] += 1
+        return self.value(x), x / np.sqrt(1 + x**2), np.diag((1 + x**2) ** -1.5)
+
+
+def test_newton_backtracks_when_the_full_step_fails():
+    objective = Hyperbola()
+    res = newton(objective, np.array([3.0, -2.0]), tol=1e-10, max_iter=100)
+    assert res.converged
+    np.testing.assert_allclose(res.params, 0.0, atol=1e-10)
+    assert objective.calls["value"] > objective.calls["full"]  # NLL-only evaluations while backtracking
+    nlls = [r.nll for r in res.trace]
+    assert all(b < a for a, b in zip(nlls, nlls[1:-1]))  # every accepted step decreased f
+
+
+def test_newton_takes_full_steps_in_one_evaluation_each():
+    objective = Hyperbola()
+    res = newton(objective, np.array([0.5, -0.3]), tol=1e-10, max_iter=100)
+    assert res.converged
+    assert objective.calls["full"] == res.n_iter + 1  # the start and one per accepted step
+    assert objective.calls["value"] == objective.calls["full"]
+
+
+# -- label encoding --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.array([2, 5, 5, 2, 5]), np.array([0.0, 1.0, 1.0]), np.array([True, False, True]), np.array([-1, 1, 1])],
+)
+def test_bernoulli_numeric_labels_encode_as_the_sorted_levels(values):
+    fam = get_family("bernoulli")
+    target = fam.encode_target(values)
+    levels = np.unique(values)
+    assert target.levels == tuple(v.item() for v in levels)
+    np.testing.assert_array_equal(target.y, (values == levels[1]).astype(float))
+    assert target.y.dtype == np.float64
+    assert (target.note is None) == (levels[0] in (0, False) and levels[1] in (1, True))
+
+
+@pytest.mark.parametrize("values", [np.array([3, 3, 3]), np.array([1, 2, 3])])
+def test_bernoulli_numeric_labels_other_than_two_classes_are_refused(values):
+    with pytest.raises(FamilyError, match="bernoulli needs exactly two"):
+        get_family("bernoulli").encode_target(values)
