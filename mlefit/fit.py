@@ -111,7 +111,6 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
             "a maximum-likelihood fit needs more rows than parameters."
         )
     import scipy.linalg  # noqa: F401  (load the solvers before the optimiser's clock starts)
-    import scipy.special  # noqa: F401
 
     analytic = DataObjective(fam, ds.X, ds.y, ds.weights)
     objective = analytic if gradient == "analytic" else NumericObjective(analytic)

@@ -5,6 +5,9 @@ step fails, and the label encoding without a sort."""
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -29,6 +32,13 @@ def numeric_table(rng, n=200, labels=("no", "yes", "maybe")):
     return frame
 
 
+@pytest.fixture(params=["small", "large"])
+def reader(request, monkeypatch):
+    """Run a test with the pure-Python reader of small files, then with pandas' chunked one."""
+    monkeypatch.setattr(data, "SMALL_CSV_BYTES", 1 << 40 if request.param == "small" else 0)
+    return request.param
+
+
 def assert_same_dataset(a: data.Dataset, b: data.Dataset):
     np.testing.assert_array_equal(a.X, b.X)
     np.testing.assert_array_equal(a.y, b.y)
@@ -40,7 +50,7 @@ def assert_same_dataset(a: data.Dataset, b: data.Dataset):
 
 @pytest.mark.parametrize("intercept", [True, False])
 @pytest.mark.parametrize("features", [None, "ints,x3,x0"])
-def test_streaming_reader_equals_the_table_path(tmp_path, rng, monkeypatch, intercept, features):
+def test_streaming_reader_equals_the_table_path(tmp_path, rng, monkeypatch, reader, intercept, features):
     monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 37)  # many chunks, one of them short
     path = write(tmp_path / "t.csv", numeric_table(rng))
     fam = get_family("categorical")
@@ -51,7 +61,7 @@ def test_streaming_reader_equals_the_table_path(tmp_path, rng, monkeypatch, inte
     assert_same_dataset(data.load_dataset(str(path), fam, target="label", features=features, intercept=intercept), whole)
 
 
-def test_streaming_reader_grows_when_the_row_estimate_is_short(tmp_path, rng, monkeypatch):
+def test_streaming_reader_grows_when_the_row_estimate_is_short(tmp_path, rng, monkeypatch, reader):
     monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 16)
     monkeypatch.setattr(data, "_estimate_rows", lambda path: 5)
     frame = numeric_table(rng, n=101)
@@ -77,7 +87,7 @@ def test_row_estimate_is_an_upper_bound_for_regular_lines(tmp_path, rng):
     ],
     ids=["missing-feature", "text-feature", "inf-feature", "missing-target", "header-only"],
 )
-def test_streaming_reader_leaves_every_problem_to_the_table_path(tmp_path, rng, edit):
+def test_streaming_reader_leaves_every_problem_to_the_table_path(tmp_path, rng, reader, edit):
     path = write(tmp_path / "t.csv", edit(numeric_table(rng)))
     fam = get_family("categorical")
     assert data._load_numeric_csv(path, fam, target="label", features=None, intercept=True) is None
@@ -90,15 +100,55 @@ def test_streaming_reader_leaves_every_problem_to_the_table_path(tmp_path, rng, 
         assert str(from_path.value) == str(from_frame.value)
 
 
-def test_target_typed_differently_across_chunks_reads_as_the_whole_column(tmp_path, rng, monkeypatch):
+def test_target_typed_differently_across_chunks_reads_as_the_whole_column(tmp_path, rng, monkeypatch, reader):
     monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 10)
     frame = numeric_table(rng, n=40)
     frame["label"] = ["1", "2"] * 15 + ["a", "b"] * 5  # numbers in the first chunks, text later
     path = write(tmp_path / "t.csv", frame)
     fam = get_family("categorical")
-    assert data._load_numeric_csv(path, fam, target="label", features=None, intercept=True) is None
+    fast = data._load_numeric_csv(path, fam, target="label", features=None, intercept=True)
+    if reader == "large":
+        assert fast is None  # the chunks disagree on the type: left to the table path
+    else:
+        assert_same_dataset(fast, data.load_dataset(pd.read_csv(path), fam, target="label"))
     ds = data.load_dataset(str(path), fam, target="label")
     assert ds.levels == ("1", "2", "a", "b")
+
+
+@pytest.mark.parametrize(
+    "label",
+    [["-1", "2"], ["1.5", "2"], ["+1", "2"], ["True", "False"], ["yes", "NA"], ["a", " b"], ["007", "8"]],
+    ids=lambda v: "|".join(v),
+)
+def test_small_reader_reads_targets_as_pandas_does(tmp_path, rng, label):
+    frame = numeric_table(rng, n=20)
+    frame["label"] = label * 10
+    path = write(tmp_path / "t.csv", frame)
+    fam = get_family("categorical")
+    fast = data._read_small_csv(path, "label", None, True)
+    if fast is not None:
+        X, values, _, _ = fast
+        assert values.dtype.kind == pd.read_csv(path)["label"].to_numpy().dtype.kind
+    try:
+        whole = data.load_dataset(pd.read_csv(path), fam, target="label")
+    except DataError as exc:  # e.g. NA is a missing label: both paths say so alike
+        with pytest.raises(DataError, match=re.escape(str(exc))):
+            data.load_dataset(str(path), fam, target="label")
+    else:
+        assert_same_dataset(data.load_dataset(str(path), fam, target="label"), whole)
+
+
+def test_a_small_numeric_csv_is_fitted_without_pandas(tmp_path, rng):
+    path = write(tmp_path / "t.csv", numeric_table(rng, n=50).drop(columns="label").assign(y=[0, 1] * 25))
+    code = (
+        "import sys\nfrom mlefit.cli import app\n"
+        f"try:\n    app(['fit', {str(path)!r}, '--family', 'bernoulli'], prog_name='mlefit')\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('pandas' in sys.modules, 'scipy.stats' in sys.modules, file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.split()[-2:] == ["False", "False"]
 
 
 def test_unknown_target_is_reported_by_the_table_path(tmp_path, rng):
