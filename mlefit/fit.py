@@ -118,6 +118,8 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
 
     if not np.all(np.isfinite(x0)):
         return _exact_fit(ds, fam, x0, method, gradient, tol, n_weight)
+    if method == "newton" and gradient == "analytic" and fam.name != "gaussian":
+        x0 = _warm_start(ds, fam, x0)
 
     opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
     hess = opt.hess if gradient == "analytic" else analytic.value_grad_hess(opt.params)[2]
@@ -132,6 +134,38 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
     if not result.converged:
         warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=2)
     return result
+
+
+#: Fits on at least this many rows start from the fit to a 1-in-WARM_START_STRIDE subsample.
+WARM_START_ROWS = 100_000
+WARM_START_STRIDE = 16
+
+
+def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray) -> np.ndarray:
+    """A start near the optimum for a large fit: Newton on every WARM_START_STRIDE-th row.
+
+    The subsample's optimum lies a few standard errors of the full fit from it (about
+    sqrt(WARM_START_STRIDE) in each parameter), well inside the region where Newton converges
+    quadratically, so the full fit needs two or three fewer iterations, each a pass over all rows,
+    for the price of a fit to 1/16 of them. The trace and iteration count are the full fit's,
+    from this start. The start is kept only if the subsample fit converged and it beats the usual
+    start on another 1/16 of the rows (a subsample can be separated when the data are not).
+    """
+    if ds.n_obs < WARM_START_ROWS:
+        return x0
+
+    def subsample(first: int) -> DataObjective:
+        rows = slice(first, None, WARM_START_STRIDE)
+        w = None if ds.weights is None else ds.weights[rows]
+        return DataObjective(fam, np.asfortranarray(ds.X[rows]), ds.y[rows], w)
+
+    opt = OPTIMIZERS["newton"](subsample(0), x0, tol=1e-2, max_iter=30)
+    if not opt.converged:
+        return x0
+    held_out = subsample(WARM_START_STRIDE // 2)
+    with np.errstate(all="ignore"):
+        better = held_out.value(opt.params) < held_out.value(x0)
+    return opt.params if better else x0
 
 
 def _build(

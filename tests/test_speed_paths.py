@@ -240,3 +240,50 @@ def test_bernoulli_numeric_labels_encode_as_the_sorted_levels(values):
 def test_bernoulli_numeric_labels_other_than_two_classes_are_refused(values):
     with pytest.raises(FamilyError, match="bernoulli needs exactly two"):
         get_family("bernoulli").encode_target(values)
+
+
+# -- the warm start of large fits ------------------------------------------------------------------------
+
+
+def large_problem(name, rng, n=120_000):
+    X = rng.standard_normal((n, 3))
+    if name == "bernoulli":
+        y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + X @ [0.5, -0.2, 0.05])))).astype(float)
+    else:
+        eta = np.column_stack([np.zeros(n), X @ [[0.4, 0.1], [-0.3, 0.2], [0.0, 0.5]]])
+        P = np.exp(eta) / np.exp(eta).sum(axis=1, keepdims=True)
+        y = (P.cumsum(axis=1)[:, :-1] < rng.random((n, 1))).sum(axis=1)
+    return X, y
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "categorical"])
+def test_warm_start_reaches_the_same_optimum_in_fewer_passes(name, rng, monkeypatch):
+    import mlefit
+    fit_module = sys.modules["mlefit.fit"]
+
+    X, y = large_problem(name, rng)
+    warm = mlefit.fit(X=X, y=y, family=name)
+    monkeypatch.setattr(fit_module, "WARM_START_ROWS", 10**9)
+    cold = mlefit.fit(X=X, y=y, family=name)
+    assert warm.converged and cold.converged
+    assert np.max(np.abs(warm.params - cold.params) / cold.se) < 1e-7
+    np.testing.assert_allclose(warm.se, cold.se, rtol=1e-7)
+    assert warm.n_iter < cold.n_iter
+
+
+def test_warm_start_is_dropped_when_the_subsample_separates(rng, monkeypatch):
+    import mlefit
+    from mlefit.fit import WARM_START_STRIDE
+
+    n = 120_000
+    X = rng.standard_normal((n, 2))
+    y = (rng.random(n) < 1 / (1 + np.exp(-X[:, 0]))).astype(float)
+    sub = np.arange(n) % WARM_START_STRIDE == 0
+    y[sub] = (X[sub, 0] > 0).astype(float)  # x1 separates the classes in the subsample only
+    res = mlefit.fit(X=X, y=y, family="bernoulli")
+    assert res.converged
+    assert abs(res.params[1]) < 10  # the full data are not separated: a finite, modest slope
+    monkeypatch.setattr(sys.modules["mlefit.fit"], "WARM_START_ROWS", 10**9)
+    cold = mlefit.fit(X=X, y=y, family="bernoulli")
+    assert res.n_iter == cold.n_iter  # the usual start was kept: the same fit
+    np.testing.assert_array_equal(res.params, cold.params)
