@@ -231,6 +231,35 @@ def _columns(columns: list[str], target, features, intercept) -> tuple[str, list
         return None  # reported by the general path, in its order of checks
 
 
+class _Rows:
+    """Chunks of rows written into one preallocated column-major design matrix (the intercept
+    column, if any, is left for the caller), and the target's chunks collected."""
+
+    def __init__(self, path: Path, n_features: int, offset: int):
+        self.X = np.empty((_estimate_rows(path), n_features + offset), order="F")
+        self.offset, self.n_obs, self.targets = offset, 0, []
+
+    def add(self, columns: list[np.ndarray], target) -> bool:
+        """Append a chunk; False (and nothing kept) if a feature value is missing or infinite."""
+        m = len(target)
+        if self.n_obs + m > self.X.shape[0]:  # the estimate was short: grow (rare)
+            bigger = np.empty((2 * (self.n_obs + m), self.X.shape[1]), order="F")
+            bigger[: self.n_obs] = self.X[: self.n_obs]
+            self.X = bigger
+        rows = slice(self.n_obs, self.n_obs + m)
+        for j, values in enumerate(columns):
+            if not np.all(np.isfinite(values)):
+                return False  # the general path says where
+            self.X[rows, self.offset + j] = values
+        self.targets.append(target)
+        self.n_obs += m
+        return True
+
+    def matrix(self) -> np.ndarray:
+        # Rows past n_obs were never written, so they were never given memory.
+        return self.X[: self.n_obs]
+
+
 def _read_large_csv(path: Path, target, features, intercept):
     """pandas' C parser, in chunks, into the matrix: ``(X, target values, target, features)``."""
     import pandas as pd
@@ -243,11 +272,7 @@ def _read_large_csv(path: Path, target, features, intercept):
     if chosen is None:
         return None
     target, wanted = chosen
-    offset = 1 if intercept else 0
-    n_alloc = _estimate_rows(path)
-    X = np.empty((n_alloc, len(wanted) + offset), order="F")
-    pieces = []
-    n_obs = 0
+    rows = _Rows(path, len(wanted), 1 if intercept else 0)
     try:
         reader = pd.read_csv(
             path, usecols=[target, *wanted], dtype={c: np.float64 for c in wanted},
@@ -255,29 +280,28 @@ def _read_large_csv(path: Path, target, features, intercept):
         )
         with reader:
             for chunk in reader:
-                m = chunk.shape[0]
-                if n_obs + m > n_alloc:  # the estimate was short: grow (rare)
-                    n_alloc = 2 * (n_obs + m)
-                    bigger = np.empty((n_alloc, X.shape[1]), order="F")
-                    bigger[:n_obs] = X[:n_obs]
-                    X = bigger
-                for j, col in enumerate(wanted):
-                    values = chunk[col].to_numpy(dtype=np.float64)
-                    if not np.all(np.isfinite(values)):
-                        return None  # missing or infinite: the general path says where
-                    X[n_obs : n_obs + m, offset + j] = values
-                pieces.append(chunk[target].to_numpy())
-                n_obs += m
+                features_ = [chunk[c].to_numpy(dtype=np.float64) for c in wanted]
+                if not rows.add(features_, chunk[target].to_numpy()):
+                    return None
     except (ValueError, TypeError, pd.errors.ParserError, UnicodeDecodeError):
         return None  # a feature that is not a number, or a malformed file
-    if n_obs == 0 or len({_kind(p) for p in pieces}) != 1:
+    pieces = rows.targets
+    if rows.n_obs == 0 or len({_kind(p) for p in pieces}) != 1:
         return None
     values = np.concatenate(pieces)
-    del pieces
+    rows.targets = pieces = None
     if values.dtype.kind in "fO" and pd.isna(values).any():
         return None
-    # Rows past n_obs were never written, so they were never given memory.
-    return X[:n_obs], values, target, wanted
+    return rows.matrix(), values, target, wanted
+
+
+def _plain_header(header: list[str]) -> bool:
+    """Distinct, non-empty names without surrounding spaces: a header pandas reads as written."""
+    return (
+        len(set(header)) == len(header)
+        and all(name and name == name.strip() for name in header)
+        and not header[0].startswith("\ufeff")
+    )
 
 
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -304,13 +328,7 @@ def _read_small_csv(path: Path, target, features, intercept):
     if len(rows) < 2:
         return None
     header, body = rows[0], rows[1:]
-    width = len(header)
-    if (
-        len(set(header)) != width
-        or any(not name or name != name.strip() for name in header)
-        or header[0].startswith("\ufeff")
-        or any(len(row) != width for row in body)
-    ):
+    if not _plain_header(header) or any(len(row) != len(header) for row in body):
         return None
     chosen = _columns(header, target, features, intercept)
     if chosen is None:
