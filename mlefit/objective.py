@@ -21,11 +21,9 @@ BLOCK_BYTES = 1 << 20
 MIN_BLOCK_ROWS = 512
 
 
-def block_rows(n_features: int, n_params: int) -> int:
-    """Rows per block: about :data:`BLOCK_BYTES` of the widest per-row scratch a family makes
-    (its Hessian's scaled copy has ``n_params`` (+ ``n_features``) columns at most)."""
-    width = max(n_features, n_params, 1)
-    return max(MIN_BLOCK_ROWS, BLOCK_BYTES // (8 * width))
+def block_rows(n_features: int) -> int:
+    """Rows per block: about :data:`BLOCK_BYTES` of ``X``."""
+    return max(MIN_BLOCK_ROWS, BLOCK_BYTES // (8 * max(n_features, 1)))
 
 
 _BLAS_CONTROLLER = None
@@ -61,14 +59,9 @@ class DataObjective:
         self.family, self.X, self.y, self.weights = family, X, y, weights
         self.rows = rows
 
-    def _rows(self, params: np.ndarray) -> int:
-        if self.rows is None:
-            self.rows = block_rows(self.X.shape[1], params.size)
-        return self.rows
-
     def sums(self, params: np.ndarray, order: int) -> BlockSums:
         X, y, w, evaluate = self.X, self.y, self.weights, self.family.evaluate
-        n_obs, rows = X.shape[0], self._rows(params)
+        n_obs, rows = X.shape[0], self.rows or block_rows(X.shape[1])
         if n_obs <= rows:
             return evaluate(params, X, y, w, order=order)
         nll = weight = 0.0

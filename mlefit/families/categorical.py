@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import FamilyError
@@ -71,14 +73,18 @@ class Categorical(Family):
 
     def evaluate(self, params, X, y, weights=None, order=2):
         n_obs, n_features = X.shape
-        eta = self.linear_predictor(params, X)
-        n_classes = eta.shape[1]
-        # logsumexp by hand (scipy's checks cost more than the sums on a small block): the row
-        # maximum is >= 0 (the reference column), so every exp(eta - max) lies in (0, 1].
-        top = eta.max(axis=1)
-        P = np.exp(eta - top[:, None])
-        total = P.sum(axis=1)
-        picked = np.arange(n_obs) * n_classes + y  # flat index of each row's observed class
+        # Class-major (n_classes, n_obs) throughout: the sums over the classes run along whole
+        # rows, and each class's weights are a contiguous row.
+        coef = params.reshape(-1, n_features)
+        n_classes = coef.shape[0] + 1
+        eta = np.zeros((n_classes, n_obs))
+        np.matmul(coef, X.T, out=eta[1:])
+        # logsumexp by hand (scipy's checks cost more than the sums on a small block): the
+        # maximum over the classes is >= 0 (the reference), so every exp(eta - max) is in (0, 1].
+        top = eta.max(axis=0)
+        P = np.exp(eta - top)
+        total = P.sum(axis=0)
+        picked = y * n_obs + np.arange(n_obs)  # flat index of each row's observed class
         loss = np.log(total)
         loss += top
         loss -= eta.ravel()[picked]
@@ -86,41 +92,45 @@ class Categorical(Family):
         weight = total_weight(n_obs, weights)
         if order == 0:
             return BlockSums(nll, weight=weight)
-        P /= total[:, None]
+        P /= total
         R = P.copy()
         R.ravel()[picked] -= 1.0  # softmax minus one-hot
+        R = R[1:]
         if weights is not None:
-            R *= weights[:, None]
-        grad = (X.T @ R[:, 1:]).T.ravel()
+            R *= weights
+        grad = (R @ X).ravel()
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
-        return BlockSums(nll, grad, self._hessian(X, P[:, 1:], weights), weight)
+        return BlockSums(nll, grad, self._hessian(X, P[1:], weights), weight)
 
     @staticmethod
     def _hessian(X: np.ndarray, P: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-        """The (K-1)K/2 distinct blocks ``X.T @ diag(p_j (delta_jk - p_k)) @ X``, j <= k, as one
-        matrix product: the rows of ``X.T`` scaled by each block's weights, stacked, times ``X``.
+        """The (K-1)K/2 distinct blocks ``X.T @ diag(p_j (delta_jk - p_k)) @ X``, j <= k, each a
+        weighted Gram matrix, in one matrix product: the weights of every block (one row each)
+        times the products ``x_a x_b`` (a <= b) of each row's features. Each block is symmetric,
+        so p(p+1)/2 products per row give it; the products do not depend on the parameters.
+        Never a Kronecker product, and nothing wider than p(p+1)/2 per row.
 
-        ``P`` holds the probabilities of the non-reference classes, shape (n_obs, K-1). The
-        stacked scaled copy is (K-1)K/2 times the block of ``X``; the caller keeps blocks small.
+        ``P`` holds the probabilities of the non-reference classes, class-major: (K-1, n_obs).
         """
-        n_features, n_free = X.shape[1], P.shape[1]
-        j, k = np.triu_indices(n_free)
-        Pt = P.T if weights is None else (P * weights[:, None]).T
-        W = -Pt[j] * P.T[k]  # (n_blocks, n_obs): -w p_j p_k
-        W[j == k] += Pt[j[j == k]]  # + w p_j on the diagonal blocks
-        Z = W[:, None, :] * X.T[None, :, :]  # (n_blocks, n_features, n_obs)
-        blocks = (Z.reshape(-1, X.shape[0]) @ X).reshape(len(j), n_features, n_features)
-        hess = np.empty((n_free * n_features, n_free * n_features))
-        for b, (jb, kb) in enumerate(zip(j, k)):
-            sj = slice(jb * n_features, (jb + 1) * n_features)
-            sk = slice(kb * n_features, (kb + 1) * n_features)
-            if jb == kb:
-                hess[sj, sj] = 0.5 * (blocks[b] + blocks[b].T)  # exactly symmetric
-            else:
-                hess[sj, sk] = blocks[b]
-                hess[sk, sj] = blocks[b].T
-        return hess
+        n_obs, n_features = X.shape
+        n_free = P.shape[0]
+        j, k, diagonal = _pairs(n_free)
+        rows, cols, starts = _triangle(n_features)
+        Pw = P if weights is None else P * weights
+        W = -Pw[j] * P[k]  # (n_blocks, n_obs): -w p_j p_k
+        W[diagonal] += Pw  # + w p_j on the diagonal blocks
+        Q = np.empty((n_obs, len(rows)), order="F")  # x_a x_b for a <= b, column by column
+        for a in range(n_features):
+            np.multiply(X[:, a : a + 1], X[:, a:], out=Q[:, starts[a] : starts[a + 1]])
+        upper = W @ Q  # (n_blocks, p(p+1)/2)
+        G = np.empty((len(j), n_features, n_features))
+        G[:, rows, cols] = upper
+        G[:, cols, rows] = upper
+        hess = np.empty((n_free, n_features, n_free, n_features))
+        hess[j, :, k, :] = G
+        hess[k, :, j, :] = G
+        return hess.reshape(n_free * n_features, n_free * n_features)
 
     def simulate(self, params, X, rng):
         from scipy.special import softmax
@@ -130,3 +140,18 @@ class Categorical(Family):
         u = rng.random((X.shape[0], 1))
         codes = (np.cumsum(P, axis=1)[:, :-1] < u).sum(axis=1)
         return codes.astype(np.intp)
+
+
+@functools.lru_cache(maxsize=None)
+def _pairs(n_free: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class pairs j <= k of the Hessian's distinct blocks, and which of them are diagonal."""
+    j, k = np.triu_indices(n_free)
+    return j, k, np.flatnonzero(j == k)
+
+
+@functools.lru_cache(maxsize=None)
+def _triangle(n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of each entry of an upper triangle, row by row, and where each row starts."""
+    rows, cols = np.triu_indices(n_features)
+    starts = np.concatenate([[0], np.cumsum(np.arange(n_features, 0, -1))])
+    return rows, cols, starts
