@@ -273,12 +273,12 @@ def test_warm_start_reaches_the_same_optimum_in_fewer_passes(name, rng, monkeypa
 
 def test_warm_start_is_dropped_when_the_subsample_separates(rng, monkeypatch):
     import mlefit
-    from mlefit.fit import WARM_START_STRIDE
+    from mlefit.fit import WARM_START_RUN, WARM_START_STRIDE
 
     n = 120_000
     X = rng.standard_normal((n, 2))
     y = (rng.random(n) < 1 / (1 + np.exp(-X[:, 0]))).astype(float)
-    sub = np.arange(n) % WARM_START_STRIDE == 0
+    sub = np.arange(n) // WARM_START_RUN % WARM_START_STRIDE == 0  # the rows of the subsample
     y[sub] = (X[sub, 0] > 0).astype(float)  # x1 separates the classes in the subsample only
     res = mlefit.fit(X=X, y=y, family="bernoulli")
     assert res.converged
