@@ -8,8 +8,9 @@ Run it as ``make bench`` (which installs the ``bench`` extra) or directly::
 
 Every comparison draws its data from one seeded generator, then times each tool on the same arrays,
 interleaved (tool A, tool B, ..., tool A, tool B, ...) so that a burst of load on the machine hits
-every tool alike, and reports the median of ``--repeat`` runs after one untimed round (imports
-and first use of memory out of the way for every tool). mlefit's time includes its standard
+every tool alike (each round in a rotated order, after a short pause), and reports the median of
+``--repeat`` runs after one untimed round (imports and first use of memory out of the way for
+every tool). mlefit's time includes its standard
 errors (the whole ``mlefit.fit``); the references' need not.
 
 Columns of the table:
@@ -108,6 +109,8 @@ def gaussian_data(rng, n, p):
 #: the clock runs (mlefit imports scipy.linalg inside its first fit; the references are imported
 #: at the top of each comparison).
 WARMUP = 1
+#: Seconds of quiet before each timed run (0 with --quick).
+PAUSE = 0.5
 
 
 def interleave(runners: dict[str, Callable[[], np.ndarray]], repeat: int) -> dict[str, tuple[list[float], np.ndarray]]:
@@ -118,10 +121,15 @@ def interleave(runners: dict[str, Callable[[], np.ndarray]], repeat: int) -> dic
     for _ in range(WARMUP):
         for run in runners.values():
             run()
-    for _ in range(repeat):
-        for name, run in runners.items():
+    names = list(runners)
+    for round_ in range(repeat):
+        # Each round in a rotated order, with a pause before each run: a library's worker
+        # threads spin for a while after it returns (OpenMP, OpenBLAS), and would otherwise slow
+        # whichever tool always comes next.
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            time.sleep(PAUSE)
             start = time.perf_counter()
-            estimates[name] = run()
+            estimates[name] = runners[name]()
             times[name].append(time.perf_counter() - start)
     return {name: (times[name], estimates[name]) for name in runners}
 
@@ -349,7 +357,9 @@ def bench_csv(n: int, p: int, repeat: int, workdir: Path) -> list[Row]:
     for _ in range(WARMUP):
         cli(), reference()
     for _ in range(repeat):
+        time.sleep(PAUSE)
         times["mlefit CLI"].append(cli())
+        time.sleep(PAUSE)
         times[ref_name].append(reference())
 
     cli_params = np.array([row["estimate"] for row in json.loads(cli.out)["parameters"]])
@@ -401,6 +411,7 @@ def bench_startup(repeat: int, workdir: Path) -> list[Row]:
             subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     for _ in range(repeat):
         for name, args in runners.items():
+            time.sleep(PAUSE)
             start = time.perf_counter()
             subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
             times[name].append(time.perf_counter() - start)
@@ -494,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown comparison(s): {', '.join(sorted(unknown))}")
     scale, repeat = (0.002, 1) if args.quick else (args.scale, args.repeat)
+    if args.quick:
+        global PAUSE
+        PAUSE = 0.0
 
     def n(base: int) -> int:
         return max(int(base * scale), 200)
