@@ -118,8 +118,8 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
 
     if not np.all(np.isfinite(x0)):
         return _exact_fit(ds, fam, x0, method, gradient, tol, n_weight)
-    if method == "newton" and gradient == "analytic" and fam.name != "gaussian":
-        x0 = _warm_start(ds, fam, x0)
+    if method == "newton" and gradient == "analytic" and fam.name != "gaussian":  # (gaussian starts
+        x0 = _warm_start(ds, fam, x0)  # at its least-squares optimum already)
 
     opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
     hess = opt.hess if gradient == "analytic" else analytic.value_grad_hess(opt.params)[2]
@@ -136,14 +136,16 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
     return result
 
 
-#: Fits on at least this many rows start from the fit to a 1-in-WARM_START_STRIDE subsample.
+#: Newton fits on at least this many rows (and WARM_START_ROWS_PER_PARAM per parameter in the
+#: subsample) start from the fit to a 1-in-WARM_START_STRIDE subsample.
 WARM_START_ROWS = 100_000
+WARM_START_ROWS_PER_PARAM = 50
 WARM_START_STRIDE = 16
 WARM_START_RUN = 256
 
 
 def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray) -> np.ndarray:
-    """A start near the optimum for a large fit: Newton on every WARM_START_STRIDE-th row.
+    """A start near the optimum for a large fit: Newton on a 1-in-WARM_START_STRIDE subsample.
 
     The subsample's optimum lies a few standard errors of the full fit from it (about
     sqrt(WARM_START_STRIDE) in each parameter), well inside the region where Newton converges
@@ -152,7 +154,7 @@ def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray) -> np.ndarray:
     from this start. The start is kept only if the subsample fit converged and it beats the usual
     start on another 1/16 of the rows (a subsample can be separated when the data are not).
     """
-    if ds.n_obs < WARM_START_ROWS:
+    if ds.n_obs < max(WARM_START_ROWS, WARM_START_STRIDE * WARM_START_ROWS_PER_PARAM * x0.size):
         return x0
 
     def subsample(first: int) -> DataObjective:
@@ -173,7 +175,7 @@ def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray) -> np.ndarray:
         return DataObjective(fam, X[:n], y[:n], None if w is None else w[:n])
 
     # To a quarter of the subsample's standard errors: far below its distance from the full optimum.
-    opt = OPTIMIZERS["newton"](subsample(0), x0, tol=0.25, max_iter=30)
+    opt = OPTIMIZERS["newton"](subsample(0), x0, tol=0.25, max_iter=20)
     if not opt.converged:
         return x0
     held_out = subsample(WARM_START_STRIDE // 2)

@@ -287,3 +287,22 @@ def test_warm_start_is_dropped_when_the_subsample_separates(rng, monkeypatch):
     cold = mlefit.fit(X=X, y=y, family="bernoulli")
     assert res.n_iter == cold.n_iter  # the usual start was kept: the same fit
     np.testing.assert_array_equal(res.params, cold.params)
+
+
+def test_no_warm_start_when_the_subsample_is_small_for_the_parameters(rng, monkeypatch):
+    import mlefit
+
+    fit_module = sys.modules["mlefit.fit"]
+    n, p = 5000, 10  # a 1-in-16 subsample would have 312 rows for 11 parameters: too few
+    X = rng.standard_normal((n, p))
+    y = (rng.random(n) < 1 / (1 + np.exp(-X[:, 0]))).astype(float)
+    monkeypatch.setattr(fit_module, "WARM_START_ROWS", 1000)
+    calls = []
+    real = fit_module.OPTIMIZERS["newton"]
+    monkeypatch.setitem(fit_module.OPTIMIZERS, "newton", lambda obj, x0, **kw: calls.append(obj.X.shape[0]) or real(obj, x0, **kw))
+    assert mlefit.fit(X=X, y=y, family="bernoulli").converged
+    assert calls == [n]  # only the full fit
+    calls.clear()
+    monkeypatch.setattr(fit_module, "WARM_START_ROWS_PER_PARAM", 1)
+    assert mlefit.fit(X=X, y=y, family="bernoulli").converged
+    assert calls[-1] == n and len(calls) == 2 and calls[0] < n  # the subsample, then the full fit
