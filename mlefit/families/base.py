@@ -7,6 +7,10 @@ from disk, on other machines) and add the :class:`BlockSums` up; the optimiser n
 
 Derivatives are taken per row with respect to the linear predictor ``eta`` and chained through the
 design: gradient ``X.T @ g`` and Hessian ``X.T @ (h[:, None] * X)``.
+
+In a fit, :class:`~mlefit.objective.DataObjective` calls ``evaluate`` on row blocks of about 1 MB of
+a column-major (Fortran-order) ``X``, so a family's temporaries are block-sized and stay in cache;
+``evaluate`` must give the same sums for any block and any memory layout of ``X``.
 """
 
 from __future__ import annotations
