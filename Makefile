@@ -1,5 +1,7 @@
 # make demo: create .venv if missing, install mlefit, run a real fit on sample_data/.
 # make test: the same environment, the whole test suite (what CI runs).
+# make bench: the same environment plus the bench extra; mlefit side by side with statsmodels,
+#   scikit-learn and glum (benchmarks/compare.py; BENCH_ARGS=--quick for a smoke run).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,6 +20,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
+
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?= --json benchmarks/results.json
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/compare.py $(BENCH_ARGS)
 
 sample-data: $(STAMP)
 	$(BIN)/python sample_data/make_samples.py

@@ -111,7 +111,6 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
             "a maximum-likelihood fit needs more rows than parameters."
         )
     import scipy.linalg  # noqa: F401  (load the solvers before the optimiser's clock starts)
-    import scipy.special  # noqa: F401
 
     analytic = DataObjective(fam, ds.X, ds.y, ds.weights)
     objective = analytic if gradient == "analytic" else NumericObjective(analytic)
@@ -129,6 +128,8 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
         opt = _closed_form_result(analytic, closed, tol)
         cov = closed.cov
     else:
+        if method == "newton" and gradient == "analytic" and closed is None:
+            x0 = _warm_start(ds, fam, x0)
         opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
         hess = opt.hess if gradient == "analytic" else analytic.value_grad_hess(opt.params)[2]
         cov = fam.covariance(opt.params, ds.X, ds.y, ds.weights)
@@ -164,6 +165,54 @@ def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float
     converged = lam <= tol
     message = f"{'converged' if converged else 'not converged'}: closed form ({closed.note}); {verdict}"
     return OptimizeResult(closed.params, nll, closed.grad, closed.hess, converged, message, 0, lam, (record,))
+
+
+#: Newton fits on at least this many rows (and WARM_START_ROWS_PER_PARAM per parameter in the
+#: subsample) start from the fit to a 1-in-WARM_START_STRIDE subsample.
+WARM_START_ROWS = 100_000
+WARM_START_ROWS_PER_PARAM = 50
+WARM_START_STRIDE = 16
+WARM_START_RUN = 256
+
+
+def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray) -> np.ndarray:
+    """A start near the optimum for a large fit: Newton on a 1-in-WARM_START_STRIDE subsample.
+
+    The subsample's optimum lies a few standard errors of the full fit from it (about
+    sqrt(WARM_START_STRIDE) in each parameter), well inside the region where Newton converges
+    quadratically, so the full fit needs two or three fewer iterations, each a pass over all rows,
+    for the price of a fit to 1/16 of them. The trace and iteration count are the full fit's,
+    from this start. The start is kept only if the subsample fit converged and it beats the usual
+    start on another 1/16 of the rows (a subsample can be separated when the data are not).
+    """
+    if ds.n_obs < max(WARM_START_ROWS, WARM_START_STRIDE * WARM_START_ROWS_PER_PARAM * x0.size):
+        return x0
+
+    def subsample(first: int) -> DataObjective:
+        # Every WARM_START_STRIDE-th run of WARM_START_RUN consecutive rows, from run ``first``:
+        # spread over all the data like single rows, but copied as contiguous pieces (5x faster).
+        starts = range(first * WARM_START_RUN, ds.n_obs, WARM_START_STRIDE * WARM_START_RUN)
+        X = np.empty((len(starts) * WARM_START_RUN, ds.X.shape[1]), order="F")
+        y = np.empty(len(starts) * WARM_START_RUN, dtype=ds.y.dtype)
+        w = None if ds.weights is None else np.empty(len(y))
+        n = 0
+        for start in starts:
+            rows = slice(start, start + WARM_START_RUN)
+            m = len(ds.y[rows])
+            X[n : n + m], y[n : n + m] = ds.X[rows], ds.y[rows]
+            if w is not None:
+                w[n : n + m] = ds.weights[rows]
+            n += m
+        return DataObjective(fam, X[:n], y[:n], None if w is None else w[:n])
+
+    # To a quarter of the subsample's standard errors: far below its distance from the full optimum.
+    opt = OPTIMIZERS["newton"](subsample(0), x0, tol=0.25, max_iter=20)
+    if not opt.converged:
+        return x0
+    held_out = subsample(WARM_START_STRIDE // 2)
+    with np.errstate(all="ignore"):
+        better = held_out.value(opt.params) < held_out.value(x0)
+    return opt.params if better else x0
 
 
 def _build(

@@ -208,21 +208,34 @@ class _Recorder:
         )
 
 
+def _sufficient(f_new: float, f: float, slope: float, alpha: float) -> bool:
+    """The Armijo test, allowing rounding noise in ``f`` (a few ulps of its size) so that a full
+    step taken close to the optimum, where the decrease is below the precision of ``f``, is not
+    rejected."""
+    return math.isfinite(f_new) and f_new <= f + _ARMIJO * alpha * slope + 8.0 * _EPS * abs(f)
+
+
 def _armijo(
     objective: Objective, x: np.ndarray, f: float, slope: float, d: np.ndarray, alpha: float
 ) -> tuple[float, float] | None:
-    """Backtrack from ``alpha`` until the sufficient-decrease test holds; ``(alpha, f_new)``.
-
-    The test allows rounding noise in ``f`` (a few ulps of its size) so that a full step taken
-    close to the optimum, where the decrease is below the precision of ``f``, is not rejected.
-    """
-    noise = 8.0 * _EPS * abs(f)
+    """Backtrack from ``alpha`` until the sufficient-decrease test holds; ``(alpha, f_new)``."""
     for _ in range(60):
         f_new = objective.value(x + alpha * d)
-        if math.isfinite(f_new) and f_new <= f + _ARMIJO * alpha * slope + noise:
+        if _sufficient(f_new, f, slope, alpha):
             return alpha, f_new
         alpha *= 0.5
     return None
+
+
+def _trial(evaluate: Callable[[np.ndarray], tuple], x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Everything at a trial point, with floating-point warnings held back: a rejected point may
+    be wild. An accepted point whose derivatives are not finite is evaluated again in the open,
+    so its warnings are seen as before."""
+    with np.errstate(all="ignore"):
+        f, g, H = evaluate(x)
+    if math.isfinite(f) and not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+        f, g, H = evaluate(x)
+    return f, g, H
 
 
 def newton(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -> OptimizeResult:
@@ -231,6 +244,10 @@ def newton(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -
     On an ill-conditioned Hessian it finishes in precise arithmetic (see :class:`_Precision`),
     and there, once converged, takes the final Newton step too, so the estimate is as accurate as
     the float64 data allow rather than ``tol`` standard errors from it.
+
+    A full Newton step is almost always accepted, so the NLL, gradient and Hessian are computed
+    together at the full step, in one pass over the data; only when that point fails the Armijo
+    test does the line search backtrack, with NLL-only evaluations.
     """
     rec = _Recorder()
     prec = _Precision(objective)
@@ -258,22 +275,27 @@ def newton(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -
             return OptimizeResult(
                 x, f, g, H, False, f"iteration limit ({max_iter}) reached", it, lam, tuple(rec.records)
             )
-        found = _armijo(objective, x, f, float(g @ d), d, 1.0)
-        if found is None:
-            if prec.upgrade(cond, finished=True):
-                f, g, H = prec.evaluate(x)
-                continue
-            return OptimizeResult(
-                x, f, g, H, False,
-                _stalled_message("the line search found no decrease along the Newton direction", lam),
-                it, lam, tuple(rec.records),
-            )
-        alpha = found[0]
+        slope = float(g @ d)
+        alpha = 1.0
+        f_new, g_new, H_new = _trial(prec.evaluate, x + d)
+        if not _sufficient(f_new, f, slope, alpha):
+            found = _armijo(objective, x, f, slope, d, 0.5)
+            if found is None:
+                if prec.upgrade(cond, finished=True):
+                    f, g, H = prec.evaluate(x)
+                    continue
+                return OptimizeResult(
+                    x, f, g, H, False,
+                    _stalled_message("the line search found no decrease along the Newton direction", lam),
+                    it, lam, tuple(rec.records),
+                )
+            alpha = found[0]
+            f_new, g_new, H_new = prec.evaluate(x + alpha * d)
         step = alpha * d
         x = x + step
         it += 1
         f_old = f
-        f, g, H = prec.evaluate(x)
+        f, g, H = f_new, g_new, H_new
         rec.add(f, g, float(np.max(np.abs(step))))
         # No decrease at all: float64 rounding of the gradient, not the optimum, is steering.
         if f >= f_old and prec.upgrade(cond, finished=True):

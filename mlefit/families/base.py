@@ -16,6 +16,10 @@ Cholesky factorisation of ``Z.T @ Z``, whose condition number is squared; and
 :meth:`Family.closed_form` returns the MLE and its covariance directly when a family has them
 (gaussian: least squares). Roots of blocks of rows stack vertically, so they too can be computed
 block by block.
+
+In a fit, :class:`~mlefit.objective.DataObjective` calls ``evaluate`` on row blocks of about 1 MB of
+a column-major (Fortran-order) ``X``, so a family's temporaries are block-sized and stay in cache;
+``evaluate`` must give the same sums for any block and any memory layout of ``X``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ import numpy as np
 
 from .. import linalg
 from ..errors import FamilyError
-from .base import BlockSums, Family, Target, gram, label_text, python_scalar, sorted_levels
+from .base import (
+    BlockSums, Family, Target, gram, label_text, python_scalar, sorted_levels, total_weight, weighted_sum,
+)
 
 
 class Bernoulli(Family):
@@ -28,6 +30,12 @@ class Bernoulli(Family):
     grad_formula = "X^T (sigmoid(Xw) - y)"
 
     def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
+        if values.dtype.kind in "iufb" and values.size:
+            # Numbers: two passes over the column instead of a sort (np.unique).
+            lo, hi = values.min(), values.max()
+            is_hi = values == hi
+            if lo != hi and np.all(is_hi | (values == lo)):
+                return self._target(is_hi.astype(np.float64), (python_scalar(lo), python_scalar(hi)))
         levels, codes = sorted_levels(values, column)
         if len(levels) != 2:
             shown = ", ".join(label_text(v) for v in levels[:5])
@@ -39,8 +47,11 @@ class Bernoulli(Family):
                 if len(levels) > 2
                 else "Both classes must appear in the data.",
             )
-        lo, hi = (python_scalar(v) for v in levels)
-        y = codes.astype(np.float64)
+        return self._target(codes.astype(np.float64), tuple(python_scalar(v) for v in levels))
+
+    @staticmethod
+    def _target(y: np.ndarray, levels: tuple) -> Target:
+        lo, hi = levels
         note = None
         if not (lo in (0, False) and hi in (1, True)):
             note = f"'{label_text(hi)}' is 1 and '{label_text(lo)}' is 0 (the larger label in sorted order is 1)"
@@ -64,23 +75,31 @@ class Bernoulli(Family):
         return params
 
     def evaluate(self, params, X, y, weights=None, order=2, precise=False):
-        from scipy.special import expit
-
+        # One pass over the block, written around e = exp(-|eta|) in (0, 1], which never
+        # overflows. With s = eta where y = 0 and -eta where y = 1 (y is 0/1 after encoding):
+        #   per-row NLL  log(1 + exp(eta)) - y eta = softplus(s) = max(s, 0) + log1p(e),
+        #   p - y        = flip * sigmoid(s), flip = 1 - 2y, sigmoid(s) = q (s >= 0) or e q (s < 0)
+        #                  with q = 1 / (1 + e),
+        #   p (1 - p)    = e q^2.
+        # No term is a difference of nearly equal numbers, so each is exact for any eta.
         eta = linalg.dot(X, params) if precise else X @ params
-        loss = np.logaddexp(0.0, eta) - y * eta
-        nll = float(loss.sum() if weights is None else weights @ loss)
-        weight = float(len(y) if weights is None else weights.sum())
+        flip = 1.0 - 2.0 * y  # +1 where y = 0, -1 where y = 1
+        s = eta * flip
+        e = np.exp(-np.abs(eta))
+        loss = np.log1p(e)
+        loss += np.maximum(s, 0.0)
+        nll = weighted_sum(loss, weights)
+        weight = total_weight(len(y), weights)
         if order == 0:
             return BlockSums(nll, weight=weight)
-        p = expit(eta)
-        r = p - y if weights is None else weights * (p - y)
+        q = 1.0 / (1.0 + e)
+        r = np.where(s >= 0.0, q, e * q)  # sigmoid(s)
+        r *= flip if weights is None else flip * weights  # (p - y), weighted
         grad = linalg.tdot(X, r) if precise else X.T @ r
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
-        # p * (1 - p) written as p * sigmoid(-eta): exact where 1 - p would cancel.
-        h = p * expit(-eta)
-        if weights is not None:
-            h *= weights
+        h = e * q
+        h *= q if weights is None else q * weights
         return BlockSums(nll, grad, gram(X, h), weight)
 
     def hess_root(self, params, X, y, weights=None):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import linalg
 from ..errors import FamilyError
-from .base import BlockSums, Family, Target, gram, label_text, python_scalar, sorted_levels, weighted_gram
+from .base import BlockSums, Family, Target, label_text, python_scalar, sorted_levels, total_weight, weighted_sum
 
 
 class Categorical(Family):
@@ -74,38 +76,68 @@ class Categorical(Family):
         return eta
 
     def evaluate(self, params, X, y, weights=None, order=2, precise=False):
-        from scipy.special import logsumexp
-
-        eta = self.linear_predictor(params, X, precise)
-        rows = np.arange(X.shape[0])
-        lse = logsumexp(eta, axis=1)
-        loss = lse - eta[rows, y]
-        nll = float(loss.sum() if weights is None else weights @ loss)
-        weight = float(len(y) if weights is None else weights.sum())
+        n_obs, n_features = X.shape
+        # Class-major (n_classes, n_obs) throughout: the sums over the classes run along whole
+        # rows, and each class's weights are a contiguous row.
+        coef = params.reshape(-1, n_features)
+        n_classes = coef.shape[0] + 1
+        eta = np.zeros((n_classes, n_obs))
+        if precise:
+            eta[1:] = linalg.dot(X, coef.T).T
+        else:
+            np.matmul(coef, X.T, out=eta[1:])
+        # logsumexp by hand (scipy's checks cost more than the sums on a small block): the
+        # maximum over the classes is >= 0 (the reference), so every exp(eta - max) is in (0, 1].
+        top = eta.max(axis=0)
+        P = np.exp(eta - top)
+        total = P.sum(axis=0)
+        picked = y * n_obs + np.arange(n_obs)  # flat index of each row's observed class
+        loss = np.log(total)
+        loss += top
+        loss -= eta.ravel()[picked]
+        nll = weighted_sum(loss, weights)
+        weight = total_weight(n_obs, weights)
         if order == 0:
             return BlockSums(nll, weight=weight)
-        # eta is no longer needed: turn it into the probabilities in place.
-        P = np.exp(np.subtract(eta, lse[:, None], out=eta), out=eta)
-        R = P[:, 1:].copy()
-        hit = y > 0
-        R[rows[hit], y[hit] - 1] -= 1.0  # softmax minus one-hot, non-reference columns
+        P /= total
+        R = P.copy()
+        R.ravel()[picked] -= 1.0  # softmax minus one-hot
+        R = R[1:]
         if weights is not None:
-            R *= weights[:, None]
-        grad = linalg.tdot(X, R).T.ravel() if precise else (R.T @ X).ravel()
+            R *= weights
+        grad = linalg.tdot(X, R.T).T.ravel() if precise else (R @ X).ravel()
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
-        n_features, n_free = X.shape[1], P.shape[1] - 1
-        hess = np.empty((n_free * n_features, n_free * n_features))
-        for j in range(n_free):
-            pj = P[:, j + 1] if weights is None else weights * P[:, j + 1]
-            sj = slice(j * n_features, (j + 1) * n_features)
-            hess[sj, sj] = gram(X, pj * (1.0 - P[:, j + 1]))
-            for k in range(j + 1, n_free):
-                sk = slice(k * n_features, (k + 1) * n_features)
-                block = weighted_gram(X, -pj * P[:, k + 1])
-                hess[sj, sk] = block
-                hess[sk, sj] = block.T
-        return BlockSums(nll, grad, hess, weight)
+        return BlockSums(nll, grad, self._hessian(X, P[1:], weights), weight)
+
+    @staticmethod
+    def _hessian(X: np.ndarray, P: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        """The (K-1)K/2 distinct blocks ``X.T @ diag(p_j (delta_jk - p_k)) @ X``, j <= k, each a
+        weighted Gram matrix, in one matrix product: the weights of every block (one row each)
+        times the products ``x_a x_b`` (a <= b) of each row's features. Each block is symmetric,
+        so p(p+1)/2 products per row give it; the products do not depend on the parameters.
+        Never a Kronecker product, and nothing wider than p(p+1)/2 per row.
+
+        ``P`` holds the probabilities of the non-reference classes, class-major: (K-1, n_obs).
+        """
+        n_obs, n_features = X.shape
+        n_free = P.shape[0]
+        j, k, diagonal = _pairs(n_free)
+        rows, cols, starts = _triangle(n_features)
+        Pw = P if weights is None else P * weights
+        W = -Pw[j] * P[k]  # (n_blocks, n_obs): -w p_j p_k
+        W[diagonal] += Pw  # + w p_j on the diagonal blocks
+        Q = np.empty((n_obs, len(rows)), order="F")  # x_a x_b for a <= b, column by column
+        for a in range(n_features):
+            np.multiply(X[:, a : a + 1], X[:, a:], out=Q[:, starts[a] : starts[a + 1]])
+        upper = W @ Q  # (n_blocks, p(p+1)/2)
+        G = np.empty((len(j), n_features, n_features))
+        G[:, rows, cols] = upper
+        G[:, cols, rows] = upper
+        hess = np.empty((n_free, n_features, n_free, n_features))
+        hess[j, :, k, :] = G
+        hess[k, :, j, :] = G
+        return hess.reshape(n_free * n_features, n_free * n_features)
 
     def hess_root(self, params, X, y, weights=None):
         r"""A square root ``Z`` of the Hessian, shape (n_obs (K-1), n_features (K-1)).
@@ -139,3 +171,18 @@ class Categorical(Family):
         u = rng.random((X.shape[0], 1))
         codes = (np.cumsum(P, axis=1)[:, :-1] < u).sum(axis=1)
         return codes.astype(np.intp)
+
+
+@functools.lru_cache(maxsize=None)
+def _pairs(n_free: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class pairs j <= k of the Hessian's distinct blocks, and which of them are diagonal."""
+    j, k = np.triu_indices(n_free)
+    return j, k, np.flatnonzero(j == k)
+
+
+@functools.lru_cache(maxsize=None)
+def _triangle(n_features: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of each entry of an upper triangle, row by row, and where each row starts."""
+    rows, cols = np.triu_indices(n_features)
+    starts = np.concatenate([[0], np.cumsum(np.arange(n_features, 0, -1))])
+    return rows, cols, starts

@@ -1,0 +1,41 @@
+"""benchmarks/compare.py runs end to end on tiny sizes and its estimates agree (no timings asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, subprocess_env
+
+pytest.importorskip("statsmodels")
+pytest.importorskip("sklearn")
+
+
+def test_compare_quick_prints_every_comparison_and_agrees_with_statsmodels(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, env=subprocess_env(), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    by_comparison: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_comparison.setdefault(row["comparison"].split(" ")[0], {})[row["tool"]] = row
+    assert set(by_comparison) == {"bernoulli", "categorical", "gaussian", "CSV", "start-up"}
+    assert {"mlefit", "statsmodels Logit newton", "sklearn lbfgs", "sklearn newton-cholesky"} <= set(by_comparison["bernoulli"])
+    assert {"mlefit", "statsmodels MNLogit newton", "sklearn lbfgs"} <= set(by_comparison["categorical"])
+    assert {"mlefit", "statsmodels OLS", "sklearn LinearRegression"} <= set(by_comparison["gaussian"])
+    assert "mlefit CLI" in by_comparison["CSV"]
+    assert set(by_comparison["start-up"]) == {"mlefit --help", "mlefit fit (1,000 rows)", "statsmodels script (1,000 rows)"}
+    for name in ("bernoulli", "categorical", "gaussian"):
+        assert by_comparison[name]["mlefit"]["agreement"] < 1e-8, name
+        assert by_comparison[name]["mlefit"]["ratio"] > 0
+    assert by_comparison["CSV"]["mlefit CLI"]["agreement"] < 1e-8
+    assert "peak RSS" in by_comparison["CSV"]["mlefit CLI"]["note"]
+    for row in rows:
+        assert row["seconds"] > 0 and len(row["runs"]) == 1
+        assert row["tool"] in proc.stdout  # the printed table has the same rows
