@@ -45,7 +45,8 @@ def test_help_runs_without_scipy_or_pandas():
 ALLOWED = {
     "errors": set(),
     "families": {"numpy", "scipy", "errors", "families"},
-    "data": {"numpy", "pandas", "errors", "families"},
+    "data": {"numpy", "pandas", "errors", "families", "formulaic"},
+    "checks": {"numpy", "scipy", "errors"},
     "optimize": {"numpy", "scipy", "results", "errors"},
     "inference": {"numpy", "scipy", "errors"},
     "render": {"rich", "results", "families"},

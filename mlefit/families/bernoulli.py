@@ -82,6 +82,11 @@ class Bernoulli(Family):
             h *= weights
         return BlockSums(nll, grad, gram(X, h), weight)
 
+    def scores(self, params, X, y):
+        from scipy.special import expit
+
+        return X * (expit(X @ params) - y)[:, None]
+
     def simulate(self, params, X, rng):
         from scipy.special import expit
 
