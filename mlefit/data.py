@@ -524,7 +524,9 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, wei
     def build(part):
         try:
             with np.errstate(all="ignore"):
-                return formulaic.model_matrix(part, frame, na_action="raise")
+                # missing values in the data were handled above; any left come from a
+                # transformation (np.log(0)) and are named by the finiteness check below
+                return formulaic.model_matrix(part, frame, na_action="ignore")
         except FormulaicError as exc:
             raise DataError(f"cannot build the design of --formula '{formula}': {_first_line(exc)}.") from None
 
@@ -621,7 +623,7 @@ def _rebuild_formula(design: dict, frame: "pd.DataFrame") -> np.ndarray:
     frame, _, _ = _missing(frame, needed, dropna=False)
 
     def spec_for(formula: str, enc: dict):
-        return formulaic.ModelSpec(formula=formula, encoder_state=enc, transform_state=transform, na_action="raise")
+        return formulaic.ModelSpec(formula=formula, encoder_state=enc, transform_state=transform, na_action="ignore")
 
     try:
         with warnings.catch_warnings():
@@ -650,4 +652,12 @@ def _rebuild_formula(design: dict, frame: "pd.DataFrame") -> np.ndarray:
         order = [names.index(n) for n in design["features"]]
     except ValueError:
         raise DataError("the rebuilt design's columns differ from the fitted ones.") from None
-    return X[:, order]
+    X = X[:, order]
+    bad = ~np.isfinite(X)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise DataError(
+            f"design column '{design['features'][j]}' has {int(bad[:, j].sum())} missing or infinite value(s), "
+            f"the first in data row {int(np.flatnonzero(bad[:, j])[0]) + 1}."
+        )
+    return X
