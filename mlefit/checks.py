@@ -15,7 +15,9 @@ Two ways a fit can have no unique finite optimum, each reported by naming the co
   finished fit for its symptoms (a class probability at 0 or 1 to within ``exp(-20)``, no
   convergence, a singular Hessian); only then :func:`check_separation` decides exactly, with linear
   programs (the approach of Konis, 2007), whether such a direction exists, whether it separates
-  completely or quasi-completely, and which columns and classes it involves.
+  completely or quasi-completely, and which columns and classes it involves. The programs have one
+  constraint per (distinct row, other class) and a handful of variables: about half a second per
+  100,000 rows of six columns.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ QR_BLOCK = 65536
 SUSPECT_LOG_PROB = -20.0
 
 #: Margins (in units of max-abs-scaled columns, directions in the unit box) above this are strict.
+#: The solver's feasibility tolerance is set to 1e-10, well below.
 _STRICT = 1e-7
 
 
@@ -212,7 +215,7 @@ def find_separation(X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.nd
     ``columns`` (indices of the columns of a sparsest separating direction) and ``classes``
     (indices of the classes that direction moves).
     """
-    from scipy.sparse import bmat, csr_matrix, eye, hstack
+    from scipy.sparse import csr_matrix, hstack, vstack
 
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(np.intp)
@@ -226,46 +229,43 @@ def find_separation(X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.nd
     scale[scale == 0] = 1.0
     Xu = Xu / scale
     p = Xu.shape[1]
-    D, row_of, class_of = _constraints(Xu, yu, n_classes)
+    D, row_of, _ = _constraints(Xu, yu, n_classes)
     m, nv = D.shape
+    # Existence only needs differences between classes: fix class 0's vector at zero (presolve
+    # removes it), which leaves the reference parametrisation and a smaller program.
+    box = [(0.0, 0.0)] * p + [(-1.0, 1.0)] * (nv - p)
 
-    # LP 1: maximise sum_c s_c with 0 <= s_c <= margin_c = D_c w, margin_c >= 0, w in the unit box.
-    # Positive iff a direction separates; its solution makes as many margins strict as it can.
-    A = bmat([[-D, None], [-D, eye(m)]], format="csr")
-    res = _linprog(
-        np.concatenate([np.zeros(nv), -np.ones(m)]),
-        A_ub=A, b_ub=np.zeros(2 * m), bounds=[(-1, 1)] * nv + [(0, 1)] * m,
-    )
-    if res.status != 0 or -res.fun <= _STRICT:
+    # LP 1 (Konis, 2007): maximise the total margin sum_c D_c w subject to D w >= 0, w in the unit
+    # box. Zero iff no direction separates. Then, while some margin outside the strict set S can be
+    # made positive, maximise their total and add them: directions add up, so S ends as the largest
+    # set of margins any one direction makes strict, and the separation is complete iff S is all.
+    strict = np.zeros(m, bool)
+    for _ in range(20):
+        weights_c = (~strict).astype(float)
+        res = _linprog(-(weights_c @ D), A_ub=-D, b_ub=np.zeros(m), bounds=box)
+        if res.status != 0:
+            break
+        margins = D @ res.x
+        if margins.min() < -1e-8 * max(1.0, np.abs(margins).max()):
+            break  # the solver's direction does not survive an exact check: count it as none
+        new = (margins > _STRICT) & ~strict
+        if not new.any():
+            break
+        strict |= new
+        if strict.all():
+            break
+    if not strict.any():
         return None
-    w = res.x[:nv]
-    margins = D @ w
-    if margins.min() < -1e-8 * max(1.0, np.abs(margins).max()):
-        return None  # the solver's direction does not survive an exact check: no separation
-    strict = margins > _STRICT
     complete = bool(strict.all())
-    if not complete:
-        # LP 2: maximise t with every margin >= t: positive iff the separation is complete.
-        res2 = _linprog(
-            np.concatenate([np.zeros(nv), [-1.0]]),
-            A_ub=hstack([-D, np.ones((m, 1))], format="csr"), b_ub=np.zeros(m),
-            bounds=[(-1, 1)] * nv + [(None, 1)],
-        )
-        if res2.status == 0 and -res2.fun > _STRICT:
-            complete, strict = True, np.ones(m, bool)
 
-    # LP 3: the sparsest direction (least L1 norm, w = a - b) with a positive total strict margin.
-    Ds = D[strict] if not complete else D
-    ones = np.ones((1, Ds.shape[0]))
-    total = csr_matrix(ones @ Ds)
-    A3 = bmat([[-D, D], [-total, total]], format="csr")
-    res3 = _linprog(
-        np.ones(2 * nv), A_ub=A3, b_ub=np.concatenate([np.zeros(m), [-1.0]]),
-        bounds=[(0, None)] * (2 * nv),
-    )
-    w3 = (res3.x[:nv] - res3.x[nv:]) if res3.status == 0 else w
-    W = np.abs(w3.reshape(n_classes, p))
+    # LP 2: the sparsest direction (least L1 norm, w = a - b; all K class vectors free, so the
+    # classes it moves are named symmetrically) with a positive total strict margin.
+    total = csr_matrix(np.asarray(strict, dtype=float) @ D)
+    A = vstack([hstack([-D, D]), hstack([-total, total])], format="csr")
+    res = _linprog(np.ones(2 * nv), A_ub=A, b_ub=np.concatenate([np.zeros(m), [-1.0]]), bounds=[(0, None)] * (2 * nv))
+    W = np.abs(res.x[:nv] - res.x[nv:]).reshape(n_classes, p) if res.status == 0 else np.ones((n_classes, p))
     big = W > 1e-6 * max(W.max(), 1e-300)
+
     any_strict = np.zeros(len(pairs), bool)
     np.logical_or.at(any_strict, row_of[strict], True)
     all_strict = np.ones(len(pairs), bool)

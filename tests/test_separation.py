@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import mlefit
-from mlefit.checks import check_rank, find_separation
+from mlefit.checks import check_rank, find_separation, suspect_separation
 from mlefit.errors import EXIT_INPUT, EXIT_SEPARATION, CollinearityError, DataError, SeparationError
 
 from conftest import NIST_EXTRA, SAMPLES
@@ -117,11 +117,13 @@ def test_overlapping_classes_are_not_separated():
 
 def test_a_strong_but_finite_effect_fits(rng):
     """Probabilities near 0 and 1 trigger the exact check, which must not cry wolf."""
-    x = np.linspace(-10, 10, 400)
-    y = (rng.random(400) < 1 / (1 + np.exp(-3 * x))).astype(int)
-    y[[10, 390]] = 1 - y[[10, 390]]  # overlap at both ends: the MLE exists
+    x = np.linspace(-15, 15, 401)
+    y = (rng.random(401) < 1 / (1 + np.exp(-2 * x))).astype(int)
+    y[200], y[205] = 1, 0  # x = 0 is 'yes' and x = 0.375 is 'no': the classes overlap, the MLE exists
     res = mlefit.fit(X=x, y=y, family="bernoulli")
     assert res.converged and np.all(np.isfinite(res.se))
+    eta = res.params[0] + res.params[1] * x
+    assert suspect_separation(np.column_stack([np.zeros_like(eta), eta]))  # the exact check did run
 
 
 def test_zero_weight_rows_do_not_count_against_separation(separated):
