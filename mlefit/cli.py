@@ -79,7 +79,7 @@ FormulaOpt = Annotated[
     ),
 ]
 WeightsOpt = Annotated[
-    Optional[str], typer.Option("--weights", "-w", metavar="COLUMN", help="Column of frequency weights.")
+    Optional[str], typer.Option("--weights", metavar="COLUMN", help="Column of frequency weights.")
 ]
 DropnaOpt = Annotated[bool, typer.Option("--dropna", help="Drop rows with missing values instead of failing.")]
 L2Opt = Annotated[

@@ -151,7 +151,7 @@ def fit_dataset(
 ) -> FitResult:
     """Fit an already validated :class:`Dataset`.
 
-    Before the optimiser: the rank of the design (:func:`checks.check_rank`). After it, for the
+    Before the optimiser, without a penalty: the rank of the design (:func:`checks.check_rank`). After it, for the
     classification families without a penalty, when the fit shows the symptoms of separation:
     the exact check (:func:`checks.check_separation`).
     """
@@ -166,7 +166,8 @@ def fit_dataset(
     import scipy.linalg  # noqa: F401  (load the solvers before the optimiser's clock starts)
     import scipy.special  # noqa: F401
 
-    checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
+    if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
+        checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
     classes = ds.levels is not None and fam.name in ("bernoulli", "categorical")
     if classes:
         _check_classes(ds, n_classes)

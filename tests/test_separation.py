@@ -205,3 +205,28 @@ def test_json_is_not_printed_for_separated_data(separated, invoke, tmp_path):
     assert result.exit_code == 4 and result.stdout == ""
     with pytest.raises(json.JSONDecodeError):
         json.loads(result.stdout)
+
+
+def test_real_process_exit_codes_for_separation_and_collinearity(separated, tmp_path):
+    import subprocess
+
+    from conftest import MLEFIT, subprocess_env
+
+    data = write(tmp_path, separated)
+    sep = subprocess.run([MLEFIT, "fit", "-", "-f", "bernoulli"], input=open(data).read(),
+                         capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert sep.returncode == 4 and sep.stdout == ""
+    assert sep.stderr.startswith("Error: complete separation: column 'x1'")
+    coll = write(tmp_path, separated.assign(x3=separated["x1"] * 2), "coll.csv")
+    proc = subprocess.run([MLEFIT, "fit", coll, "-f", "bernoulli"],
+                          capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert proc.returncode == 2 and "column 'x3' is 2 times 'x1'" in proc.stderr
+
+
+def test_l2_fits_collinear_columns_as_ridge_does(rng):
+    x1, x2 = rng.normal(size=(2, 200))
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "x1b": x1, "y": (x1 + rng.normal(size=200) > 0).astype(int)})
+    res = mlefit.fit(frame, "bernoulli", l2=1.0)
+    assert res.converged and np.all(np.isfinite(res.se))
+    est = res.estimates
+    assert est["x1"] == pytest.approx(est["x1b"], rel=1e-8)  # the penalty splits a duplicate equally
