@@ -33,6 +33,11 @@ class Gradient(str, enum.Enum):
     numeric = "numeric"
 
 
+class Cov(str, enum.Enum):
+    model = "model"
+    robust = "robust"
+
+
 class Format(str, enum.Enum):
     table = "table"
     json = "json"
@@ -66,6 +71,27 @@ FeaturesOpt = Annotated[
     typer.Option("--features", "-x", help="Comma-separated feature columns.", show_default="every other column"),
 ]
 InterceptOpt = Annotated[bool, typer.Option("--intercept/--no-intercept", help="Add an intercept column.")]
+FormulaOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--formula", metavar="FORMULA",
+        help="Build the design from a formula, e.g. 'y ~ x1 + C(region) + np.log(income)' (needs formulaic).",
+    ),
+]
+WeightsOpt = Annotated[
+    Optional[str], typer.Option("--weights", metavar="COLUMN", help="Column of frequency weights.")
+]
+DropnaOpt = Annotated[bool, typer.Option("--dropna", help="Drop rows with missing values instead of failing.")]
+L2Opt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--l2", metavar="LAMBDA",
+        help="MAP fit: minimise NLL + (LAMBDA/2)||w||^2 (intercepts not penalised).",
+    ),
+]
+CovOpt = Annotated[
+    Cov, typer.Option("--cov", help="Standard errors: model-based (inverse Hessian) or robust sandwich (HC0).")
+]
 MethodOpt = Annotated[Method, typer.Option("--method", "-m", help="Optimiser.")]
 GradOpt = Annotated[
     Gradient, typer.Option("--grad", help="Analytic derivatives, or central finite differences of the NLL.")
@@ -174,6 +200,11 @@ def fit(
     target: TargetOpt = None,
     features: FeaturesOpt = None,
     intercept: InterceptOpt = True,
+    formula: FormulaOpt = None,
+    weights: WeightsOpt = None,
+    dropna: DropnaOpt = False,
+    l2: L2Opt = None,
+    cov: CovOpt = Cov.model,
     method: MethodOpt = Method.newton,
     grad: GradOpt = Gradient.analytic,
     tol: TolOpt = None,
@@ -196,7 +227,8 @@ def fit(
 ) -> None:
     """Fit a model to a CSV and print estimates, fit statistics and the convergence table.
 
-    Exit codes: 0 converged; 2 usage or input error; 3 not converged (results still printed).
+    Exit codes: 0 converged; 2 usage or input error; 3 not converged (results still printed);
+    4 the classes are separated (the MLE does not exist; try --l2).
     """
     from . import render
     from .errors import ConvergenceWarning
@@ -209,6 +241,7 @@ def fit(
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit_model(
                 data, family.value, target=target, features=features, intercept=intercept,
+                formula=formula, weights=weights, dropna=dropna, l2=l2, cov=cov.value,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
             )
         if truth is not None:

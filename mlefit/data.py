@@ -2,6 +2,11 @@
 
 Every problem with the data raises :class:`~mlefit.errors.DataError` (or ``FamilyError`` for labels)
 with one sentence naming the column and what is wrong.
+
+Features are numeric columns as they are, and text columns one-hot encoded against a reference
+level (the first in sorted order), named ``column[level]``; or a Wilkinson formula built by
+formulaic (``--formula``). Either way the design is recorded as a small JSON-ready description
+(:attr:`Dataset.design`) from which :func:`design_matrix` rebuilds the same columns for new data.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,6 +28,9 @@ if TYPE_CHECKING:
     from .families.base import Family
 
 INTERCEPT = "intercept"
+
+#: A text column with more distinct values than this is not one-hot encoded (it looks like an id).
+MAX_LEVELS = 1000
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +53,13 @@ class Dataset:
         How the labels were read, for the output.
     intercept : bool
     weights : ndarray of shape (n_obs,) or None
+        Frequency weights: a row of weight w counts as w identical rows.
+    weights_name : str or None
+        The column the weights came from.
+    n_dropped : int
+        Rows dropped for missing values (``dropna``).
+    design : dict or None
+        How the design was built, JSON-ready; :func:`design_matrix` rebuilds it for new data.
     """
 
     X: np.ndarray
@@ -55,6 +70,9 @@ class Dataset:
     target_note: str | None = None
     intercept: bool = True
     weights: np.ndarray | None = None
+    weights_name: str | None = None
+    n_dropped: int = 0
+    design: dict | None = None
 
     @property
     def n_obs(self) -> int:
@@ -111,6 +129,8 @@ def choose_target(columns: list[str], target: str | None) -> str:
     return matches[0] if len(matches) == 1 else columns[-1]
 
 
+
+
 def load_dataset(
     data: "pd.DataFrame | str | Path",
     family: "Family",
@@ -118,9 +138,23 @@ def load_dataset(
     target: str | None = None,
     features: "str | Sequence[str] | None" = None,
     intercept: bool = True,
+    weights: str | None = None,
+    formula: str | None = None,
+    dropna: bool = False,
 ) -> Dataset:
-    """Validate a table and build the design matrix and encoded target for ``family``."""
-    if isinstance(data, (str, Path)) and str(data) != "-":
+    """Validate a table and build the design matrix and encoded target for ``family``.
+
+    Parameters
+    ----------
+    weights : str, optional
+        A column of frequency weights (non-negative numbers); it is never a feature.
+    formula : str, optional
+        ``"y ~ x1 + C(region) + np.log(income)"``: the left side names the target, the right side
+        builds the design with formulaic. Excludes ``features``.
+    dropna : bool
+        Drop the rows with a missing value in a column the fit uses, instead of raising.
+    """
+    if isinstance(data, (str, Path)) and str(data) != "-" and weights is None and formula is None:
         ds = _load_numeric_csv(data, family, target=target, features=features, intercept=intercept)
         if ds is not None:
             return ds
@@ -128,38 +162,43 @@ def load_dataset(
 
     frame = data if isinstance(data, pd.DataFrame) else read_csv(data)
     columns = [str(c) for c in frame.columns]
-    frame.columns = columns
+    frame = frame.set_axis(columns, axis=1)
     if frame.shape[0] == 0:
         raise DataError("the data have no rows.")
-    target, wanted = _select_columns(columns, target, features, intercept)
-
-    _check_missing(frame, [target, *wanted])
-    for col in wanted:
-        _check_numeric(frame[col], col)
-
+    if weights is not None and weights not in columns:
+        raise DataError(
+            f"weights column '{weights}' not found; available: {', '.join(columns)}.",
+            "Check --weights.",
+        )
+    if formula is not None:
+        return _formula_dataset(
+            frame, family, formula, target=target, features=features, intercept=intercept,
+            weights=weights, dropna=dropna,
+        )
+    target, wanted = _select_columns(columns, target, features, intercept, weights)
+    used = [target, *wanted] + ([weights] if weights else [])
+    frame, n_dropped, rows = _missing(frame, used, dropna)
+    w = _weights(frame[weights], weights, rows) if weights else None
     encoded = family.encode_target(frame[target].to_numpy(), target)
-    n_obs = frame.shape[0]
-    offset = 1 if intercept else 0
-    X = np.empty((n_obs, len(wanted) + offset), dtype=np.float64, order="F")
-    if intercept:
-        X[:, 0] = 1.0
-    if wanted:
-        X[:, offset:] = frame[wanted].to_numpy(dtype=np.float64)
-    if not np.all(np.isfinite(X)):
-        bad = next(c for j, c in enumerate(wanted) if not np.all(np.isfinite(X[:, j + offset])))
-        raise DataError(f"feature column '{bad}' has infinite values.")
-    names = ((INTERCEPT,) if intercept else ()) + tuple(wanted)
-    return Dataset(X, encoded.y, names, target, encoded.levels, encoded.note, intercept)
+    design = describe_columns(frame, wanted, intercept, rows)
+    X = _build_columns(design, frame, rows)
+    return Dataset(
+        X, encoded.y, tuple(design["features"]), target, encoded.levels, encoded.note, intercept,
+        w, weights, n_dropped, design,
+    )
 
 
 def _select_columns(
-    columns: list[str], target: str | None, features: "str | Sequence[str] | None", intercept: bool
+    columns: list[str], target: str | None, features: "str | Sequence[str] | None", intercept: bool,
+    weights: str | None = None,
 ) -> tuple[str, list[str]]:
     """The target column and the feature columns, checked against the table's columns."""
-    target = choose_target(columns, target)
+    target = choose_target([c for c in columns if c != weights], target)
+    if target == weights:
+        raise DataError(f"column '{target}' is the target and cannot also be the weights.")
     wanted = split_names(features)
     if wanted is None:
-        wanted = [c for c in columns if c != target]
+        wanted = [c for c in columns if c not in (target, weights)]
     else:
         missing = [c for c in wanted if c not in columns]
         if missing:
@@ -169,6 +208,8 @@ def _select_columns(
             )
         if target in wanted:
             raise DataError(f"column '{target}' is the target and cannot also be a feature.")
+        if weights in wanted:
+            raise DataError(f"column '{weights}' holds the weights and cannot also be a feature.")
         if len(set(wanted)) != len(wanted):
             dup = next(c for c in wanted if wanted.count(c) > 1)
             raise DataError(f"feature column '{dup}' is listed twice in --features.")
@@ -221,7 +262,11 @@ def _load_numeric_csv(
         X[:, 0] = 1.0
     encoded = family.encode_target(values, target)
     names = ((INTERCEPT,) if intercept else ()) + tuple(wanted)
-    return Dataset(X, encoded.y, names, target, encoded.levels, encoded.note, intercept)
+    design = {
+        "kind": "columns", "intercept": intercept,
+        "columns": [{"column": c, "type": "numeric"} for c in wanted], "features": list(names),
+    }
+    return Dataset(X, encoded.y, names, target, encoded.levels, encoded.note, intercept, design=design)
 
 
 def _columns(columns: list[str], target, features, intercept) -> tuple[str, list[str]] | None:
@@ -383,9 +428,11 @@ def dataset_from_arrays(
     feature_names: Sequence[str] | None = None,
     intercept: bool = True,
     target: str = "y",
+    weights: Any = None,
 ) -> Dataset:
     """Build a Dataset from arrays: ``X`` of shape (n_obs, n_features) without an intercept
-    column (one is prepended when ``intercept``), and raw target values ``y``."""
+    column (one is prepended when ``intercept``), raw target values ``y`` and optional frequency
+    ``weights`` of shape (n_obs,)."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]
@@ -401,14 +448,29 @@ def dataset_from_arrays(
     names = list(feature_names) if feature_names is not None else [f"x{j + 1}" for j in range(X.shape[1])]
     if len(names) != X.shape[1]:
         raise DataError(f"{len(names)} feature names given for {X.shape[1]} columns.")
+    w = None
+    if weights is not None:
+        import pandas as pd
+
+        w_series = pd.Series(np.asarray(weights))
+        if w_series.shape != (X.shape[0],):
+            raise DataError(f"weights have shape {w_series.shape} but X has {X.shape[0]} rows.")
+        if w_series.isna().any():
+            raise DataError(f"weights have {int(w_series.isna().sum())} missing values.")
+        w = _weights(w_series, "weights", np.arange(1, X.shape[0] + 1))
+    design = {"kind": "columns", "intercept": intercept, "columns": [{"column": n, "type": "numeric"} for n in names]}
     if intercept:
         names = [INTERCEPT, *names]
-    X = design_matrix(X, intercept)
+    design["features"] = list(names)
+    X = as_design_array(X, intercept)
     encoded = family.encode_target(y, target)
-    return Dataset(X, encoded.y, tuple(names), target, encoded.levels, encoded.note, intercept)
+    return Dataset(
+        X, encoded.y, tuple(names), target, encoded.levels, encoded.note, intercept, w,
+        None if w is None else "weights", 0, design,
+    )
 
 
-def design_matrix(X: np.ndarray, intercept: bool) -> np.ndarray:
+def as_design_array(X: np.ndarray, intercept: bool) -> np.ndarray:
     """``X`` as the fitting code wants it: float64, column-major (Fortran order), with a leading
     column of ones when ``intercept``; DataError if a value is missing or infinite.
 
@@ -434,28 +496,402 @@ def design_matrix(X: np.ndarray, intercept: bool) -> np.ndarray:
     return out
 
 
-def _check_missing(frame: "pd.DataFrame", columns: list[str]) -> None:
-    counts = frame[columns].isna().sum()
+# -- missing values, weights ----------------------------------------------------------------------
+
+
+def _missing(frame: "pd.DataFrame", columns: list[str], dropna: bool):
+    """``(frame, n_dropped, row_numbers)``: raise on missing values, or drop their rows.
+
+    ``row_numbers`` are the 1-based data-row numbers of the rows kept, for messages.
+    """
+    columns = list(dict.fromkeys(columns))
+    isna = frame[columns].isna()
+    counts = isna.sum()
     bad = counts[counts > 0]
-    if len(bad):
+    rows = np.arange(1, frame.shape[0] + 1)
+    if not len(bad):
+        return frame, 0, rows
+    mask = isna.any(axis=1).to_numpy()
+    if not dropna:
         col = bad.index[0]
-        first = int(np.flatnonzero(frame[col].isna().to_numpy())[0]) + 1
-        others = f" (also: {', '.join(bad.index[1:])})" if len(bad) > 1 else ""
+        first = int(np.flatnonzero(isna[col].to_numpy())[0]) + 1
+        others = f" (also: {', '.join(f'{c} ({int(bad[c])})' for c in bad.index[1:])})" if len(bad) > 1 else ""
+        in_all = f"; {int(mask.sum())} rows in all have a missing value" if len(bad) > 1 else ""
         raise DataError(
-            f"column '{col}' has {int(bad.iloc[0])} missing value(s), the first in data row {first}{others}.",
-            "Remove or fill those rows.",
+            f"column '{col}' has {int(bad.iloc[0])} missing value(s), the first in data row {first}{others}{in_all}.",
+            "Remove or fill those rows, or use --dropna to drop them.",
         )
+    n_dropped = int(mask.sum())
+    if n_dropped == frame.shape[0]:
+        raise DataError(
+            f"every row has a missing value in {', '.join(bad.index)}: nothing is left after dropping them."
+        )
+    return frame.iloc[np.flatnonzero(~mask)], n_dropped, rows[~mask]
 
 
-def _check_numeric(series: "pd.Series", column: str) -> None:
+def _weights(series: "pd.Series", name: str, rows: np.ndarray) -> np.ndarray:
+    """Validated frequency weights: finite numbers >= 0, not all zero."""
     import pandas as pd
 
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        values = series.astype(str)
+        bad = pd.to_numeric(values, errors="coerce").isna().to_numpy()
+        first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise DataError(
+            f"weights column '{name}' is not numeric: data row {rows[first]} has '{values.iloc[first]}'.",
+            "Frequency weights are numbers of 0 or more.",
+        )
+    w = series.to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(w)):
+        first = int(np.flatnonzero(~np.isfinite(w))[0])
+        raise DataError(f"weights column '{name}' has an infinite value in data row {rows[first]}.")
+    if np.any(w < 0):
+        first = int(np.flatnonzero(w < 0)[0])
+        raise DataError(
+            f"weights column '{name}' has a negative value ({w[first]:g}) in data row {rows[first]}; "
+            "frequency weights must be 0 or more."
+        )
+    if not w.sum() > 0:
+        raise DataError(f"weights column '{name}' is zero in every row.")
+    return w
+
+
+# -- the design: numeric and one-hot columns ------------------------------------------------------
+
+
+def _is_numeric(series: "pd.Series") -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series))
+
+
+def _text_values(series: "pd.Series") -> np.ndarray:
+    return series.astype(str).to_numpy(dtype=object)
+
+
+def describe_columns(
+    frame: "pd.DataFrame", columns: Sequence[str], intercept: bool, rows: np.ndarray | None = None
+) -> dict:
+    """The design description of plain columns: numeric as they are, text one-hot encoded.
+
+    Returns ``{"kind": "columns", "intercept": bool, "columns": [...], "features": [...]}``; each
+    column entry is ``{"column": name, "type": "numeric"}`` or ``{"column": name, "type":
+    "categorical", "levels": [sorted levels]}`` (the first level is the reference and gets no
+    column). ``features`` names the design's columns in order.
+    """
+    import pandas as pd
+
+    rows = np.arange(1, frame.shape[0] + 1) if rows is None else rows
+    specs: list[dict] = []
+    names = [INTERCEPT] if intercept else []
+    for col in columns:
+        series = frame[col]
+        if _is_numeric(series):
+            specs.append({"column": col, "type": "numeric"})
+            names.append(col)
+            continue
+        values = _text_values(series)
+        numeric = pd.to_numeric(pd.Series(values), errors="coerce").notna().to_numpy()
+        if numeric.any() and not numeric.all() and 2 * numeric.sum() >= len(values):
+            # mostly numbers with a few words: a typo, not a factor
+            first = int(np.flatnonzero(~numeric)[0])
+            raise DataError(
+                f"feature column '{col}' is not numeric: data row {rows[first]} has '{values[first]}'.",
+                "Fix or remove those values, or leave the column out with --features.",
+            )
+        levels = np.unique(values).tolist()
+        if len(levels) < 2:
+            raise DataError(
+                f"feature column '{col}' has a single value ('{levels[0]}'), so it carries no information.",
+                "Leave it out with --features.",
+            )
+        if len(levels) > MAX_LEVELS:
+            raise DataError(
+                f"feature column '{col}' has {len(levels)} distinct text values, too many to one-hot encode "
+                f"(at most {MAX_LEVELS}); it looks like an identifier.",
+                "Leave it out with --features.",
+            )
+        specs.append({"column": col, "type": "categorical", "levels": levels})
+        names += [f"{col}[{level}]" for level in levels[1:]]
+    return {"kind": "columns", "intercept": intercept, "columns": specs, "features": names}
+
+
+def _build_columns(design: dict, frame: "pd.DataFrame", rows: np.ndarray | None = None) -> np.ndarray:
+    """The design matrix of a ``"columns"`` description for ``frame``."""
+    n_obs = frame.shape[0]
+    rows = np.arange(1, n_obs + 1) if rows is None else rows
+    X = np.empty((n_obs, len(design["features"])), dtype=np.float64)
+    j = 0
+    if design["intercept"]:
+        X[:, 0] = 1.0
+        j = 1
+    for spec in design["columns"]:
+        col = spec["column"]
+        series = frame[col]
+        if spec["type"] == "numeric":
+            _check_numeric(series, col, rows)
+            X[:, j] = series.to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(X[:, j])):
+                raise DataError(f"feature column '{col}' has infinite values.")
+            j += 1
+            continue
+        levels = np.asarray(spec["levels"], dtype=object)
+        values = _text_values(series)
+        unseen = np.setdiff1d(values, levels)
+        if unseen.size:
+            shown = ", ".join(f"'{v}'" for v in unseen[:5]) + (", ..." if unseen.size > 5 else "")
+            raise DataError(
+                f"column '{col}' has level(s) {shown} not seen when the design was built "
+                f"(known levels: {', '.join(map(str, levels))}).",
+            )
+        codes = np.searchsorted(levels, values)
+        width = len(levels) - 1
+        X[:, j:j + width] = codes[:, None] == np.arange(1, width + 1)
+        j += width
+    return X
+
+
+def design_matrix(design: dict, data: "pd.DataFrame | str | Path") -> np.ndarray:
+    """Rebuild a fitted design for new data: the same columns, in the same order.
+
+    Parameters
+    ----------
+    design : dict
+        ``Dataset.design`` (or ``FitResult.design``), possibly read back from JSON.
+    data : DataFrame or CSV path
+        Must hold every column the design uses, without missing values.
+
+    Returns
+    -------
+    ndarray of shape (n_obs, len(design["features"]))
+
+    Raises
+    ------
+    DataError
+        A missing column, a missing or non-numeric value, or a level not seen in the fit.
+    """
+    import pandas as pd
+
+    frame = data if isinstance(data, pd.DataFrame) else read_csv(data)
+    frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+    if design["kind"] == "formula":
+        return _rebuild_formula(design, frame)
+    needed = [spec["column"] for spec in design["columns"]]
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"column '{absent[0]}' of the model's design not found; available: {', '.join(frame.columns)}."
+        )
+    frame, _, rows = _missing(frame, needed, dropna=False)
+    return _build_columns(design, frame, rows)
+
+
+def _check_numeric(series: "pd.Series", column: str, rows: np.ndarray | None = None) -> None:
+    import pandas as pd
+
+    if _is_numeric(series):
         return
+    rows = np.arange(1, len(series) + 1) if rows is None else rows
     values = series.astype(str)
     numeric = pd.to_numeric(values, errors="coerce")
-    first = int(np.flatnonzero(numeric.isna().to_numpy())[0])
+    bad = np.flatnonzero(numeric.isna().to_numpy())
+    first = int(bad[0]) if bad.size else 0
     raise DataError(
-        f"feature column '{column}' is not numeric: data row {first + 1} has '{values.iloc[first]}'.",
+        f"feature column '{column}' is not numeric: data row {rows[first]} has '{values.iloc[first]}'.",
         "Leave it out with --features, or encode it as numbers.",
     )
+
+
+# -- the design: a formula (formulaic) ------------------------------------------------------------
+
+
+def _formulaic():
+    try:
+        import formulaic
+    except ImportError:
+        raise UsageError(
+            "--formula needs the formulaic package, which is not installed.",
+            "Install it with: pip install 'mlefit[formula]'.",
+        ) from None
+    return formulaic
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _formula_dataset(frame, family, formula, *, target, features, intercept, weights, dropna) -> Dataset:
+    formulaic = _formulaic()
+    from formulaic.errors import FormulaicError
+
+    if features is not None:
+        raise UsageError("--features cannot be combined with --formula: the formula names the features.")
+    if not intercept:
+        raise UsageError(
+            "--no-intercept cannot be combined with --formula.", "Write '- 1' in the formula to drop the intercept."
+        )
+    try:
+        parsed = formulaic.Formula(formula)
+    except FormulaicError as exc:
+        raise UsageError(f"cannot read --formula '{formula}': {_first_line(exc)}.") from None
+    lhs = getattr(parsed, "lhs", None)
+    if lhs is None or len(lhs) == 0:
+        raise UsageError(
+            f"--formula '{formula}' has no left side.", "Name the target before '~', as in 'y ~ x1 + x2'."
+        )
+    if len(lhs) != 1:
+        raise UsageError(f"the left side of --formula '{formula}' must be one column; it has {len(lhs)} terms.")
+    target_name = str(lhs)
+    if target is not None and target != target_name:
+        raise UsageError(f"--target '{target}' disagrees with the formula's left side '{target_name}'; leave --target out.")
+    columns = list(frame.columns)
+    needed = sorted(parsed.required_variables)
+    absent = [v for v in needed if v not in columns]
+    if absent:
+        raise DataError(f"column '{absent[0]}' in --formula not found; available: {', '.join(columns)}.")
+    if weights in needed:
+        raise DataError(f"column '{weights}' holds the weights and cannot also appear in --formula.")
+    frame, n_dropped, rows = _missing(frame, needed + ([weights] if weights else []), dropna)
+    w = _weights(frame[weights], weights, rows) if weights else None
+
+    def build(part):
+        try:
+            with np.errstate(all="ignore"):
+                # missing values in the data were handled above; any left come from a
+                # transformation (np.log(0)) and are named by the finiteness check below
+                return formulaic.model_matrix(part, frame, na_action="ignore")
+        except FormulaicError as exc:
+            raise DataError(f"cannot build the design of --formula '{formula}': {_first_line(exc)}.") from None
+
+    if target_name in columns:
+        y_raw = frame[target_name].to_numpy()
+    else:
+        left = build(lhs)
+        if left.shape[1] != 1:
+            raise UsageError(f"the left side of --formula, '{target_name}', gives {left.shape[1]} columns; it must give one.")
+        y_raw = left.iloc[:, 0].to_numpy()
+        if y_raw.dtype.kind == "f" and not np.all(np.isfinite(y_raw)):
+            raise DataError(f"the target '{target_name}' has missing or infinite values after the transformation.")
+    encoded = family.encode_target(y_raw, target_name)
+
+    mm = build(parsed.rhs)
+    if not hasattr(mm, "columns"):
+        raise UsageError(f"--formula '{formula}' must have one right side.")
+    names = [str(c) for c in mm.columns]
+    X = mm.to_numpy(dtype=np.float64)
+    has_intercept = "Intercept" in names
+    if has_intercept:
+        order = [names.index("Intercept")] + [j for j, n in enumerate(names) if n != "Intercept"]
+        X, names = X[:, order], [INTERCEPT] + [n for n in names if n != "Intercept"]
+    bad = ~np.isfinite(X)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        first = int(np.flatnonzero(bad[:, j])[0])
+        raise DataError(
+            f"design column '{names[j]}' of --formula has {int(bad[:, j].sum())} missing or infinite value(s), "
+            f"the first in data row {rows[first]}.",
+            "Check the transformations in the formula.",
+        )
+    design = _describe_formula(mm.model_spec, names, has_intercept)
+    return Dataset(
+        X, encoded.y, tuple(names), target_name, encoded.levels, encoded.note, has_intercept,
+        w, weights, n_dropped, design,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Formulaic's transform state as JSON values (arrays tagged so they come back as arrays)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": _jsonable(value.tolist())}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _from_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__ndarray__"}:
+            return np.asarray(value["__ndarray__"])
+        return {k: _from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_jsonable(v) for v in value]
+    return value
+
+
+def _describe_formula(spec, names: list[str], intercept: bool) -> dict:
+    encoder = {}
+    for expr, (kind, state) in spec.encoder_state.items():
+        kept = {"categories": _jsonable(list(state["categories"]))} if "categories" in state else {}
+        encoder[str(expr)] = [getattr(kind, "value", str(kind)), kept]
+    return {
+        "kind": "formula",
+        "formula": str(spec.formula),
+        "intercept": intercept,
+        "features": list(names),
+        "encoder_state": encoder,
+        "transform_state": _jsonable(spec.transform_state),
+    }
+
+
+def _rebuild_formula(design: dict, frame: "pd.DataFrame") -> np.ndarray:
+    import warnings
+
+    formulaic = _formulaic()
+    from formulaic.errors import DataMismatchWarning, FormulaicError
+
+    encoder = {k: (v[0], v[1]) for k, v in design["encoder_state"].items()}
+    transform = _from_jsonable(design["transform_state"])
+    needed = sorted(formulaic.Formula(design["formula"]).required_variables)
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"column '{absent[0]}' of the model's formula not found; available: {', '.join(frame.columns)}."
+        )
+    frame, _, _ = _missing(frame, needed, dropna=False)
+
+    def spec_for(formula: str, enc: dict):
+        return formulaic.ModelSpec(formula=formula, encoder_state=enc, transform_state=transform, na_action="ignore")
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataMismatchWarning)
+            with np.errstate(all="ignore"):
+                mm = spec_for(design["formula"], encoder).get_model_matrix(frame)
+    except DataMismatchWarning:
+        # find the factor with the unseen level, to name it
+        for expr, (kind, state) in encoder.items():
+            if "categories" not in state:
+                continue
+            values = formulaic.model_matrix(f"0 + {expr}", frame, ensure_full_rank=False).model_spec
+            seen = values.encoder_state[expr][1].get("categories", [])
+            unseen = [v for v in seen if v not in state["categories"]]
+            if unseen:
+                raise DataError(
+                    f"'{expr}' has level(s) {', '.join(repr(u) for u in unseen[:5])} not seen when the design was "
+                    f"built (known levels: {', '.join(map(str, state['categories']))})."
+                ) from None
+        raise DataError("the new data have a categorical level not seen when the design was built.") from None
+    except FormulaicError as exc:
+        raise DataError(f"cannot rebuild the design of formula '{design['formula']}': {_first_line(exc)}.") from None
+    names = [INTERCEPT if str(c) == "Intercept" else str(c) for c in mm.columns]
+    X = mm.to_numpy(dtype=np.float64)
+    try:
+        order = [names.index(n) for n in design["features"]]
+    except ValueError:
+        raise DataError("the rebuilt design's columns differ from the fitted ones.") from None
+    X = X[:, order]
+    bad = ~np.isfinite(X)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise DataError(
+            f"design column '{design['features'][j]}' has {int(bad[:, j].sum())} missing or infinite value(s), "
+            f"the first in data row {int(np.flatnonzero(bad[:, j])[0]) + 1}."
+        )
+    return X

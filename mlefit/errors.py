@@ -11,6 +11,7 @@ Exit codes (documented in the README):
 1     an unexpected internal error (a bug: Python's own code for a traceback)
 2     a usage or input error: bad option, missing file or column, bad values
 3     the fit ran but did not converge; its results are still printed
+4     the classes are separated: the maximum-likelihood estimates do not exist
 ====  =====================================================================
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_INPUT = 2
 EXIT_NOT_CONVERGED = 3
+EXIT_SEPARATION = 4
 
 
 class MlefitError(Exception):
@@ -45,6 +47,21 @@ class MlefitError(Exception):
 
 class DataError(MlefitError):
     """The data cannot be used: a missing file or column, missing or non-numeric values."""
+
+
+class CollinearityError(DataError):
+    """The design matrix is rank-deficient: some feature columns are linear combinations of others."""
+
+
+class SeparationError(MlefitError):
+    """Some feature columns separate the classes (bernoulli, categorical): the MLE does not exist.
+
+    Under complete or quasi-complete separation the likelihood keeps increasing as some
+    coefficients go to infinity, so there is no finite maximum to report. A penalty (``--l2``)
+    gives finite MAP estimates.
+    """
+
+    exit_code = EXIT_SEPARATION
 
 
 class FamilyError(MlefitError):

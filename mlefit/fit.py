@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from . import inference
+from . import checks, inference
 from .data import Dataset, dataset_from_arrays, load_dataset
 from .errors import ConvergenceWarning, DataError, UsageError
 from .families import get_family
-from .families.base import ClosedForm, Family
-from .objective import DataObjective, NumericObjective
+from .families.base import ClosedForm, Family, label_text
+from .objective import DataObjective, NumericObjective, PenalizedObjective
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, METHODS, OPTIMIZERS, OptimizeResult
 from .results import FitResult
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 GRADIENTS = ("analytic", "numeric")
+COV_TYPES = ("model", "robust")
 
 
 def fit(
@@ -34,6 +35,11 @@ def fit(
     X: Any = None,
     y: Any = None,
     feature_names: Sequence[str] | None = None,
+    weights: Any = None,
+    formula: str | None = None,
+    dropna: bool = False,
+    l2: float | None = None,
+    cov: str = "model",
     method: str = "newton",
     gradient: str = "analytic",
     tol: float | None = None,
@@ -57,6 +63,21 @@ def fit(
         and the raw target of shape (n_obs,).
     feature_names : list of str, optional
         Names of the columns of ``X`` (default ``x1..xp``).
+    weights : str or array-like, optional
+        Frequency weights: a column of ``data``, or an array of shape (n_obs,) with ``X``. The fit
+        equals the fit of the data with each row repeated ``weight`` times; ``n_obs`` (for AIC,
+        BIC and degrees of freedom) is the sum of the weights.
+    formula : str, optional
+        ``"y ~ x1 + C(region) + np.log(income)"``: a Wilkinson formula (formulaic) whose left side
+        is the target; instead of ``target``/``features``.
+    dropna : bool, default False
+        Drop rows with a missing value in a column the fit uses (default: raise DataError).
+    l2 : float, optional
+        The MAP estimate under a Gaussian prior: minimise ``NLL + (l2 / 2) ||w||^2`` with the
+        intercepts (and gaussian's sigma) not penalised; categorical uses the symmetric
+        multinomial penalty. Standard errors come from the penalised Hessian.
+    cov : {"model", "robust"}
+        ``robust``: sandwich (HC0) covariance for se, z, p and intervals.
     method : {"newton", "lbfgs", "gd"}
     gradient : {"analytic", "numeric"}
         ``numeric`` uses central finite differences of the NLL for the gradient (and for the
@@ -86,22 +107,54 @@ def fit(
         max_iter = DEFAULT_MAX_ITER[method]
     if max_iter < 0:
         raise UsageError(f"--max-iter must be 0 or more; got {max_iter}.")
+    if l2 is not None and not (l2 > 0 and math.isfinite(l2)):
+        raise UsageError(f"--l2 must be a positive number; got {l2}.")
+    if cov not in COV_TYPES:
+        raise UsageError(f"unknown covariance '{cov}'.", f"Choose one of: {', '.join(COV_TYPES)}.")
 
     if isinstance(data, Dataset):
         ds = data
     elif X is not None:
         if data is not None:
             raise UsageError("give either data or X and y, not both.")
-        ds = dataset_from_arrays(X, y, fam, feature_names=feature_names, intercept=intercept)
+        ds = dataset_from_arrays(X, y, fam, feature_names=feature_names, intercept=intercept, weights=weights)
     elif data is not None:
-        ds = load_dataset(data, fam, target=target, features=features, intercept=intercept)
+        if weights is not None and not isinstance(weights, str):
+            raise UsageError("with a table, weights names one of its columns.")
+        ds = load_dataset(
+            data, fam, target=target, features=features, intercept=intercept, weights=weights,
+            formula=formula, dropna=dropna,
+        )
     else:
         raise UsageError("no data: give a table, a CSV path, or X and y.")
-    return fit_dataset(ds, fam, method=method, gradient=gradient, tol=tol, max_iter=max_iter)
+    return fit_dataset(ds, fam, method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov)
 
 
-def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: float, max_iter: int) -> FitResult:
-    """Fit an already validated :class:`Dataset`."""
+def _class_eta(fam: Family, params: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """The linear predictor per class, shape (n_obs, n_classes), reference column 0."""
+    if hasattr(fam, "linear_predictor"):
+        return fam.linear_predictor(params, X)
+    eta = X @ params
+    return np.column_stack([np.zeros_like(eta), eta])
+
+
+def _check_classes(ds: Dataset, n_classes: int) -> None:
+    counts = np.bincount(ds.y.astype(np.intp), weights=ds.weights, minlength=n_classes)
+    if np.any(counts <= 0):
+        label = label_text(ds.levels[int(np.flatnonzero(counts <= 0)[0])])
+        raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
+
+
+def fit_dataset(
+    ds: Dataset, fam: Family, *, method: str, gradient: str, tol: float, max_iter: int,
+    l2: float | None = None, cov: str = "model",
+) -> FitResult:
+    """Fit an already validated :class:`Dataset`.
+
+    Before the optimiser, without a penalty: the rank of the design (:func:`checks.check_rank`). After it, for the
+    classification families without a penalty, when the fit shows the symptoms of separation:
+    the exact check (:func:`checks.check_separation`).
+    """
     n_classes = len(ds.levels) if ds.levels is not None else None
     n_params = fam.n_params(ds.X.shape[1], n_classes)
     n_weight = float(ds.n_obs if ds.weights is None else ds.weights.sum())
@@ -112,39 +165,65 @@ def fit_dataset(ds: Dataset, fam: Family, *, method: str, gradient: str, tol: fl
         )
     import scipy.linalg  # noqa: F401  (load the solvers before the optimiser's clock starts)
 
+    if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
+        checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
+    classes = ds.levels is not None and fam.name in ("bernoulli", "categorical")
+    if classes:
+        _check_classes(ds, n_classes)
+
     analytic = DataObjective(fam, ds.X, ds.y, ds.weights)
-    objective = analytic if gradient == "analytic" else NumericObjective(analytic)
-    closed = fam.closed_form(ds.X, ds.y, ds.weights)
+    exact = analytic
+    if l2 is not None:
+        exact = PenalizedObjective(analytic, fam.l2_matrix(ds.X.shape[1], n_classes, intercept=ds.intercept), l2)
+    objective = exact if gradient == "analytic" else NumericObjective(exact)
+    # The closed form (gaussian least squares) is the unpenalised MLE.
+    closed = fam.closed_form(ds.X, ds.y, ds.weights) if l2 is None else None
     if closed is not None and closed.exact_fit:
         return _exact_fit(ds, fam, closed, method, gradient, tol, n_weight)
     if closed is not None:
         x0 = closed.params
     else:
         x0 = fam.start_params(ds.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes)
+    if not np.all(np.isfinite(x0)):
+        # an exact least-squares fit under a penalty: the penalty shrinks it, so start sigma at the
+        # spread of y
+        spread = float(np.sqrt(np.average((ds.y - np.average(ds.y, weights=ds.weights)) ** 2, weights=ds.weights)))
+        x0 = np.where(np.isfinite(x0), x0, math.log(spread) if spread > 0 else 0.0)
 
     if closed is not None and method == "newton" and gradient == "analytic":
         # The MLE is known in closed form: Newton from it would stop at iteration 0, but its
         # float64 gradient and Cholesky factor could not resolve that on an ill-conditioned design.
         opt = _closed_form_result(analytic, closed, tol)
-        cov = closed.cov
+        cov_model = closed.cov
     else:
-        if method == "newton" and gradient == "analytic" and closed is None:
+        if method == "newton" and gradient == "analytic" and closed is None and l2 is None:
             x0 = _warm_start(ds, fam, x0)
         opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
-        hess = opt.hess if gradient == "analytic" else analytic.value_grad_hess(opt.params)[2]
-        cov = fam.covariance(opt.params, ds.X, ds.y, ds.weights)
-        if cov is None:
+        hess = opt.hess if gradient == "analytic" else exact.value_grad_hess(opt.params)[2]
+        cov_model = fam.covariance(opt.params, ds.X, ds.y, ds.weights) if l2 is None else None
+        if cov_model is None:
             root = None
-            if inference.ill_conditioned(hess):
+            if l2 is None and inference.ill_conditioned(hess):
                 root = fam.hess_root(opt.params, ds.X, ds.y, ds.weights)
-            cov = inference.covariance(hess, root)
-    if cov is None:
-        raise DataError(
-            "the Hessian is singular at the estimate, so standard errors do not exist: "
-            "some feature columns are collinear, or a feature separates the classes.",
-            "Remove redundant columns.",
+            cov_model = inference.covariance(hess, root)
+    if classes and l2 is None and (
+        not opt.converged or cov_model is None
+        or checks.suspect_separation(_class_eta(fam, opt.params, ds.X), ds.weights)
+    ):
+        checks.check_separation(
+            ds.X, ds.y.astype(np.intp), n_classes, ds.feature_names, [label_text(v) for v in ds.levels],
+            ds.weights, intercept=ds.intercept,
         )
-    result = _build(ds, fam, opt, cov, method, gradient, tol, n_weight)
+    if cov_model is None:
+        raise DataError(
+            "the Hessian is singular at the estimate, so standard errors do not exist.",
+            "Check for nearly collinear columns, or use --l2.",
+        )
+    cov_used = cov_model
+    if cov == "robust":
+        cov_used = inference.sandwich(cov_model, fam.score_outer(opt.params, ds.X, ds.y, ds.weights))
+    nll = opt.nll if l2 is None else analytic.value(opt.params)
+    result = _build(ds, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov)
     if not result.converged:
         warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=2)
     return result
@@ -215,18 +294,79 @@ def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray) -> np.ndarray:
     return opt.params if better else x0
 
 
+def _se_method(l2: float | None, cov: str) -> str:
+    bread = (
+        "the Hessian of the penalised objective at the MAP estimate" if l2 is not None
+        else "the Hessian of the NLL at the MLE"
+    )
+    if cov == "robust":
+        return f"sandwich (HC0): H^-1 (sum_i s_i s_i') H^-1, H {bread}, s_i the per-row scores of the NLL"
+    if l2 is not None:
+        return f"inverse of {bread} (Laplace approximation to the posterior)"
+    return f"inverse of {bread} (observed information)"
+
+
+def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float, int] | None:
+    """Log-likelihood and parameter count of the intercept-only model, or None without an intercept."""
+    if not ds.intercept:
+        return None
+    X0 = ds.X[:, :1]
+    params0 = fam.start_params(X0, ds.y, ds.weights, intercept=True, n_classes=n_classes)
+    if not np.all(np.isfinite(params0)):
+        return None
+    nll0 = fam.evaluate(params0, X0, ds.y, ds.weights, order=0).nll
+    return -nll0, fam.n_params(1, n_classes)
+
+
+def _fit_statistics(
+    ds: Dataset, fam: Family, n_classes: int | None, loglik: float, n_params: int,
+    n_weight: float, rss: float | None, penalised: bool,
+) -> dict[str, Any]:
+    """Null model, likelihood-ratio test, McFadden's pseudo R^2 / R^2 (keys of FitResult)."""
+    null = _null_model(ds, fam, n_classes)
+    out: dict[str, Any] = {}
+    if null is None:
+        return out
+    null_loglik, null_params = null
+    out["null_loglik"] = null_loglik
+    if not penalised:  # a penalised fit is not a maximum of the likelihood: no LR test
+        df = n_params - null_params
+        stat, p = inference.likelihood_ratio(loglik, null_loglik, df)
+        out.update(lr_stat=stat, lr_df=df, lr_p_value=p)
+    if fam.name == "gaussian":
+        sigma0 = math.exp(float(fam.start_params(ds.X[:, :1], ds.y, ds.weights, intercept=True)[-1]))
+        tss = sigma0**2 * n_weight
+        out["r2"] = 1.0 - rss / tss
+    else:
+        out["pseudo_r2"] = 1.0 - loglik / null_loglik if null_loglik != 0 else math.nan
+    return out
+
+
+def _n_obs(ds: Dataset, n_weight: float) -> int | float:
+    if ds.weights is None:
+        return ds.n_obs
+    return int(n_weight) if float(n_weight).is_integer() else n_weight
+
+
 def _build(
-    ds: Dataset, fam: Family, opt: OptimizeResult, cov: np.ndarray,
-    method: str, gradient: str, tol: float, n_weight: float,
+    ds: Dataset, fam: Family, opt: OptimizeResult, nll: float, cov: np.ndarray, cov_model: np.ndarray,
+    method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str,
 ) -> FitResult:
+    n_classes = len(ds.levels) if ds.levels is not None else None
     estimates, cov = fam.natural(opt.params, cov)
     labels = fam.param_names(list(ds.feature_names), ds.levels)
     log_scale = np.array([name == "sigma" and fam.name == "gaussian" for name, _ in labels])
     se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, log_scale)
+    se_model = None
+    if cov_type == "robust":
+        se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model)[1]), 0.0))
     n_params = len(estimates)
-    loglik = -opt.nll
+    loglik = -nll
     aic, bic = inference.information_criteria(loglik, n_params, n_weight)
+    if l2 is not None:  # a penalised fit has fewer effective parameters than it estimates
+        aic = bic = math.nan
     extra: dict[str, Any] = {}
+    rss = None
     if fam.name == "gaussian":
         sigma = float(estimates[-1])
         rss = sigma**2 * n_weight
@@ -234,16 +374,32 @@ def _build(
         extra = {"mse": rss / n_weight, "residual_std_error": math.sqrt(rss / df_resid), "df_resid": df_resid}
     else:
         extra = {"df_resid": n_weight - n_params}
+    extra.update(_fit_statistics(ds, fam, n_classes, loglik, n_params, n_weight, rss, l2 is not None))
     return FitResult(
         family=fam.name, method=method, gradient=gradient, target=ds.target, target_note=ds.target_note,
         feature_names=ds.feature_names, levels=ds.levels, intercept=ds.intercept,
         names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
         params=estimates, se=se, z=z, p_values=p_values, ci_low=ci_low, ci_high=ci_high, cov=cov,
-        n_obs=ds.n_obs, n_params=n_params, nll=opt.nll, mean_nll=opt.nll / n_weight,
+        n_obs=_n_obs(ds, n_weight), n_params=n_params, nll=nll, mean_nll=nll / n_weight,
         loss_name=fam.loss_name, loglik=loglik, aic=aic, bic=bic,
         converged=opt.converged, message=opt.message, n_iter=opt.n_iter, tol=tol,
-        decrement=opt.decrement, trace=opt.trace, **extra,
+        decrement=opt.decrement, trace=opt.trace,
+        n_rows=ds.n_obs, weights=ds.weights_name, n_dropped=ds.n_dropped, design=ds.design,
+        penalty=None if l2 is None else "l2", l2=l2,
+        objective="NLL" if l2 is None else PENALISED_OBJECTIVE[fam.name],
+        objective_value=opt.nll, se_method=_se_method(l2, cov_type),
+        cov_type="HC0" if cov_type == "robust" else "model", se_model=se_model,
+        **extra,
     )
+
+
+#: How the penalised objective reads, per family (the output names it).
+PENALISED_OBJECTIVE = {
+    "bernoulli": "NLL + (l2/2) ||w||^2, intercept not penalised",
+    "categorical": "NLL + (l2/2) sum_k ||w_k||^2 over the coefficients of all K classes (symmetric), "
+    "intercepts not penalised",
+    "gaussian": "NLL + (l2/2) ||b||^2, intercept and sigma not penalised",
+}
 
 
 def _exact_fit(
@@ -264,7 +420,7 @@ def _exact_fit(
         feature_names=ds.feature_names, levels=ds.levels, intercept=ds.intercept,
         names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
         params=estimates, se=zeros, z=nan, p_values=nan, ci_low=estimates.copy(), ci_high=estimates.copy(),
-        cov=np.zeros((k, k)), n_obs=ds.n_obs, n_params=k, nll=-math.inf, mean_nll=-math.inf,
+        cov=np.zeros((k, k)), n_obs=_n_obs(ds, n_weight), n_params=k, nll=-math.inf, mean_nll=-math.inf,
         loss_name=fam.loss_name, loglik=math.inf, aic=-math.inf, bic=-math.inf, converged=True,
         message="exact fit: every residual is zero (up to float64 rounding), so sigma = 0 and the "
         "likelihood is unbounded; the coefficients are exact and their standard errors are 0 "
@@ -272,4 +428,7 @@ def _exact_fit(
         n_iter=0, tol=tol, decrement=0.0,
         trace=(IterationRecord(0, -math.inf, 0.0, math.nan, 0.0),),
         mse=0.0, residual_std_error=0.0, df_resid=df_resid, exact_fit=True,
+        n_rows=ds.n_obs, weights=ds.weights_name, n_dropped=ds.n_dropped, design=ds.design,
+        objective_value=-math.inf, se_method="exact fit: the standard errors are 0",
+        **_fit_statistics(ds, fam, None, math.inf, k, n_weight, 0.0, False),
     )

@@ -112,3 +112,22 @@ def wald(estimates: np.ndarray, cov: np.ndarray, log_scale: np.ndarray | None = 
 def information_criteria(loglik: float, n_params: int, n_obs: float) -> tuple[float, float]:
     """AIC ``2k - 2 loglik`` and BIC ``k log(n) - 2 loglik`` (k counts every estimated parameter)."""
     return 2.0 * n_params - 2.0 * loglik, n_params * math.log(n_obs) - 2.0 * loglik
+
+
+def sandwich(cov: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    """The robust (HC0, Huber-White) covariance ``H^-1 M H^-1``.
+
+    ``cov`` is the model-based covariance ``H^-1`` and ``meat`` the sum over rows of the outer
+    products of the per-row scores, ``M = sum_i s_i s_i'``. Correct when the model's variance
+    assumption is wrong (the "bread" is still the Hessian); no small-sample correction (HC0).
+    """
+    out = cov @ meat @ cov
+    return 0.5 * (out + out.T)
+
+
+def likelihood_ratio(loglik: float, null_loglik: float, df: int) -> tuple[float, float]:
+    """The likelihood-ratio statistic ``2 (loglik - null_loglik)`` and its chi-squared(df) p-value."""
+    from scipy.special import chdtrc
+
+    stat = 2.0 * (loglik - null_loglik)
+    return stat, float(chdtrc(df, max(stat, 0.0))) if df > 0 else math.nan

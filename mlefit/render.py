@@ -60,19 +60,31 @@ def header_lines(result: FitResult) -> list[str]:
         f"{result.gradient} gradient",
         f"target: {result.target}" + (f"; {result.target_note}" if result.target_note else ""),
     ]
+    if result.weights is not None:
+        lines.append(
+            f"weights: '{result.weights}' (frequency weights: {number(result.n_obs)} observations "
+            f"in {number(result.n_rows)} rows)"
+        )
+    if result.penalty is not None:
+        lines.append(f"objective: penalised (MAP), {result.objective}; l2 = {number(result.l2)}")
+    if result.penalty is not None or result.cov_type != "model":
+        lines.append(f"standard errors: {result.se_method}")
     return lines
 
 
 def estimate_table(result: FitResult) -> tuple[list[str], list[list[str]]]:
     categorical = any(c is not None for c in result.classes)
-    headers = ["name"] + (["class"] if categorical else []) + ["estimate", "std_error", "z", "p_value", "ci_low", "ci_high"]
+    robust = result.cov_type != "model"
+    headers = (["name"] + (["class"] if categorical else []) + ["estimate", "std_error"]
+               + (["model_se"] if robust else []) + ["z", "p_value", "ci_low", "ci_high"])
     if result.truth is not None:
         headers += list(TRUTH_FIELDS)
     rows = []
-    for row in result.parameter_rows():
+    for row in result.parameter_rows(model_se=robust):
         cells = [row["name"]] + ([row["class"]] if categorical else [])
-        cells += [number(row["estimate"]), number(row["std_error"]), number(row["z"], 4), p_value(row["p_value"]),
-                  number(row["ci_low"]), number(row["ci_high"])]
+        cells += [number(row["estimate"]), number(row["std_error"])]
+        cells += [number(row["model_std_error"])] if robust else []
+        cells += [number(row["z"], 4), p_value(row["p_value"]), number(row["ci_low"]), number(row["ci_high"])]
         if result.truth is not None:
             cells += [number(row["truth"]), number(row["error_se"], 3)]
         rows.append(cells)
@@ -80,12 +92,18 @@ def estimate_table(result: FitResult) -> tuple[list[str], list[list[str]]]:
 
 
 def summary_rows(result: FitResult) -> list[tuple[str, str]]:
-    rows = [
-        ("rows used", number(result.n_obs)),
+    n_rows = result.n_obs if result.n_rows is None else result.n_rows
+    dropped = f" ({result.n_dropped} dropped for missing values)" if result.n_dropped else ""
+    rows = [("rows used", number(n_rows) + dropped)]
+    if result.weights is not None:
+        rows.append(("observations (sum of weights)", number(result.n_obs)))
+    rows += [
         ("parameters", number(result.n_params)),
         ("total NLL", number(result.nll, 10)),
         (f"mean NLL ({result.loss_name})", number(result.mean_nll, 10)),
     ]
+    if result.penalty is not None:
+        rows.append(("penalised objective", number(result.objective_value, 10)))
     if result.mse is not None:
         rows.append(("MSE (RSS / n)", number(result.mse, 10)))
     rows += [
@@ -93,6 +111,15 @@ def summary_rows(result: FitResult) -> list[tuple[str, str]]:
         ("AIC", number(result.aic, 10)),
         ("BIC", number(result.bic, 10)),
     ]
+    if result.null_loglik is not None:
+        rows.append(("null log-likelihood (intercept only)", number(result.null_loglik, 10)))
+        if result.lr_stat is not None:
+            rows.append((f"LR statistic vs null (chi2, {result.lr_df} df)", number(result.lr_stat, 10)))
+            rows.append(("LR p-value", p_value(result.lr_p_value)))
+        if result.pseudo_r2 is not None:
+            rows.append(("McFadden pseudo R^2", number(result.pseudo_r2)))
+        if result.r2 is not None:
+            rows.append(("R^2", number(result.r2)))
     if result.residual_std_error is not None:
         sigma = result.params[-1]
         rows += [
@@ -202,12 +229,16 @@ def fit_json(result: FitResult) -> str:
 
 
 def fit_csv(result: FitResult) -> str:
-    """The estimates table as CSV with full float64 precision (empty cells for missing values)."""
+    """The estimates table as CSV with full float64 precision (empty cells for missing values);
+    with robust standard errors a last column ``model_std_error`` holds the model-based ones."""
+    robust = result.cov_type != "model"
+    fields = PARAMETER_FIELDS + (("model_std_error",) if robust else ())
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    fields = PARAMETER_FIELDS + (TRUTH_FIELDS if result.truth is not None else ())
+    if result.truth is not None:
+        fields += TRUTH_FIELDS
     writer.writerow(fields)
-    for row in result.parameter_rows():
+    for row in result.parameter_rows(model_se=robust):
         writer.writerow([_csv_cell(row[k]) for k in fields])
     return buf.getvalue()
 

@@ -50,6 +50,13 @@ class FitResult:
 
     Arrays are of shape (n_params,) in the order of ``names``/``classes``, except ``cov``
     (n_params, n_params). Estimates are on the reported scale (gaussian's last one is sigma).
+
+    ``se``/``z``/``p_values``/``ci_*``/``cov`` follow ``cov_type``: ``"model"`` (the inverse
+    Hessian of the objective) or ``"HC0"`` (the sandwich); ``se_model`` always holds the
+    model-based standard errors. ``n_obs`` is the number of observations (the sum of the frequency
+    weights when there are weights; AIC, BIC and df use it), ``n_rows`` the number of data rows.
+    Under ``penalty="l2"``, ``nll``/``loglik``/``aic``/``bic`` are those of the likelihood at the
+    MAP estimate and ``objective_value`` is the penalised objective that was minimised.
     """
 
     family: str
@@ -90,6 +97,24 @@ class FitResult:
     #: The true values, when known (``mlefit fit --truth``; see :func:`mlefit.simulate.compare_truth`).
     truth: np.ndarray | None = None
 
+    n_rows: int | None = None
+    weights: str | None = None
+    n_dropped: int = 0
+    penalty: str | None = None
+    l2: float | None = None
+    objective: str = "NLL"
+    objective_value: float | None = None
+    se_method: str = ""
+    cov_type: str = "model"
+    se_model: np.ndarray | None = None
+    null_loglik: float | None = None
+    lr_stat: float | None = None
+    lr_df: int | None = None
+    lr_p_value: float | None = None
+    pseudo_r2: float | None = None
+    r2: float | None = None
+    design: dict | None = None
+
     @property
     def error_se(self) -> np.ndarray | None:
         """``(estimate - truth) / se``: each estimate's error in standard errors, if the truth is known."""
@@ -107,18 +132,23 @@ class FitResult:
     def labels(self) -> list[str]:
         return [n if c is None else f"{c}:{n}" for n, c in zip(self.names, self.classes)]
 
-    def parameter_rows(self) -> list[dict[str, Any]]:
-        """One dict per parameter with the keys of :data:`PARAMETER_FIELDS` (and of
-        :data:`TRUTH_FIELDS` when the truth is known)."""
+    def parameter_rows(self, model_se: bool = False) -> list[dict[str, Any]]:
+        """One dict per parameter with the keys of :data:`PARAMETER_FIELDS`, plus those of
+        :data:`TRUTH_FIELDS` when the truth is known and ``model_std_error`` when ``model_se``."""
         fields = PARAMETER_FIELDS[2:]
         columns = [self.params, self.se, self.z, self.p_values, self.ci_low, self.ci_high]
         if self.truth is not None:
             fields += TRUTH_FIELDS
             columns += [self.truth, self.error_se]
-        return [
+        rows = [
             {"name": name, "class": cls, **dict(zip(fields, (float(c[i]) for c in columns)))}
             for i, (name, cls) in enumerate(zip(self.names, self.classes))
         ]
+        if model_se:
+            se_model = self.se if self.se_model is None else self.se_model
+            for row, value in zip(rows, se_model):
+                row["model_std_error"] = float(value)
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (NaN and infinities become None)."""
@@ -137,7 +167,7 @@ class FitResult:
             "loglik": self.loglik,
             "aic": self.aic,
             "bic": self.bic,
-            "parameters": self.parameter_rows(),
+            "parameters": self.parameter_rows(model_se=True),
             "trace": [{k: getattr(r, k) for k in TRACE_FIELDS} for r in self.trace],
             "cov": self.cov.tolist(),
             "loss": self.loss_name,
@@ -151,6 +181,22 @@ class FitResult:
             "residual_std_error": self.residual_std_error,
             "df_resid": self.df_resid,
             "exact_fit": self.exact_fit,
+            "n_rows": self.n_rows,
+            "weights": self.weights,
+            "n_dropped": self.n_dropped,
+            "penalty": self.penalty,
+            "l2": self.l2,
+            "objective": self.objective,
+            "objective_value": self.objective_value,
+            "se_method": self.se_method,
+            "cov_type": self.cov_type,
+            "null_loglik": self.null_loglik,
+            "lr_stat": self.lr_stat,
+            "lr_df": self.lr_df,
+            "lr_p_value": self.lr_p_value,
+            "pseudo_r2": self.pseudo_r2,
+            "r2": self.r2,
+            "design": self.design,
         }
         return _json_safe(out)
 

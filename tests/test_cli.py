@@ -54,7 +54,12 @@ def test_standard_input(fit_json):
     text = (SAMPLES / "admissions.csv").read_text()
     doc, _ = fit_json("-", "-f", "bernoulli", input=text)
     ref, _ = fit_json(ADMISSIONS, "-f", "bernoulli")
-    assert doc["parameters"] == ref["parameters"]
+    # the same numbers; the file path reads into a column-major matrix, stdin through pandas, so
+    # BLAS may add in another order (last-bit differences)
+    assert [p["name"] for p in doc["parameters"]] == [p["name"] for p in ref["parameters"]]
+    for a, b in zip(doc["parameters"], ref["parameters"]):
+        assert a["estimate"] == pytest.approx(b["estimate"], rel=1e-12)
+        assert a["std_error"] == pytest.approx(b["std_error"], rel=1e-12)
 
 
 def test_csv_format_is_the_estimates_table(invoke):
@@ -148,8 +153,8 @@ BAD_INPUTS = [
     ("missing feature", lambda p: [ADMISSIONS, "-f", "bernoulli", "-x", "gpa,sat"], "feature column 'sat' not found"),
     ("missing values", lambda p: [write(p, "a,b,y\n1,2,0\n2,,1\n3,1,0\n4,5,1\n"), "-f", "bernoulli"],
      "column 'b' has 1 missing value(s), the first in data row 2"),
-    ("non-numeric feature", lambda p: [write(p, "a,region,y\n1,north,0\n2,south,1\n3,north,1\n4,east,0\n"), "-f", "bernoulli"],
-     "feature column 'region' is not numeric: data row 1 has 'north'"),
+    ("non-numeric value in a numeric feature", lambda p: [write(p, "a,b,y\n1,2,0\n2,x,1\n3,1,0\n4,5,1\n"), "-f", "bernoulli"],
+     "feature column 'b' is not numeric: data row 2 has 'x'"),
     ("three labels for bernoulli", lambda p: [write(p, "a,y\n1,x\n2,y\n3,z\n4,x\n5,y\n"), "-f", "bernoulli"],
      "has 3 distinct value(s)"),
     ("one label for categorical", lambda p: [write(p, "a,y\n1,x\n2,x\n3,x\n"), "-f", "categorical"], "single class"),

@@ -113,7 +113,8 @@ def test_to_dict_layout(newton_fits):
     for key in ("family", "method", "gradient", "target", "n_obs", "n_params", "converged", "message",
                 "iterations", "nll", "mean_nll", "loglik", "aic", "bic", "parameters", "trace", "cov"):
         assert key in d
-    assert list(d["parameters"][0]) == ["name", "class", "estimate", "std_error", "z", "p_value", "ci_low", "ci_high"]
+    assert list(d["parameters"][0]) == ["name", "class", "estimate", "std_error", "z", "p_value", "ci_low", "ci_high",
+                                        "model_std_error"]
     assert d["parameters"][0]["name"] == "intercept" and d["parameters"][0]["class"] == "bus"
     assert list(d["trace"][0]) == ["iteration", "nll", "grad_norm", "step", "seconds"]
     assert d["trace"][0]["step"] is None  # NaN written as null

@@ -293,11 +293,11 @@ def test_fit_truth_json_adds_keys_and_keeps_the_old_ones(fit_json, simulated):
     data, truth = simulated
     plain, _ = fit_json(data, "-f", "categorical")
     with_truth, _ = fit_json(data, "-f", "categorical", "--truth", truth)
-    assert [list(p) for p in plain["parameters"]] == [list(PARAMETER_FIELDS)] * 6
-    assert [list(p) for p in with_truth["parameters"]] == [list(PARAMETER_FIELDS + TRUTH_FIELDS)] * 6
+    assert [list(p) for p in plain["parameters"]] == [list(PARAMETER_FIELDS) + ["model_std_error"]] * 6
+    assert [list(p) for p in with_truth["parameters"]] == [list(PARAMETER_FIELDS + TRUTH_FIELDS) + ["model_std_error"]] * 6
     known = {(p["name"], p["class"]): p["estimate"] for p in json.loads(truth.read_text())["parameters"]}
     for old, new in zip(plain["parameters"], with_truth["parameters"]):
-        assert {k: new[k] for k in PARAMETER_FIELDS} == old
+        assert {k: new[k] for k in old} == old
         assert new["truth"] == known[(new["name"], new["class"])]
         assert new["error_se"] == pytest.approx((new["estimate"] - new["truth"]) / new["std_error"], rel=1e-12)
         assert abs(new["error_se"]) < 4

@@ -226,6 +226,28 @@ class Family:
         """Analytic Hessian of :meth:`nll`, shape (n_params, n_params)."""
         return self.evaluate(params, X, y, weights, order=2).hess
 
+    def scores(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-row gradients of the NLL, shape (n_obs, n_params): row i is ``d nll_i / d params``."""
+        raise NotImplementedError
+
+    def score_outer(self, params, X, y, weights=None) -> np.ndarray:
+        """``sum_i weight_i s_i s_i'`` over the rows of this block (``s_i`` the row's score), shape
+        (n_params, n_params): the "meat" of the sandwich covariance. A sum over rows like
+        :meth:`evaluate`, so it can be accumulated block by block. A row of frequency weight 2 counts
+        as two identical rows."""
+        S = self.scores(params, X, y)
+        return gram(S, np.ones(S.shape[0]) if weights is None else weights)
+
+    def l2_matrix(self, n_features: int, n_classes: int | None = None, *, intercept: bool = False) -> np.ndarray:
+        """The matrix ``P`` of the L2 penalty ``(lambda / 2) params' P params``, shape (n_params, n_params).
+
+        The default penalises every coefficient except the intercept (column 0 when ``intercept``).
+        """
+        mask = np.ones(n_features)
+        if intercept and n_features:
+            mask[0] = 0.0
+        return np.diag(mask)
+
     # -- reporting ----------------------------------------------------------------------------
     def natural(self, params: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map optimiser parameters and their covariance to the reported scale (identity here)."""

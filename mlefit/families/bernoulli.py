@@ -113,6 +113,11 @@ class Bernoulli(Family):
             h = h * weights
         return X * np.sqrt(h)[:, None]
 
+    def scores(self, params, X, y):
+        from scipy.special import expit
+
+        return X * (expit(X @ params) - y)[:, None]
+
     def simulate(self, params, X, rng):
         from scipy.special import expit
 

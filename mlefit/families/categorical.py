@@ -163,6 +163,31 @@ class Categorical(Family):
         Z = S[:, :, :, None] * X[:, None, None, :]
         return Z.reshape(n_obs * n_free, n_free * n_features)
 
+    def scores(self, params, X, y):
+        from scipy.special import softmax
+
+        P = softmax(self.linear_predictor(params, X), axis=1)
+        R = P[:, 1:]
+        hit = y > 0
+        R[np.flatnonzero(hit), y[hit] - 1] -= 1.0
+        # row i's score for class k is R[i, k] * x_i: class-major like the parameters
+        return (R[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
+
+    def l2_matrix(self, n_features, n_classes=None, *, intercept=False):
+        r"""The symmetric multinomial penalty, written in the reference parametrisation.
+
+        With K coefficient vectors ``w_0..w_{K-1}`` (no reference class) the penalty
+        ``sum_k ||w_k||^2`` is minimised, for given differences ``v_k = w_k - w_0`` (the reported
+        coefficients), at ``w_k = v_k - mean_j v_j``, where it equals
+        ``sum_k ||v_k||^2 - ||sum_k v_k||^2 / K = v' (C kron I) v`` with
+        ``C = I_{K-1} - 11'/K``. So the penalised optimum is the one of the symmetric model
+        (scikit-learn's multinomial LogisticRegression) and does not depend on which class is the
+        reference. Intercepts are not penalised.
+        """
+        n_free = n_classes - 1
+        C = np.eye(n_free) - 1.0 / n_classes
+        return np.kron(C, super().l2_matrix(n_features, intercept=intercept))
+
     def simulate(self, params, X, rng):
         from scipy.special import softmax
 

@@ -197,6 +197,17 @@ class Gaussian(Family):
         hess[k, k] = 2.0 * scaled_rss
         return BlockSums(nll, grad, hess, weight)
 
+    def scores(self, params, X, y):
+        r = y - X @ params[:-1]
+        inv_var = math.exp(-2.0 * float(params[-1]))
+        return np.column_stack([X * (-r * inv_var)[:, None], 1.0 - r * r * inv_var])
+
+    def l2_matrix(self, n_features, n_classes=None, *, intercept=False):
+        """Coefficients other than the intercept are penalised; log sigma is not."""
+        P = np.zeros((n_features + 1, n_features + 1))
+        P[:n_features, :n_features] = super().l2_matrix(n_features, intercept=intercept)
+        return P
+
     def natural(self, params, cov):
         """Report sigma = exp(s); the delta method scales its row and column of cov by sigma."""
         sigma = math.exp(params[-1])
