@@ -16,7 +16,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-from .errors import EXIT_NOT_CONVERGED, MlefitError, UsageError
+from .errors import EXIT_CHECK_FAILED, EXIT_NOT_CONVERGED, MlefitError, UsageError
 from .families import FAMILY_NAMES
 
 FamilyName = enum.Enum("FamilyName", {name: name for name in FAMILY_NAMES}, type=str)
@@ -37,6 +37,11 @@ class Format(str, enum.Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+class ReportFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
 
 
 app = typer.Typer(
@@ -136,6 +141,17 @@ def fit(
     trace_out: Annotated[
         Optional[Path], typer.Option("--trace-out", help="Write every iteration to this CSV file.", dir_okay=False)
     ] = None,
+    save: Annotated[
+        Optional[Path],
+        typer.Option("--save", help="Save the model to this JSON file, for mlefit predict.", dir_okay=False),
+    ] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot", dir_okay=False,
+            help="Draw the NLL and the gradient norm against the iteration to this image (.png); needs matplotlib.",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -148,8 +164,13 @@ def fit(
     from .fit import fit as fit_model
 
     with user_errors():
-        if trace_out is not None and _same_file(trace_out, data):
-            raise UsageError(f"--trace-out '{trace_out}' is the input file; refusing to overwrite it.")
+        for option, path in (("--trace-out", trace_out), ("--save", save), ("--plot", plot)):
+            if path is not None and _same_file(path, data):
+                raise UsageError(f"{option} '{path}' is the input file; refusing to overwrite it.")
+        if plot is not None:
+            from .plot import require_matplotlib
+
+            require_matplotlib()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit_model(
@@ -161,6 +182,14 @@ def fit(
                 trace_out.write_text(render.trace_csv(result))
             except OSError as exc:
                 raise UsageError(f"cannot write --trace-out '{trace_out}': {exc.strerror}.") from None
+        if save is not None:
+            from .model import save_model
+
+            save_model(result, save)
+        if plot is not None:
+            from .plot import plot_trace
+
+            plot_trace(result, plot)
     if format is Format.json:
         sys.stdout.write(render.fit_json(result))
     elif format is Format.csv:
@@ -173,3 +202,83 @@ def fit(
     if not result.converged:
         _stderr(f"Warning: the fit did not converge: {result.message}")
         raise typer.Exit(EXIT_NOT_CONVERGED)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A model file written by mlefit fit --save.", dir_okay=False)],
+    data: DataArg,
+) -> None:
+    """Score rows with a saved model: CSV to stdout with the input's columns plus the predictions.
+
+    bernoulli adds prob_<label of 1>; categorical adds prob_<label> per class and
+    predicted_<target> (the most likely class); gaussian adds predicted_<target> (the mean). A name
+    already used by an input column gets _2 (_3, ...) appended.
+    """
+    from .model import load_model
+
+    with user_errors():
+        scored = load_model(model).predict(data)
+    scored.to_csv(sys.stdout, index=False, lineterminator="\n")
+    sys.stdout.flush()
+
+
+@app.command("check-grad")
+def check_grad(
+    data: DataArg,
+    family: FamilyOpt,
+    target: TargetOpt = None,
+    features: FeaturesOpt = None,
+    intercept: InterceptOpt = True,
+    seed: Annotated[int, typer.Option(help="Seed for the random points.")] = 0,
+    points: Annotated[int, typer.Option("--points", help="How many random points near the start.")] = 3,
+    tol: Annotated[
+        float, typer.Option(help="Largest relative error allowed (see the report for the metric).")
+    ] = 1e-5,
+    format: Annotated[ReportFormat, typer.Option("--format", help="Output: tables or one JSON document.")] = ReportFormat.table,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every parameter at every point.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+) -> None:
+    """Check the family's analytic gradient and Hessian against central finite differences at
+    the start, at random points near it and at the optimum.
+
+    Exit codes: 0 every relative error within --tol; 2 usage or input error; 4 they disagree.
+    """
+    from . import render
+    from .checkgrad import check_grad as run_check
+
+    with user_errors():
+        check = run_check(
+            data, family.value, target=target, features=features, intercept=intercept,
+            n_random=points, seed=seed, tol=tol,
+        )
+    if format is ReportFormat.json:
+        sys.stdout.write(render.gradcheck_json(check))
+    else:
+        sys.stdout.write(render.gradcheck_text(check, verbose=verbose, quiet=quiet))
+    sys.stdout.flush()
+    if not check.passed:
+        _stderr(
+            "Error: the analytic derivatives disagree with finite differences beyond the tolerance "
+            f"{render.number(check.tol)}."
+        )
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+def families(
+    name: Annotated[Optional[str], typer.Argument(help="Show this family in full.", metavar="[FAMILY]")] = None,
+    format: Annotated[ReportFormat, typer.Option("--format", help="Output: text or JSON.")] = ReportFormat.table,
+) -> None:
+    """List the families: distribution, link, parameters, NLL, the loss it equals and the
+    gradient in closed form. With a name, that family in full."""
+    from . import render
+    from .families import get_family
+
+    with user_errors():
+        names = FAMILY_NAMES if name is None else (get_family(name).name,)
+        entries = [get_family(n).describe(full=name is not None) for n in names]
+    if format is ReportFormat.json:
+        sys.stdout.write(render.families_json(entries))
+    else:
+        sys.stdout.write(render.families_text(entries, full=name is not None))

@@ -151,22 +151,68 @@ def load_dataset(
         raise DataError("there are no features and no intercept: nothing to fit.")
 
     _check_missing(frame, [target, *wanted])
-    for col in wanted:
-        _check_numeric(frame[col], col)
-
+    X, names = design_matrix(frame, describe_design(wanted, intercept))
     encoded = family.encode_target(frame[target].to_numpy(), target)
-    n_obs = frame.shape[0]
+    return Dataset(X, encoded.y, names, target, encoded.levels, encoded.note, intercept)
+
+
+#: The kinds of design description :func:`design_matrix` can build (and a saved model may carry).
+DESIGN_KINDS = ("columns",)
+
+
+def describe_design(columns: Sequence[str], intercept: bool) -> dict[str, Any]:
+    """How a design matrix is built from a table, as a JSON-ready description.
+
+    ``{"kind": "columns", "columns": [...], "intercept": bool}``: numeric columns taken by name, in
+    order, after a column of ones when ``intercept``. A saved model keeps this description under
+    ``design`` so that prediction builds its design exactly as the fit did.
+    """
+    return {"kind": "columns", "columns": list(columns), "intercept": bool(intercept)}
+
+
+def design_matrix(frame: "pd.DataFrame", design: dict[str, Any]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Build the design matrix described by ``design`` (see :func:`describe_design`) from a table.
+
+    The one place where a table becomes a design matrix, for fitting and for prediction alike.
+
+    Returns
+    -------
+    X : ndarray of shape (n_obs, n_features)
+        float64; column 0 is the intercept when the design has one.
+    feature_names : tuple of str
+        A name per column of ``X`` (``intercept`` first when present).
+
+    Raises
+    ------
+    DataError
+        A column is missing, has missing, non-numeric or infinite values; or the design's kind is
+        not one this version builds.
+    """
+    kind = design.get("kind")
+    if kind != "columns":
+        raise DataError(
+            f"unknown design kind '{kind}'; this version of mlefit builds: {', '.join(DESIGN_KINDS)}."
+        )
+    columns, intercept = [str(c) for c in design["columns"]], bool(design["intercept"])
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"feature column '{missing[0]}' not found; the model needs {', '.join(columns)} "
+            f"and the data have {', '.join(map(str, frame.columns))}."
+        )
+    _check_missing(frame, columns)
+    for col in columns:
+        _check_numeric(frame[col], col)
     offset = 1 if intercept else 0
-    X = np.empty((n_obs, len(wanted) + offset), dtype=np.float64)
+    X = np.empty((frame.shape[0], len(columns) + offset), dtype=np.float64)
     if intercept:
         X[:, 0] = 1.0
-    if wanted:
-        X[:, offset:] = frame[wanted].to_numpy(dtype=np.float64)
+    if columns:
+        X[:, offset:] = frame[columns].to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(X)):
-        bad = next(c for j, c in enumerate(wanted) if not np.all(np.isfinite(X[:, j + offset])))
+        bad = next(c for j, c in enumerate(columns) if not np.all(np.isfinite(X[:, j + offset])))
         raise DataError(f"feature column '{bad}' has infinite values.")
-    names = ((INTERCEPT,) if intercept else ()) + tuple(wanted)
-    return Dataset(X, encoded.y, names, target, encoded.levels, encoded.note, intercept)
+    return X, ((INTERCEPT,) if intercept else ()) + tuple(columns)
 
 
 def dataset_from_arrays(

@@ -11,6 +11,7 @@ Exit codes (documented in the README):
 1     an unexpected internal error (a bug: Python's own code for a traceback)
 2     a usage or input error: bad option, missing file or column, bad values
 3     the fit ran but did not converge; its results are still printed
+4     ``check-grad``: the analytic derivatives disagree with finite differences
 ====  =====================================================================
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_INPUT = 2
 EXIT_NOT_CONVERGED = 3
+EXIT_CHECK_FAILED = 4
 
 
 class MlefitError(Exception):
@@ -53,6 +55,10 @@ class FamilyError(MlefitError):
 
 class UsageError(MlefitError):
     """An option value that cannot be used (an unknown family or method, a bad tolerance)."""
+
+
+class ModelError(MlefitError):
+    """A saved model file cannot be read or used (not a model, a newer format, an unknown design)."""
 
 
 class ConvergenceWarning(UserWarning):
