@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from . import numdiff
+from .numdiff import gradient as numeric_gradient, jacobian as numeric_jacobian
 from .data import Dataset, load_dataset
 from .errors import DataError, UsageError
 from .families import get_family
@@ -245,8 +245,8 @@ def _check_point(label: str, objective: DataObjective, x: np.ndarray, natural: n
     # value counts. Rounding error dominates the short step where the NLL is nearly quadratic
     # and truncation error the long one where it bends sharply, while a wrong formula is wrong
     # at every step.
-    gns = [numdiff.gradient(objective.value, x, natural * m) for m in STEP_FACTORS]
-    Hns = [numdiff.jacobian(grad, x, natural * m) for m in STEP_FACTORS]
+    gns = [numeric_gradient(objective.value, x, natural * m) for m in STEP_FACTORS]
+    Hns = [numeric_jacobian(grad, x, natural * m) for m in STEP_FACTORS]
     gn = _closest(g, gns)
     Hn = _closest(H, Hns)
     scale = np.sqrt(np.maximum(np.abs(np.diag(H)), np.abs(np.diag(Hn))))
