@@ -206,8 +206,15 @@ def fit(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="A model file written by mlefit fit --save.", dir_okay=False)],
+    model: Annotated[
+        Path, typer.Argument(help="A model file written by mlefit fit --save.", metavar="MODEL", dir_okay=False)
+    ],
     data: DataArg,
+    digits: Annotated[
+        Optional[int],
+        typer.Option("--digits", min=1, max=17, help="Round the predictions to this many significant digits.",
+                     show_default="full precision"),
+    ] = None,
 ) -> None:
     """Score rows with a saved model: CSV to stdout with the input's columns plus the predictions.
 
@@ -215,11 +222,13 @@ def predict(
     predicted_<target> (the most likely class); gaussian adds predicted_<target> (the mean). A name
     already used by an input column gets _2 (_3, ...) appended.
     """
+    from . import render
     from .model import load_model
 
     with user_errors():
-        scored = load_model(model).predict(data)
-    scored.to_csv(sys.stdout, index=False, lineterminator="\n")
+        loaded = load_model(model)
+        scored = loaded.predict(data)
+    sys.stdout.write(render.predictions_csv(scored, n_added=len(loaded.prediction_names()), digits=digits))
     sys.stdout.flush()
 
 

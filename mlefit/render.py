@@ -214,6 +214,23 @@ def _csv_cell(value: Any) -> str:
     return str(value)
 
 
+# -- predictions ---------------------------------------------------------------------------------
+
+
+def predictions_csv(frame: Any, n_added: int, digits: int | None = None) -> str:
+    """A scored table (a DataFrame whose last ``n_added`` columns are predictions) as CSV.
+
+    Numbers are written at full float64 precision, or the predicted numbers rounded to ``digits``
+    significant figures; the input's columns are written as they were read.
+    """
+    if digits is not None:
+        frame = frame.copy()
+        for col in list(frame.columns)[frame.shape[1] - n_added:]:
+            if frame[col].dtype.kind == "f":
+                frame[col] = [number(v, digits) for v in frame[col]]
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
 # -- check-grad ----------------------------------------------------------------------------------
 
 ERROR_COLUMNS = ("grad_abs_err", "grad_rel_err", "hess_abs_err", "hess_rel_err")

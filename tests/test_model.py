@@ -320,3 +320,38 @@ def test_pipeline_simulate_fit_save_then_predict_new_data(tmp_path):
     assert abs(out["prob_1"].mean() - out["y"].mean()) < 0.03
     truth = 1.0 / (1.0 + np.exp(-(0.5 + 1.5 * out["x1"] - 2.0 * out["x2"])))
     assert np.max(np.abs(out["prob_1"] - truth)) < 0.1
+
+
+def test_digits_rounds_only_the_predictions(invoke, tmp_path):
+    model = save_via_cli(invoke, tmp_path, "gaussian")
+    rows = "area_m2,bedrooms,age_years,price_k\n92.123456789,4,56,198.2\n"
+    result = invoke("predict", model, "-", "--digits", "3", input=rows)
+    assert result.exit_code == 0
+    header, line = result.stdout.splitlines()
+    full = mlefit.predict(model, pd.read_csv(io.StringIO(rows)))["predicted_price_k"].iloc[0]
+    assert line == f"92.123456789,4,56,198.2,{full:.3g}"
+    assert invoke("predict", model, "-", "--digits", "0", input=rows).exit_code == 2
+
+
+def test_readme_documents_the_real_model_file(tmp_path):
+    import re
+
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### The model file", 1)[1]
+    documented = json.loads(re.search(r"```json\n(.*?)```", section, flags=re.S).group(1))
+    real = json.loads(json.dumps(Model.from_result(mlefit.fit(ADMISSIONS, "bernoulli", target="admitted")).to_dict()))
+    assert set(documented) == set(real)
+    assert set(documented["design"]) == set(real["design"])
+    assert set(documented["parameters"][0]) == set(real["parameters"][0])
+    assert set(documented["fit"]) == set(real["fit"])
+    assert documented["features"] == real["features"] and documented["levels"] == real["levels"]
+
+
+def test_help_lists_the_commands():
+    proc = run(f"{MLEFIT} --help")
+    assert proc.returncode == 0
+    for command in ("fit", "predict", "check-grad", "families"):
+        assert command in proc.stdout
+    assert "--save" in run(f"{MLEFIT} fit --help").stdout and "--plot" in run(f"{MLEFIT} fit --help").stdout
