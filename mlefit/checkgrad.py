@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .numdiff import gradient as numeric_gradient, jacobian as numeric_jacobian
 from .data import Dataset, load_dataset
 from .errors import DataError, UsageError
 from .families import get_family
 from .families.base import Family
+from .numdiff import gradient as numeric_gradient
+from .numdiff import jacobian as numeric_jacobian
 from .objective import DataObjective
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, newton
 
@@ -123,9 +124,6 @@ class GradCheck:
         """A JSON-ready dictionary (NaN and infinities become None)."""
         from .results import _json_safe
 
-        def per_param(values: np.ndarray) -> list[dict[str, Any]]:
-            return [{"name": n, "class": c, "value": float(v)} for n, c, v in zip(self.names, self.classes, values)]
-
         return _json_safe({
             "family": self.family,
             "n_obs": self.n_obs,
@@ -170,7 +168,9 @@ def check_grad(
     tol: float = DEFAULT_TOL_CHECK,
 ) -> GradCheck:
     """Compare ``family``'s analytic gradient and Hessian of the NLL on ``data`` with central
-    finite differences of the NLL (:mod:`mlefit.numdiff`).
+    finite differences (:mod:`mlefit.numdiff`): the gradient with differences of the NLL, the
+    Hessian with differences of the analytic gradient, each at three step lengths of which the
+    closest to the analytic value counts (see the module docstring for the errors).
 
     Parameters
     ----------

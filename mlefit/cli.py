@@ -244,7 +244,9 @@ def check_grad(
     tol: Annotated[
         float, typer.Option(help="Largest relative error allowed (see the report for the metric).")
     ] = 1e-5,
-    format: Annotated[ReportFormat, typer.Option("--format", help="Output: tables or one JSON document.")] = ReportFormat.table,
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="Output: tables or one JSON document.")
+    ] = ReportFormat.table,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every parameter at every point.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
 ) -> None:

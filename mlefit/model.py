@@ -172,6 +172,17 @@ class Model:
         return model
 
     def _check(self, source: str) -> None:
+        if self.design["kind"] == "columns":
+            columns, intercept = self.design.get("columns"), self.design.get("intercept")
+            named = isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+            if not (named and isinstance(intercept, bool)):
+                raise ModelError(
+                    f"{source} is damaged: its design needs a list of column names and an intercept flag."
+                )
+            if ((INTERCEPT,) if intercept else ()) + tuple(columns) != self.feature_names:
+                raise ModelError(
+                    f"{source} is damaged: its design does not build the columns named in 'features'."
+                )
         fam = get_family(self.family)
         n_classes = len(self.levels) if self.levels is not None else None
         if fam.name != "gaussian" and (n_classes is None or n_classes < 2):

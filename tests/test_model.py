@@ -238,9 +238,13 @@ BAD_MODELS = [
     ("unknown design", lambda p: rewrite(p, lambda d: d["design"].update(kind="formula")),
      "builds its design in a way this version of mlefit does not know (kind 'formula'"),
     ("unknown family", lambda p: rewrite(p, lambda d: d.update(family="poisson")), "unknown family 'poisson'"),
-    ("missing entry", lambda p: rewrite(p, lambda d: d.pop("parameters")), "is damaged: the entry 'parameters' is missing"),
+    ("missing entry", lambda p: rewrite(p, lambda d: d.pop("parameters")),
+     "is damaged: the entry 'parameters' is missing"),
     ("wrong count", lambda p: rewrite(p, lambda d: d["parameters"].pop()), "is damaged: 3 estimates"),
     ("bad number", lambda p: rewrite(p, lambda d: d["parameters"][0].update(estimate="x")), "is damaged"),
+    ("design without columns", lambda p: rewrite(p, lambda d: d["design"].pop("columns")), "is damaged: its design"),
+    ("design and features disagree", lambda p: rewrite(p, lambda d: d["design"]["columns"].reverse()),
+     "its design does not build the columns named in 'features'"),
 ]
 
 
@@ -299,7 +303,8 @@ SIMULATE = (
 
 def test_pipeline_simulate_into_fit_json():
     # `mlefit simulate` is a command of its own (another issue); the stream comes from the API here
-    proc = run(f'set -o pipefail; {sys.executable} -c "{SIMULATE.format(seed=1)}" | {MLEFIT} fit - -f bernoulli --format json')
+    simulate = f'{sys.executable} -c "{SIMULATE.format(seed=1)}"'
+    proc = run(f"set -o pipefail; {simulate} | {MLEFIT} fit - -f bernoulli --format json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["n_obs"] == 4000 and doc["converged"] is True
@@ -310,7 +315,8 @@ def test_pipeline_simulate_into_fit_json():
 
 def test_pipeline_simulate_fit_save_then_predict_new_data(tmp_path):
     model = tmp_path / "m.json"
-    fitted = run(f'{sys.executable} -c "{SIMULATE.format(seed=2)}" | {MLEFIT} fit - -f bernoulli --save {model} --quiet')
+    simulate = f'{sys.executable} -c "{SIMULATE.format(seed=2)}"'
+    fitted = run(f"set -o pipefail; {simulate} | {MLEFIT} fit - -f bernoulli --save {model} --quiet")
     assert fitted.returncode == 0, fitted.stderr
     proc = run(f'set -o pipefail; {sys.executable} -c "{SIMULATE.format(seed=3)}" | {MLEFIT} predict {model} -')
     assert proc.returncode == 0, proc.stderr
