@@ -5,6 +5,9 @@ The public API::
     import mlefit
     result = mlefit.fit("data.csv", family="bernoulli")
     result.params, result.se, result.to_dict()
+    mlefit.save_model(result, "model.json")
+    mlefit.predict("model.json", "new_rows.csv")      # a DataFrame: the rows plus predictions
+    mlefit.check_grad("data.csv", family="bernoulli").passed
 
     data = mlefit.simulate("bernoulli", [1, -2], intercept=0.5, n=1000, seed=0)
     study = mlefit.recover("bernoulli", [1, -2], n=500, reps=200, seed=0)
@@ -16,7 +19,7 @@ Importing mlefit loads numpy only: scipy and pandas load inside the functions th
 from __future__ import annotations
 
 from . import errors
-from .errors import ConvergenceWarning, DataError, FamilyError, MlefitError, UsageError
+from .errors import ConvergenceWarning, DataError, FamilyError, MlefitError, ModelError, UsageError
 
 __version__ = "0.1.0"
 
@@ -32,11 +35,18 @@ __all__ = [
     "get_family",
     "FitResult",
     "IterationRecord",
+    "Model",
+    "save_model",
+    "load_model",
+    "predict",
+    "check_grad",
+    "GradCheck",
     "errors",
     "MlefitError",
     "DataError",
     "FamilyError",
     "UsageError",
+    "ModelError",
     "ConvergenceWarning",
     "__version__",
 ]
@@ -46,3 +56,5 @@ from .fit import fit  # noqa: E402
 from .results import FitResult, IterationRecord  # noqa: E402
 from .recover import RecoveryResult, recover  # noqa: E402
 from .simulate import Truth, compare_truth, make_truth, read_truth, simulate  # noqa: E402
+from .checkgrad import GradCheck, check_grad  # noqa: E402
+from .model import Model, load_model, predict, save_model  # noqa: E402

@@ -16,7 +16,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 
-from .errors import EXIT_NOT_CONVERGED, MlefitError, UsageError
+from .errors import EXIT_CHECK_FAILED, EXIT_NOT_CONVERGED, MlefitError, UsageError
 from .families import FAMILY_NAMES
 
 FamilyName = enum.Enum("FamilyName", {name: name for name in FAMILY_NAMES}, type=str)
@@ -42,6 +42,11 @@ class Format(str, enum.Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+class ReportFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
 
 
 app = typer.Typer(
@@ -213,6 +218,17 @@ def fit(
     trace_out: Annotated[
         Optional[Path], typer.Option("--trace-out", help="Write every iteration to this CSV file.", dir_okay=False)
     ] = None,
+    save: Annotated[
+        Optional[Path],
+        typer.Option("--save", help="Save the model to this JSON file, for mlefit predict.", dir_okay=False),
+    ] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot", dir_okay=False,
+            help="Draw the NLL and the gradient norm against the iteration to this image (.png); needs matplotlib.",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
     quiet: QuietOpt = False,
     truth: Annotated[
@@ -235,8 +251,13 @@ def fit(
     from .fit import fit as fit_model
 
     with user_errors():
-        if trace_out is not None and _same_file(trace_out, data):
-            raise UsageError(f"--trace-out '{trace_out}' is the input file; refusing to overwrite it.")
+        for option, path in (("--trace-out", trace_out), ("--save", save), ("--plot", plot)):
+            if path is not None and _same_file(path, data):
+                raise UsageError(f"{option} '{path}' is the input file; refusing to overwrite it.")
+        if plot is not None:
+            from .plot import require_matplotlib
+
+            require_matplotlib()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit_model(
@@ -255,6 +276,14 @@ def fit(
                 trace_out.write_text(render.trace_csv(result))
             except OSError as exc:
                 raise UsageError(f"cannot write --trace-out '{trace_out}': {exc.strerror}.") from None
+        if save is not None:
+            from .model import save_model
+
+            save_model(result, save)
+        if plot is not None:
+            from .plot import plot_trace
+
+            plot_trace(result, plot)
     if format is Format.json:
         sys.stdout.write(render.fit_json(result))
     elif format is Format.csv:
@@ -341,6 +370,13 @@ def recover(
     format: Annotated[
         Format, typer.Option("--format", help="Output: a table, one JSON document (with every replication), or CSV.")
     ] = Format.table,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot", dir_okay=False,
+            help="Draw each parameter's estimates against its true value to this image (.png); needs matplotlib.",
+        ),
+    ] = None,
 ) -> None:
     """Parameter recovery: simulate --reps datasets from known parameters, fit each, and report per
     parameter the truth, mean estimate, bias, RMSE, mean SE, empirical SD and 95% CI coverage.
@@ -353,11 +389,24 @@ def recover(
     from .recover import recover as run_recovery
 
     with user_errors():
+        if plot is not None:
+            from .plot import require_matplotlib
+
+            require_matplotlib()
+            if design is not None and _same_file(plot, str(design)):
+                raise UsageError(f"--plot '{plot}' is the --design file; refusing to overwrite it.")
         with render.progress_bar("fitting", reps) as update:
             result = run_recovery(
                 family.value, coef, n=n, reps=reps, intercept=_true_intercept(intercept, no_intercept),
                 sigma=sigma, n_classes=classes, design=design, features=features, seed=seed,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter, progress=update,
+            )
+        if plot is not None:
+            from .plot import plot_recovery
+
+            plot_recovery(
+                result.labels, result.truth, result.estimates[result.used], plot,
+                title=f"mlefit recover: {result.family}, {result.n_used} converged fits of n = {result.n_obs}",
             )
     if format is Format.json:
         sys.stdout.write(render.json_text(result.to_dict()))
@@ -375,3 +424,94 @@ def recover(
             f"the averages use the {result.n_converged} converged fits."
         )
         raise typer.Exit(EXIT_NOT_CONVERGED)
+
+
+@app.command()
+def predict(
+    model: Annotated[
+        Path, typer.Argument(help="A model file written by mlefit fit --save.", metavar="MODEL", dir_okay=False)
+    ],
+    data: DataArg,
+    digits: Annotated[
+        Optional[int],
+        typer.Option("--digits", min=1, max=17, help="Round the predictions to this many significant digits.",
+                     show_default="full precision"),
+    ] = None,
+) -> None:
+    """Score rows with a saved model: CSV to stdout with the input's columns plus the predictions.
+
+    bernoulli adds prob_<label of 1>; categorical adds prob_<label> per class and
+    predicted_<target> (the most likely class); gaussian adds predicted_<target> (the mean). A name
+    already used by an input column gets _2 (_3, ...) appended.
+    """
+    from . import render
+    from .model import load_model
+
+    with user_errors():
+        loaded = load_model(model)
+        scored = loaded.predict(data)
+    sys.stdout.write(render.predictions_csv(scored, n_added=len(loaded.prediction_names()), digits=digits))
+    sys.stdout.flush()
+
+
+@app.command("check-grad")
+def check_grad(
+    data: DataArg,
+    family: FamilyOpt,
+    target: TargetOpt = None,
+    features: FeaturesOpt = None,
+    intercept: InterceptOpt = True,
+    seed: Annotated[int, typer.Option(help="Seed for the random points.")] = 0,
+    points: Annotated[int, typer.Option("--points", help="How many random points near the start.")] = 3,
+    tol: Annotated[
+        float, typer.Option(help="Largest relative error allowed (see the report for the metric).")
+    ] = 1e-5,
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="Output: tables or one JSON document.")
+    ] = ReportFormat.table,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every parameter at every point.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+) -> None:
+    """Check the family's analytic gradient and Hessian against central finite differences at
+    the start, at random points near it and at the optimum.
+
+    Exit codes: 0 every relative error within --tol; 2 usage or input error; 5 they disagree.
+    """
+    from . import render
+    from .checkgrad import check_grad as run_check
+
+    with user_errors():
+        check = run_check(
+            data, family.value, target=target, features=features, intercept=intercept,
+            n_random=points, seed=seed, tol=tol,
+        )
+    if format is ReportFormat.json:
+        sys.stdout.write(render.gradcheck_json(check))
+    else:
+        sys.stdout.write(render.gradcheck_text(check, verbose=verbose, quiet=quiet))
+    sys.stdout.flush()
+    if not check.passed:
+        _stderr(
+            "Error: the analytic derivatives disagree with finite differences beyond the tolerance "
+            f"{render.number(check.tol)}."
+        )
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+def families(
+    name: Annotated[Optional[str], typer.Argument(help="Show this family in full.", metavar="[FAMILY]")] = None,
+    format: Annotated[ReportFormat, typer.Option("--format", help="Output: text or JSON.")] = ReportFormat.table,
+) -> None:
+    """List the families: distribution, link, parameters, NLL, the loss it equals and the
+    gradient in closed form. With a name, that family in full."""
+    from . import render
+    from .families import get_family
+
+    with user_errors():
+        names = FAMILY_NAMES if name is None else (get_family(name).name,)
+        entries = [get_family(n).describe(full=name is not None) for n in names]
+    if format is ReportFormat.json:
+        sys.stdout.write(render.families_json(entries))
+    else:
+        sys.stdout.write(render.families_text(entries, full=name is not None))

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .families.base import Family
 
 INTERCEPT = "intercept"
+#: The kinds of design description :func:`design_matrix` rebuilds (and a saved model may carry).
+DESIGN_KINDS = ("columns", "formula")
 
 #: A text column with more distinct values than this is not one-hot encoded (it looks like an id).
 MAX_LEVELS = 1000

@@ -12,6 +12,7 @@ Exit codes (documented in the README):
 2     a usage or input error: bad option, missing file or column, bad values
 3     the fit ran but did not converge; its results are still printed
 4     the classes are separated: the maximum-likelihood estimates do not exist
+5     ``check-grad``: the analytic derivatives disagree with finite differences
 ====  =====================================================================
 """
 
@@ -21,6 +22,7 @@ EXIT_OK = 0
 EXIT_INPUT = 2
 EXIT_NOT_CONVERGED = 3
 EXIT_SEPARATION = 4
+EXIT_CHECK_FAILED = 5
 
 
 class MlefitError(Exception):
@@ -70,6 +72,10 @@ class FamilyError(MlefitError):
 
 class UsageError(MlefitError):
     """An option value that cannot be used (an unknown family or method, a bad tolerance)."""
+
+
+class ModelError(MlefitError):
+    """A saved model file cannot be read or used (not a model, a newer format, an unknown design)."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -14,16 +14,23 @@ import numpy as np
 _EPS = np.finfo(float).eps
 
 
-def _steps(x: np.ndarray, power: float) -> np.ndarray:
-    h = _EPS**power * np.maximum(1.0, np.abs(x))
+def _steps(x: np.ndarray, power: float, scale: np.ndarray | None = None) -> np.ndarray:
+    """``eps**power`` times ``max(1, |x|)``, or times ``scale`` when given."""
+    size = np.maximum(1.0, np.abs(x)) if scale is None else np.asarray(scale, dtype=float)
+    h = _EPS**power * size
     # Make x + h exactly representable so the step used is the step divided by.
     return (x + h) - x
 
 
-def gradient(fun: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
-    """Central-difference gradient of ``fun`` at ``x``; 2 * n_params evaluations."""
+def gradient(fun: Callable[[np.ndarray], float], x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Central-difference gradient of ``fun`` at ``x``; 2 * n_params evaluations.
+
+    ``scale`` (shape (n_params,)), when given, replaces ``max(1, |x|)`` as each parameter's
+    natural size (the distance over which ``fun`` bends appreciably); steps are ``eps**(1/3)``
+    times it.
+    """
     x = np.asarray(x, dtype=float)
-    h = _steps(x, 1.0 / 3.0)
+    h = _steps(x, 1.0 / 3.0, scale)
     g = np.empty_like(x)
     for i in range(x.size):  # a loop over parameters, not rows
         e = np.zeros_like(x)
@@ -32,10 +39,11 @@ def gradient(fun: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
     return g
 
 
-def hessian(fun: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
-    """Central-difference Hessian of ``fun`` at ``x`` (symmetric by construction)."""
+def hessian(fun: Callable[[np.ndarray], float], x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Central-difference Hessian of ``fun`` at ``x`` (symmetric by construction); ``scale`` as
+    for :func:`gradient`."""
     x = np.asarray(x, dtype=float)
-    h = _steps(x, 0.25)
+    h = _steps(x, 0.25, scale)
     n = x.size
     H = np.empty((n, n))
     f0 = fun(x)
@@ -52,10 +60,11 @@ def hessian(fun: Callable[[np.ndarray], float], x: np.ndarray) -> np.ndarray:
     return H
 
 
-def jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Central-difference Jacobian of a vector function (rows: outputs, columns: inputs)."""
+def jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Central-difference Jacobian of a vector function (rows: outputs, columns: inputs);
+    ``scale`` as for :func:`gradient`."""
     x = np.asarray(x, dtype=float)
-    h = _steps(x, 1.0 / 3.0)
+    h = _steps(x, 1.0 / 3.0, scale)
     cols = []
     for i in range(x.size):
         e = np.zeros_like(x)

@@ -386,3 +386,138 @@ def recovery_csv(result: Any) -> str:
     for row in rows:
         writer.writerow([_csv_cell(row[k]) for k in fields])
     return buf.getvalue()
+
+
+# -- predictions ---------------------------------------------------------------------------------
+
+
+def predictions_csv(frame: Any, n_added: int, digits: int | None = None) -> str:
+    """A scored table (a DataFrame whose last ``n_added`` columns are predictions) as CSV.
+
+    Numbers are written at full float64 precision, or the predicted numbers rounded to ``digits``
+    significant figures; the input's columns are written as they were read.
+    """
+    if digits is not None:
+        frame = frame.copy()
+        for col in list(frame.columns)[frame.shape[1] - n_added:]:
+            if frame[col].dtype.kind == "f":
+                frame[col] = [number(v, digits) for v in frame[col]]
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+# -- check-grad ----------------------------------------------------------------------------------
+
+ERROR_COLUMNS = ("grad_abs_err", "grad_rel_err", "hess_abs_err", "hess_rel_err")
+
+
+def _err(value: float) -> str:
+    """An error with two significant figures (they are rounding noise beyond that)."""
+    return number(value, 2)
+
+
+def _worst(values: Sequence[float | None]) -> float:
+    """The largest value, a missing one (None, NaN) counting as infinite; 0 for none."""
+    return max((math.inf if v is None or math.isnan(v) else v for v in values), default=0.0)
+
+
+def gradcheck_text(check: Any, *, verbose: bool = False, quiet: bool = False) -> str:
+    """The plain-text report of ``check-grad`` for a :class:`~mlefit.checkgrad.GradCheck`: the
+    points, each parameter's worst errors over them (or, with ``verbose``, every parameter at
+    every point) and the verdict."""
+    verdict = gradcheck_verdict(check)
+    if quiet:
+        return verdict + "\n"
+    doc = check.to_dict()
+    n = doc["n_params"]
+    categorical = any(c is not None for c in check.classes)
+    head = [
+        f"mlefit check-grad: {check.family}, {check.n_obs} rows, {n} parameters; analytic derivatives "
+        "against central finite differences",
+        f"relative error of the gradient: {doc['metric']['gradient']}",
+        f"relative error of the Hessian:  {doc['metric']['hessian']}",
+        f"tolerance: {number(check.tol)} on every relative error",
+    ]
+    point_rows = []
+    for p in doc["points"]:
+        worst = _worst(p["grad_rel_err"] + p["hess_rel_err"])
+        point_rows.append([
+            p["label"], number(p["nll"], 12), number(_worst([abs(g) for g in p["grad"]]), 3),
+            _err(_worst(p["grad_rel_err"])), _err(_worst(p["hess_rel_err"])),
+            "yes" if worst <= check.tol else "NO",
+        ])
+    points = plain_table(["point", "nll", "grad_norm", "grad_rel_err", "hess_rel_err", "passed"], point_rows)
+    label_headers = ["name"] + (["class"] if categorical else [])
+
+    def labels(i: int) -> list[str]:
+        return [check.names[i]] + ([check.classes[i] or ""] if categorical else [])
+
+    if verbose:
+        rows = [
+            [p["label"], *labels(i), number(p["grad"][i]), number(p["grad_numeric"][i]),
+             *(_err(p[f][i]) for f in ERROR_COLUMNS)]
+            for p in doc["points"] for i in range(n)
+        ]
+        headers = ["point", *label_headers, "gradient", "numeric", *ERROR_COLUMNS]
+        detail = "Every point\n" + plain_table(headers, rows, left=1 + len(label_headers))
+    else:
+        rows = [[*labels(i), *(_err(row[f]) for f in ERROR_COLUMNS)] for i, row in enumerate(doc["parameters"])]
+        detail = "Worst over the points\n" + plain_table([*label_headers, *ERROR_COLUMNS], rows, left=len(label_headers))
+    return "\n\n".join(["\n".join(head), "Points\n" + points, detail, verdict]) + "\n"
+
+
+def gradcheck_verdict(check: Any) -> str:
+    """One line: passed, or how many errors exceed the tolerance and where the largest is."""
+    tol = number(check.tol)
+    if check.passed:
+        return f"passed: every relative error is at most the tolerance {tol}."
+    cells = [
+        (_worst([v]), what, i, p["label"])
+        for p in check.to_dict()["points"]
+        for what, key in (("gradient", "grad_rel_err"), ("Hessian row", "hess_rel_err"))
+        for i, v in enumerate(p[key])
+    ]
+    bad = sum(1 for v, *_ in cells if not v <= check.tol)
+    value, what, i, where = max(cells, key=lambda c: c[0])
+    name = check.names[i] if check.classes[i] is None else f"{check.classes[i]}:{check.names[i]}"
+    return (
+        f"FAILED: {bad} relative error(s) exceed the tolerance {tol}; the largest is "
+        f"{_err(value)} ({what} of {name} at {where})."
+    )
+
+
+def gradcheck_json(check: Any) -> str:
+    return json.dumps(check.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
+# -- families ------------------------------------------------------------------------------------
+
+FAMILY_FIELDS = (
+    ("distribution", "distribution"),
+    ("link", "link"),
+    ("parameters", "parameters"),
+    ("nll", "NLL"),
+    ("loss", "loss"),
+    ("gradient", "gradient"),
+)
+FAMILY_EXTRA_FIELDS = (("y", "target"), ("hessian", "Hessian"))
+
+
+def families_text(entries: Sequence[dict[str, Any]], *, full: bool = False) -> str:
+    """``mlefit families``: a block per family, its fields aligned; ``full`` adds the target's
+    domain, the Hessian, convexity and the docstring."""
+    fields = FAMILY_FIELDS + (FAMILY_EXTRA_FIELDS if full else ())
+    width = max(len(label) for _, label in fields)
+    blocks = []
+    for entry in entries:
+        lines = [f"{entry['name']}: {entry['description']}"]
+        lines += [f"  {label.ljust(width)}  {entry[key]}" for key, label in fields]
+        if full:
+            convex = "yes" if entry["convex"] else "no (not jointly; see the notes)"
+            lines.append(f"  {'convex'.ljust(width)}  {convex}")
+            lines += ["", "Notes", *(f"  {line}".rstrip() for line in entry["doc"].splitlines())]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def families_json(entries: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(entries), indent=2) + "\n"

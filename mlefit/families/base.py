@@ -24,6 +24,7 @@ a column-major (Fortran-order) ``X``, so a family's temporaries are block-sized 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -130,8 +131,15 @@ class Family:
     distribution: ClassVar[str]
     link: ClassVar[str]
     loss_name: ClassVar[str]
+    #: The loss the NLL equals, said in full (``mlefit families``).
+    loss_statement: ClassVar[str]
     nll_formula: ClassVar[str]
     grad_formula: ClassVar[str]
+    hess_formula: ClassVar[str]
+    #: What the parameters are, for ``mlefit families``.
+    parameters: ClassVar[str]
+    #: The values the target may take.
+    y_domain: ClassVar[str]
     #: Whether the NLL is convex in the parameters (its Hessian is positive semi-definite).
     convex: ClassVar[bool] = True
 
@@ -261,17 +269,31 @@ class Family:
         """Draw an encoded ``y`` of shape (n_obs,) given ``X`` at (optimiser-scale) ``params``."""
         raise NotImplementedError
 
-    def describe(self) -> dict[str, Any]:
-        """The family's entry in ``mlefit families``."""
-        return {
+    def predict(self, estimates: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """The model's prediction for each row of ``X`` at reported-scale ``estimates``
+        (as in ``FitResult.params``): ``P(y = 1)`` of shape (n_obs,) for bernoulli, the class
+        probabilities of shape (n_obs, n_classes) for categorical, the mean (n_obs,) for gaussian."""
+        raise NotImplementedError
+
+    def describe(self, full: bool = False) -> dict[str, Any]:
+        """The family's entry in ``mlefit families``; ``full`` adds the target's domain, the
+        Hessian and the docstring."""
+        out = {
             "name": self.name,
             "description": self.description,
             "distribution": self.distribution,
             "link": self.link,
-            "loss": self.loss_name,
+            "parameters": self.parameters,
             "nll": self.nll_formula,
+            "loss": self.loss_statement,
             "gradient": self.grad_formula,
         }
+        if full:
+            out["y"] = self.y_domain
+            out["hessian"] = self.hess_formula
+            out["convex"] = self.convex
+            out["doc"] = inspect.cleandoc(type(self).__doc__ or "")
+        return out
 
 
 # -- helpers shared by the families -----------------------------------------------------------

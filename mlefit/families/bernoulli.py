@@ -26,8 +26,12 @@ class Bernoulli(Family):
     distribution = "Bernoulli(p), p = sigmoid(x'w)"
     link = "logit: log(p / (1 - p)) = x'w"
     loss_name = "binary cross-entropy"
+    loss_statement = "binary cross-entropy (log loss): NLL / n is its mean over the rows"
     nll_formula = "sum_i [log(1 + exp(x_i'w)) - y_i x_i'w]  = -sum_i [y_i log p_i + (1 - y_i) log(1 - p_i)]"
     grad_formula = "X^T (sigmoid(Xw) - y)"
+    hess_formula = "X^T diag(p_i (1 - p_i)) X"
+    parameters = "w: one coefficient per column of X (the intercept first, when present)"
+    y_domain = "two labels; the larger in sorted order is 1 (0/1, false/true, no/yes, ...)"
 
     def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
         if values.dtype.kind in "iufb" and values.size:
@@ -122,3 +126,8 @@ class Bernoulli(Family):
         from scipy.special import expit
 
         return (rng.random(X.shape[0]) < expit(X @ params)).astype(np.float64)
+
+    def predict(self, estimates, X):
+        from scipy.special import expit
+
+        return expit(X @ np.asarray(estimates, dtype=float))

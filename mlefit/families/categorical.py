@@ -28,8 +28,15 @@ class Categorical(Family):
     distribution = "Categorical(p), p = softmax(x'W), reference class coefficients fixed at 0"
     link = "multinomial logit: log(p_k / p_0) = x'w_k"
     loss_name = "cross-entropy"
+    loss_statement = "cross-entropy (multinomial log loss): NLL / n is its mean over the rows"
     nll_formula = "sum_i [logsumexp_k(x_i'w_k) - x_i'w_{y_i}]  = -sum_i log p_{i, y_i}"
     grad_formula = "X^T (softmax(XW) - onehot(y)), columns of the non-reference classes"
+    hess_formula = "block (j, k): X^T diag(p_ij (delta_jk - p_ik)) X, for non-reference classes j, k"
+    parameters = (
+        "W: one row of coefficients per non-reference class (K - 1 rows, one per column of X); "
+        "the reference class's row is fixed at 0"
+    )
+    y_domain = "K >= 2 labels of any kind; the first in sorted order is the reference class"
 
     def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
         levels, codes = sorted_levels(values, column)
@@ -196,6 +203,12 @@ class Categorical(Family):
         u = rng.random((X.shape[0], 1))
         codes = (np.cumsum(P, axis=1)[:, :-1] < u).sum(axis=1)
         return codes.astype(np.intp)
+
+    def predict(self, estimates, X):
+        from scipy.special import logsumexp
+
+        eta = self.linear_predictor(np.asarray(estimates, dtype=float), X)
+        return np.exp(eta - logsumexp(eta, axis=1, keepdims=True))
 
 
 @functools.lru_cache(maxsize=None)

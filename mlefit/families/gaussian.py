@@ -32,8 +32,21 @@ class Gaussian(Family):
     distribution = "Normal(mu, sigma^2), mu = x'b"
     link = "identity: mu = x'b"
     loss_name = "Gaussian NLL"
+    loss_statement = (
+        "MSE up to scale and constant: NLL = n MSE / (2 sigma^2) + n log(sigma) + (n/2) log(2 pi), "
+        "so the b minimising it minimise the MSE"
+    )
     nll_formula = "sum_i [(y_i - x_i'b)^2 / (2 sigma^2)] + n log(sigma) + (n/2) log(2 pi)  = n MSE / (2 sigma^2) + const"
     grad_formula = "-X^T (y - Xb) / sigma^2;  d/d log(sigma): n - RSS / sigma^2"
+    hess_formula = (
+        "b, b: X^T X / sigma^2;  b, log(sigma): 2 X^T (y - Xb) / sigma^2;  "
+        "log(sigma), log(sigma): 2 RSS / sigma^2"
+    )
+    parameters = (
+        "b: one coefficient per column of X (the intercept first, when present); "
+        "sigma > 0, optimised as log(sigma) and reported as sigma"
+    )
+    y_domain = "any real number"
     convex = False  # jointly in (b, log sigma); convex in b for fixed sigma
 
     def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
@@ -223,3 +236,6 @@ class Gaussian(Family):
 
     def simulate(self, params, X, rng):
         return X @ params[:-1] + math.exp(params[-1]) * rng.standard_normal(X.shape[0])
+
+    def predict(self, estimates, X):
+        return X @ np.asarray(estimates, dtype=float)[:-1]

@@ -1,0 +1,348 @@
+"""Saved models: everything a fit needs to predict, written to and read from a JSON file.
+
+A model file is one JSON object (``mlefit fit ... --save model.json``)::
+
+    {
+      "format": "mlefit-model", "format_version": 1, "mlefit_version": "0.1.0",
+      "family": "bernoulli", "target": "admitted", "levels": ["no", "yes"],
+      "intercept": true, "features": ["intercept", "gpa", ...],
+      "design": {"kind": "columns", "intercept": true, "features": ["intercept", "gpa", ...],
+                 "columns": [{"column": "gpa", "type": "numeric"}, ...]},
+      "parameters": [{"name": "intercept", "class": null, "estimate": -20.77, "std_error": 2.5}, ...],
+      "sigma": null,
+      "fit": {"n_obs": 600, "nll": 294.7, "converged": true, "method": "newton"}
+    }
+
+``design`` says how the design matrix is built from a table (:func:`mlefit.data.design_matrix`);
+``features`` names its columns; ``parameters`` holds the estimates on the reported scale (gaussian's
+last one is sigma, also given as ``sigma``), in the order of ``FitResult.params``. Every number is
+written at full float64 precision, so a loaded model predicts exactly as the fitted one.
+
+A reader refuses a file of a newer ``format_version`` or an unknown design ``kind`` with a
+:class:`~mlefit.errors.ModelError`, rather than predicting from a design it would build wrongly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .data import DESIGN_KINDS, INTERCEPT, design_matrix, read_csv
+from .errors import ModelError
+from .families import FAMILY_NAMES, get_family
+from .families.base import label_text
+from .results import FitResult, _json_safe
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMAT = "mlefit-model"
+#: The version this mlefit writes; it reads this one and every older one.
+FORMAT_VERSION = 1
+#: Prefixes of the prediction columns (see :meth:`Model.prediction_names`).
+PROB_PREFIX = "prob_"
+PREDICTED_PREFIX = "predicted_"
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A fitted model reduced to what prediction needs.
+
+    Attributes
+    ----------
+    family : str
+    target : str
+        The target column of the fit (used to name the prediction columns).
+    feature_names : tuple of str
+        A name per design column, ``intercept`` first when present.
+    intercept : bool
+    names, classes : tuple
+        A label per parameter, as in :class:`~mlefit.results.FitResult`.
+    params : ndarray of shape (n_params,)
+        Estimates on the reported scale (gaussian's last one is sigma).
+    levels : tuple or None
+        The target's labels in code order (bernoulli: the label of 0, then of 1).
+    design : dict
+        How the design is built from a table (``Dataset.design``; :func:`mlefit.data.design_matrix` rebuilds it).
+    se : ndarray of shape (n_params,) or None
+        Standard errors, kept for the record (prediction does not use them).
+    fit : dict
+        Where the estimates came from: ``n_obs``, ``nll``, ``converged``, ``method``.
+    """
+
+    family: str
+    target: str
+    feature_names: tuple[str, ...]
+    intercept: bool
+    names: tuple[str, ...]
+    classes: tuple[str | None, ...]
+    params: np.ndarray
+    levels: tuple | None
+    design: dict[str, Any]
+    se: np.ndarray | None = None
+    fit: dict[str, Any] = field(default_factory=dict)
+
+    # -- from a fit, to and from JSON -------------------------------------------------------------
+    @classmethod
+    def from_result(cls, result: FitResult) -> "Model":
+        """The model of a fit."""
+        design = result.design
+        if design is None:  # a result built by hand: its features are plain numeric columns
+            columns = [n for n in result.feature_names if not (result.intercept and n == INTERCEPT)]
+            design = {
+                "kind": "columns", "intercept": result.intercept, "features": list(result.feature_names),
+                "columns": [{"column": c, "type": "numeric"} for c in columns],
+            }
+        return cls(
+            family=result.family, target=result.target, feature_names=tuple(result.feature_names),
+            intercept=result.intercept, names=tuple(result.names), classes=tuple(result.classes),
+            params=np.asarray(result.params, dtype=float).copy(), levels=result.levels,
+            design=design,
+            se=np.asarray(result.se, dtype=float).copy(),
+            fit={"n_obs": result.n_obs, "nll": result.nll, "converged": result.converged, "method": result.method},
+        )
+
+    @property
+    def sigma(self) -> float | None:
+        """gaussian's noise scale, else None."""
+        return float(self.params[-1]) if self.family == "gaussian" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        from . import __version__
+
+        se = self.se if self.se is not None else np.full(len(self.params), np.nan)
+        return _json_safe({
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "mlefit_version": __version__,
+            "family": self.family,
+            "target": self.target,
+            "levels": list(self.levels) if self.levels is not None else None,
+            "intercept": self.intercept,
+            "features": list(self.feature_names),
+            "design": self.design,
+            "parameters": [
+                {"name": n, "class": c, "estimate": float(v), "std_error": float(s)}
+                for n, c, v, s in zip(self.names, self.classes, self.params, se)
+            ],
+            "sigma": self.sigma,
+            "fit": self.fit,
+        })
+
+    @classmethod
+    def from_dict(cls, doc: Any, source: str = "the model") -> "Model":
+        """Validate a model document (as written by :meth:`to_dict`) and build the model."""
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise ModelError(f"{source} is not an mlefit model file (it has no \"format\": \"{FORMAT}\").",
+                             "Write one with: mlefit fit ... --save model.json.")
+        version = doc.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ModelError(f"{source} has an invalid format_version ({version!r}).")
+        if version > FORMAT_VERSION:
+            raise ModelError(
+                f"{source} has format version {version}, newer than this mlefit reads ({FORMAT_VERSION}).",
+                "Upgrade mlefit, or refit and save the model with this version.",
+            )
+        try:
+            family = doc["family"]
+            if family not in FAMILY_NAMES:
+                raise ModelError(f"{source} is of an unknown family '{family}'; known: {', '.join(FAMILY_NAMES)}.")
+            design = doc["design"]
+            kind = design.get("kind") if isinstance(design, dict) else None
+            if kind not in DESIGN_KINDS:
+                raise ModelError(
+                    f"{source} builds its design in a way this version of mlefit does not know "
+                    f"(kind '{kind}'; known: {', '.join(DESIGN_KINDS)}).",
+                    "Upgrade mlefit.",
+                )
+            params = doc["parameters"]
+            levels = doc["levels"]
+            model = cls(
+                family=family, target=str(doc["target"]),
+                feature_names=tuple(str(n) for n in doc["features"]), intercept=bool(doc["intercept"]),
+                names=tuple(str(p["name"]) for p in params), classes=tuple(p["class"] for p in params),
+                params=np.array([_number(p["estimate"]) for p in params], dtype=float),
+                levels=tuple(levels) if levels is not None else None, design=design,
+                se=np.array([_number(p.get("std_error")) for p in params], dtype=float),
+                fit=dict(doc.get("fit") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{source} is damaged: {_describe(exc)}.") from None
+        model._check(source)
+        return model
+
+    def _check(self, source: str) -> None:
+        features = self.design.get("features")
+        if not isinstance(features, list) or tuple(features) != self.feature_names:
+            raise ModelError(f"{source} is damaged: its design does not build the columns named in 'features'.")
+        if self.design["kind"] == "columns":
+            columns, intercept = self.design.get("columns"), self.design.get("intercept")
+            named = isinstance(columns, list) and all(
+                isinstance(c, dict) and isinstance(c.get("column"), str) for c in columns
+            )
+            if not (named and isinstance(intercept, bool)):
+                raise ModelError(
+                    f"{source} is damaged: its design needs a list of columns and an intercept flag."
+                )
+        elif not all(k in self.design for k in ("formula", "intercept", "encoder_state", "transform_state")):
+            raise ModelError(
+                f"{source} is damaged: its formula design needs the formula and the encoder and transform states."
+            )
+        fam = get_family(self.family)
+        n_classes = len(self.levels) if self.levels is not None else None
+        if fam.name != "gaussian" and (n_classes is None or n_classes < 2):
+            raise ModelError(f"{source} is damaged: a {fam.name} model needs its class labels (levels).")
+        expected = fam.n_params(len(self.feature_names), n_classes)
+        if len(self.params) != expected:
+            raise ModelError(
+                f"{source} is damaged: {len(self.params)} estimates where a {fam.name} model with "
+                f"{len(self.feature_names)} design columns has {expected}."
+            )
+        if not np.all(np.isfinite(self.params)):
+            raise ModelError(f"{source} is damaged: some estimates are missing or not finite.")
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, path: "str | Path") -> None:
+        """Write the model as JSON to ``path`` (replacing a file already there)."""
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        try:
+            Path(path).write_text(text)
+        except OSError as exc:
+            raise ModelError(f"cannot write the model to '{path}': {exc.strerror}.") from None
+
+    @classmethod
+    def load(cls, path: "str | Path") -> "Model":
+        """Read a model written by :meth:`save` (or ``mlefit fit --save``)."""
+        source = f"model file '{path}'"
+        try:
+            text = Path(path).read_text()
+        except FileNotFoundError:
+            raise ModelError(f"{source} not found.") from None
+        except IsADirectoryError:
+            raise ModelError(f"{source} is a directory.") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"cannot read {source}: {_describe(exc)}.") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
+        return cls.from_dict(doc, source)
+
+    # -- prediction ----------------------------------------------------------------------------
+    def design_matrix(self, frame: "pd.DataFrame") -> np.ndarray:
+        """The design of shape (n_obs, n_features) for ``frame``, built as the fit built it."""
+        X = design_matrix(self.design, frame)
+        if X.shape[1] != len(self.feature_names):
+            raise ModelError("the model's design does not match its feature names; the model file is damaged.")
+        return X
+
+    def predict_values(self, data: "pd.DataFrame | str | Path") -> np.ndarray:
+        """The raw predictions: ``P(y = 1)`` (n_obs,) for bernoulli, class probabilities
+        (n_obs, n_classes) for categorical, the mean (n_obs,) for gaussian."""
+        frame = _frame(data)
+        return get_family(self.family).predict(self.params, self.design_matrix(frame))
+
+    def prediction_names(self, taken: "list[str] | tuple[str, ...]" = ()) -> list[str]:
+        """Names of the prediction columns, none of which is in ``taken``.
+
+        bernoulli: ``prob_<label of 1>``; categorical: ``prob_<label>`` per class, then
+        ``predicted_<target>`` (the most likely class); gaussian: ``predicted_<target>`` (the
+        mean). A name already in ``taken`` (an input column) gets ``_2``, ``_3``, ... appended
+        until it is new, so an input column is never overwritten.
+        """
+        predicted = f"{PREDICTED_PREFIX}{self.target}"
+        if self.family == "gaussian":
+            wanted = [predicted]
+        elif self.family == "bernoulli":
+            wanted = [f"{PROB_PREFIX}{label_text(self.levels[1])}"]
+        else:
+            wanted = [f"{PROB_PREFIX}{label_text(level)}" for level in self.levels] + [predicted]
+        used = set(map(str, taken))
+        out = []
+        for name in wanted:
+            unique, k = name, 1
+            while unique in used:
+                k += 1
+                unique = f"{name}_{k}"
+            used.add(unique)
+            out.append(unique)
+        return out
+
+    def predict(self, data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+        """The input table with the prediction columns appended (see :meth:`prediction_names`).
+
+        Parameters
+        ----------
+        data : DataFrame, path or ``"-"``
+            Rows to score: the model's feature columns (any others, such as the target, are
+            carried through untouched).
+        """
+        frame = _frame(data)
+        values = self.predict_values(frame)
+        names = self.prediction_names([str(c) for c in frame.columns])
+        out = frame.copy()
+        if values.ndim == 1:
+            out[names[0]] = values
+        else:
+            for j, name in enumerate(names[:-1]):
+                out[name] = values[:, j]
+            # The most likely class; ties go to the first class in label order (np.argmax).
+            out[names[-1]] = np.asarray(self.levels, dtype=object)[np.argmax(values, axis=1)]
+        return out
+
+
+# -- module-level API ---------------------------------------------------------------------------
+
+
+def save_model(result: FitResult, path: "str | Path") -> Model:
+    """Save the model of a fit to ``path`` as JSON; returns the :class:`Model`."""
+    model = Model.from_result(result)
+    model.save(path)
+    return model
+
+
+def load_model(path: "str | Path") -> Model:
+    """Read a model file written by :func:`save_model` or ``mlefit fit --save``."""
+    return Model.load(path)
+
+
+def predict(model: "Model | FitResult | str | Path", data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+    """Score ``data`` with a model (a :class:`Model`, a ``FitResult`` or a model file's path):
+    the input table plus the prediction columns (see :meth:`Model.prediction_names`)."""
+    if isinstance(model, FitResult):
+        model = Model.from_result(model)
+    elif not isinstance(model, Model):
+        model = Model.load(model)
+    return model.predict(data)
+
+
+def _frame(data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+    import pandas as pd
+
+    frame = data if isinstance(data, pd.DataFrame) else read_csv(data)
+    if any(not isinstance(c, str) for c in frame.columns):
+        frame = frame.rename(columns=str)
+    return frame
+
+
+def _number(value: Any) -> float:
+    """A JSON number (``null`` is NaN, as written for missing values)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"the entry {exc.args[0]!r} is missing"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
