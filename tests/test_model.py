@@ -364,3 +364,24 @@ def test_help_lists_the_commands():
     for command in ("fit", "predict", "check-grad", "families"):
         assert command in proc.stdout
     assert "--save" in run(f"{MLEFIT} fit --help").stdout and "--plot" in run(f"{MLEFIT} fit --help").stdout
+
+
+def test_predict_rebuilds_one_hot_and_refuses_an_unseen_level(invoke, tmp_path):
+    """A text feature is one-hot encoded in the fit; prediction encodes new rows the same way."""
+    rng = np.random.default_rng(3)
+    n = 400
+    region = rng.choice(["east", "north", "south"], n)
+    x = rng.standard_normal(n)
+    eta = 0.3 + 0.8 * x + np.select([region == "north", region == "south"], [1.0, -0.7], 0.0)
+    frame = pd.DataFrame({"x": x, "region": region, "y": (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)})
+    res = mlefit.fit(frame, "bernoulli")
+    assert res.names == ("intercept", "x", "region[north]", "region[south]")
+    model = mlefit.save_model(res, tmp_path / "m.json")
+    new = pd.DataFrame({"x": [0.5, -1.0], "region": ["south", "east"]})
+    got = mlefit.predict(tmp_path / "m.json", new)["prob_1"].to_numpy()
+    b = res.params
+    expected = 1 / (1 + np.exp(-np.array([b[0] + 0.5 * b[1] + b[3], b[0] - 1.0 * b[1]])))
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert model.design["columns"][1]["levels"] == ["east", "north", "south"]
+    result = invoke("predict", tmp_path / "m.json", "-", input="x,region\n0.1,west\n")
+    assert result.exit_code == 2 and "west" in result.stderr and "Traceback" not in result.stderr

@@ -96,3 +96,14 @@ def test_missing_matplotlib_is_a_clear_error(invoke, tmp_path, monkeypatch):
         plot_recovery(["a"], [1.0], [[1.0]], out)
     # without --plot, fitting does not need matplotlib
     assert invoke("fit", ADMISSIONS, "-f", "bernoulli", "--quiet").exit_code == 0
+
+
+def test_recover_plot_writes_a_png(invoke, tmp_path):
+    out = tmp_path / "recovery.png"
+    result = invoke("recover", "-f", "bernoulli", "--coef", "1,-2", "--n", "200", "--reps", "20",
+                    "--seed", "1", "--format", "json", "--plot", out)
+    assert result.exit_code == 0, result.stderr
+    import matplotlib.image
+
+    image = matplotlib.image.imread(out)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
