@@ -30,7 +30,7 @@ from .families import get_family
 from .families.base import Family
 from .fit import fit
 from .results import _json_safe
-from .simulate import CoefLike, InterceptLike, Truth, make_rng, make_truth, read_design
+from .simulate import CoefLike, InterceptLike, Truth, make_rng, make_truth, resolve_design
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -282,14 +282,7 @@ def recover(
     fam = get_family(family)
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
         raise UsageError(f"--reps must be at least 1; got {reps}.")
-    if X is not None and design is not None:
-        raise UsageError("give either X or a design, not both.")
-    design_name = None
-    if design is not None:
-        design_name = None if isinstance(design, pd.DataFrame) else str(design)
-        X = read_design(design, features)
-    elif features is not None:
-        raise UsageError("--features chooses columns of --design; give a design file too.")
+    X, design_name = resolve_design(X, design, features)
     fixed = X is not None
     if fixed:
         if n is not None:

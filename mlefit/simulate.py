@@ -357,6 +357,20 @@ def read_design(
     return out
 
 
+def resolve_design(X: Any, design: "str | Path | pd.DataFrame | None", features) -> tuple[Any, str | None]:
+    """The design to simulate from, ``X`` or the feature columns of ``design``, and the design's
+    name (a path) for the record."""
+    import pandas as pd
+
+    if X is not None and design is not None:
+        raise UsageError("give either X or a design, not both.")
+    if design is None:
+        if features is not None:
+            raise UsageError("--features chooses columns of --design; give a design file too.")
+        return X, None
+    return read_design(design, features), None if isinstance(design, pd.DataFrame) else str(design)
+
+
 def simulate_with_truth(
     family: "str | Family",
     coef: CoefLike,
@@ -376,14 +390,7 @@ def simulate_with_truth(
     import pandas as pd
 
     fam = get_family(family)
-    if X is not None and design is not None:
-        raise UsageError("give either X or a design, not both.")
-    design_name = None
-    if design is not None:
-        design_name = None if isinstance(design, pd.DataFrame) else str(design)
-        X = read_design(design, features)
-    elif features is not None:
-        raise UsageError("--features chooses columns of --design; give a design file too.")
+    X, design_name = resolve_design(X, design, features)
     frame = values = None
     if X is not None:
         if n is not None:
