@@ -169,6 +169,17 @@ def main(
     ] = False,
 ) -> None:
     """Fit statistical models by maximum likelihood: bernoulli, categorical, gaussian."""
+    _quiet_broken_pipe()
+
+
+def _quiet_broken_pipe() -> None:
+    """A reader that stops early (``mlefit ... | head``) ends mlefit the Unix way: the default
+    SIGPIPE action, silently, with the shell's status 141, not a BrokenPipeError traceback or
+    Click's exit code 1 (which mlefit reserves for bugs)."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE") and sys.stdout is sys.__stdout__:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 @contextmanager
