@@ -48,6 +48,8 @@ def fit(
     chunk_rows: int | None = None,
     cache_dir: "str | Path | None" = None,
     memory_limit: int | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
@@ -97,6 +99,9 @@ def fit(
         ``cache_dir`` (default a temporary folder, removed afterwards) instead of into memory; see
         :mod:`mlefit.stream`. A CSV path larger than ``memory_limit`` bytes (default a quarter of
         the machine's memory) is streamed anyway.
+    engine : {"local", "dask"}
+        ``dask``: read the CSV with dask.dataframe on the cluster at ``scheduler``
+        (``tcp://HOST:PORT`` or ``local``) and sum the block sums there; see :mod:`mlefit.dask_engine`.
 
     Returns
     -------
@@ -121,6 +126,18 @@ def fit(
     if cov not in COV_TYPES:
         raise UsageError(f"unknown covariance '{cov}'.", f"Choose one of: {', '.join(COV_TYPES)}.")
 
+    if engine not in ("local", "dask"):
+        raise UsageError(f"unknown engine '{engine}'.", "Choose one of: local, dask.")
+    if engine == "dask":
+        from .dask_engine import fit_dask
+
+        if not isinstance(data, (str, Path)) or str(data) == "-":
+            raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
+        return fit_dask(
+            data, fam, scheduler=scheduler, target=target, features=features, intercept=intercept,
+            weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
+            gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows,
+        )
     if data is not None and not isinstance(data, Dataset) and X is None:
         from . import stream as streaming
 

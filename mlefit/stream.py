@@ -367,10 +367,12 @@ def load_streamed(
     )
     # The target's levels, from its distinct values in every chunk, as the family encodes them.
     uniq = np.concatenate(target_values)
+    as_text = False  # numbers in some chunks and words in others: in memory, one text column
     try:
         uniq = np.unique(uniq)
     except TypeError:
-        pass
+        as_text = True
+        uniq = np.unique(uniq.astype(str).astype(object))
     classes = fam.name in ("bernoulli", "categorical")
     encoded = fam.encode_target(uniq, target) if classes else None
     design = _design(cols, wanted, intercept)
@@ -395,6 +397,8 @@ def load_streamed(
                 continue
             w = _numeric_weights(chunk[weights], weights, rows) if weights else None
             values = chunk[target].to_numpy()
+            if as_text:
+                values = values.astype(str).astype(object)
             if classes:
                 y = encoded.y[np.searchsorted(uniq, values)]
                 counts += np.bincount(y.astype(np.intp), weights=w, minlength=len(counts))
