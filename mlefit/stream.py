@@ -30,6 +30,7 @@ import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -95,6 +96,20 @@ class Cache:
         for start in range(0, self.n_obs, self.chunk_rows):
             yield self.read(start, min(start + self.chunk_rows, self.n_obs))
 
+    def map_sum(self, fn):
+        """``fn(X, y, w)`` summed over the chunks (one pass over the cache)."""
+        total = None
+        for X, y, w in self.chunks():
+            s = fn(X, y, w)
+            total = s if total is None else total + s
+        return total
+
+    def check_rank(self, names, intercept: bool) -> None:
+        from . import checks
+
+        weights = CachedRows(self, "w") if self.weighted else None
+        checks.check_rank(CachedRows(self, "X"), names, weights, intercept=intercept)
+
 
 class CachedRows:
     """Rows of the cached design (or weights) sliced on demand: what ``checks.check_rank`` needs."""
@@ -125,14 +140,8 @@ class ChunkedObjective:
         self.passes = 0
 
     def sums(self, params: np.ndarray, order: int) -> BlockSums:
-        from .objective import DataObjective
-
         self.passes += 1
-        total = None
-        for X, y, w in self.cache.chunks():
-            s = DataObjective(self.family, X, y, w).sums(params, order)
-            total = s if total is None else total + s
-        return total
+        return self.cache.map_sum(partial(block_sums, self.family, params, order))
 
     def value(self, params):
         return self.sums(params, 0).nll
@@ -146,11 +155,28 @@ class ChunkedObjective:
         return s.nll, s.grad, s.hess
 
     def score_outer(self, params: np.ndarray) -> np.ndarray:
-        total = None
-        for X, y, w in self.cache.chunks():
-            s = self.family.score_outer(params, X, y, w)
-            total = s if total is None else total + s
-        return total
+        return self.cache.map_sum(partial(_score_outer, self.family, params))
+
+
+def block_sums(family: Family, params: np.ndarray, order: int, X, y, w) -> BlockSums:
+    """The family's sums over one chunk, in cache-sized blocks (the per-block function of every engine)."""
+    from .objective import DataObjective
+
+    return DataObjective(family, X, y, w).sums(params, order)
+
+
+def _score_outer(family, params, X, y, w):
+    return family.score_outer(params, X, y, w)
+
+
+def _normal_equations(X, y, w):
+    Xw = X if w is None else X * w[:, None]
+    return np.concatenate([(Xw.T @ X).ravel(), Xw.T @ y])
+
+
+def _rss(coef, X, y, w):
+    r = y - X @ coef
+    return float(r @ r) if w is None else float(w @ (r * r))
 
 
 # -- reading: two passes over the CSV -------------------------------------------------------------
@@ -191,7 +217,7 @@ class Streamed:
 
     @property
     def weights(self):  # only tested against None by fit._n_obs
-        return CachedRows(self.cache, "w") if self.cache.weighted else None
+        return True if self.cache.weighted else None
 
 
 def _chunks(path: Path, chunk_rows: int):
@@ -225,71 +251,87 @@ def _numeric_weights(series, name: str, rows: np.ndarray) -> np.ndarray:
     return _weights(series, name, rows)  # raises the in-memory message for this chunk's bad row
 
 
-def _first_pass(path, fam, target, features, intercept, weights, dropna, chunk_rows):
+def _header(columns: list[str], target, features, intercept, weights):
+    from . import data
+
+    if weights is not None and weights not in columns:
+        raise DataError(
+            f"weights column '{weights}' not found; available: {', '.join(columns)}.",
+            "Check --weights.",
+        )
+    target, wanted = data._select_columns(columns, target, features, intercept, weights)
+    used = list(dict.fromkeys([target, *wanted] + ([weights] if weights else [])))
+    return target, wanted, used
+
+
+def summarise_chunk(chunk, offset: int, target: str, wanted: list[str], used: list[str]) -> dict:
+    """What the first pass learns from one chunk whose first row is data row ``offset + 1``."""
     import pandas as pd
 
     from . import data
 
-    offset = 0
-    columns = None
-    target_values: list[np.ndarray] = []
-    cols: dict[str, _Column] = {}
-    na_counts: dict[str, int] = {}
+    chunk = chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+    rows = np.arange(offset + 1, offset + len(chunk) + 1)
+    isna = chunk[used].isna()
+    mask = isna.any(axis=1).to_numpy()
+    out = {"n": len(chunk), "n_na_rows": int(mask.sum()), "na_counts": {}, "na_first": {}, "cols": {}}
+    for c in used:
+        col_na = isna[c].to_numpy()
+        out["na_counts"][c] = int(col_na.sum())
+        if col_na.any():
+            out["na_first"][c] = int(rows[np.flatnonzero(col_na)[0]])
+    part = chunk.iloc[np.flatnonzero(~mask)] if mask.any() else chunk
+    kept_rows = rows[~mask]
+    t = part[target].to_numpy()
+    try:
+        out["target"] = np.unique(t)
+    except TypeError:
+        out["target"] = t
+    for c in wanted:
+        info = _Column()
+        series = part[c]
+        if data._is_numeric(series):
+            info.n_values = info.n_numbers = len(series)
+        else:
+            info.numeric = False
+            values = data._text_values(series)
+            isnum = pd.to_numeric(pd.Series(values), errors="coerce").notna().to_numpy()
+            info.n_values, info.n_numbers = len(values), int(isnum.sum())
+            if not isnum.all():
+                k = int(np.flatnonzero(~isnum)[0])
+                info.first_word = (int(kept_rows[k]), values[k])
+            info.texts = set(np.unique(values).tolist()[: data.MAX_LEVELS + 1])
+        out["cols"][c] = info
+    return out
+
+
+def combine_summaries(summaries: list[dict], wanted: list[str], used: list[str], dropna: bool):
+    """The first pass's findings over all chunks (in order); raises the in-memory missing-value error."""
+    from . import data
+
+    cols = {c: _Column() for c in wanted}
+    na_counts = {c: 0 for c in used}
     na_first: dict[str, int] = {}
-    n_na_rows = 0
-    for chunk in _chunks(path, chunk_rows):
-        if columns is None:
-            columns = list(chunk.columns)
-            if weights is not None and weights not in columns:
-                raise DataError(
-                    f"weights column '{weights}' not found; available: {', '.join(columns)}.",
-                    "Check --weights.",
-                )
-            target, wanted = data._select_columns(columns, target, features, intercept, weights)
-            used = list(dict.fromkeys([target, *wanted] + ([weights] if weights else [])))
-            cols = {c: _Column() for c in wanted}
-            na_counts = {c: 0 for c in used}
-        rows = np.arange(offset + 1, offset + len(chunk) + 1)
-        isna = chunk[used].isna()
-        mask = isna.any(axis=1).to_numpy()
-        n_na_rows += int(mask.sum())
+    n_na_rows = n_rows = 0
+    target_values = []
+    for s in summaries:
+        n_rows += s["n"]
+        n_na_rows += s["n_na_rows"]
         for c in used:
-            col_na = isna[c].to_numpy()
-            if col_na.any():
-                na_counts[c] += int(col_na.sum())
-                na_first.setdefault(c, int(rows[np.flatnonzero(col_na)[0]]))
-        keep = ~mask
-        part = chunk.iloc[np.flatnonzero(keep)] if mask.any() else chunk
-        kept_rows = rows[keep]
-        t = part[target].to_numpy()
-        if t.size:
-            try:
-                target_values.append(np.unique(t))
-            except TypeError:
-                target_values.append(t)
-        for c, info in cols.items():
-            series = part[c]
-            if data._is_numeric(series):
-                info.n_values += len(series)
-                info.n_numbers += len(series)
-                if info.numeric:
-                    continue
-                values = data._text_values(series)
-            else:
-                info.numeric = False
-                values = data._text_values(series)
-                isnum = pd.to_numeric(pd.Series(values), errors="coerce").notna().to_numpy()
-                info.n_values += len(values)
-                info.n_numbers += int(isnum.sum())
-                if info.first_word is None and not isnum.all():
-                    k = int(np.flatnonzero(~isnum)[0])
-                    info.first_word = (int(kept_rows[k]), values[k])
-            info.texts.update(np.unique(values).tolist())
-            if len(info.texts) > data.MAX_LEVELS + 1:
-                info.texts = set(sorted(info.texts)[: data.MAX_LEVELS + 1])
-        offset += len(chunk)
-    n_rows = offset
-    # missing values: the in-memory message, from the counts over all chunks
+            na_counts[c] += s["na_counts"][c]
+            if c in s["na_first"]:
+                na_first.setdefault(c, s["na_first"][c])
+        if len(s["target"]):
+            target_values.append(s["target"])
+        for c, info in s["cols"].items():
+            acc = cols[c]
+            acc.numeric = acc.numeric and info.numeric
+            acc.n_values += info.n_values
+            acc.n_numbers += info.n_numbers
+            if acc.first_word is None:
+                acc.first_word = info.first_word
+            if len(acc.texts) <= data.MAX_LEVELS:
+                acc.texts |= info.texts
     bad = [c for c in used if na_counts[c] > 0]
     if bad and not dropna:
         col = bad[0]
@@ -301,7 +343,104 @@ def _first_pass(path, fam, target, features, intercept, weights, dropna, chunk_r
         )
     if bad and n_na_rows == n_rows:
         raise DataError(f"every row has a missing value in {', '.join(bad)}: nothing is left after dropping them.")
-    return target, wanted, cols, target_values, n_na_rows if dropna else 0
+    if not target_values:
+        raise DataError("the data have no rows.")
+    return cols, target_values, n_na_rows if dropna else 0
+
+
+def _first_pass(path, fam, target, features, intercept, weights, dropna, chunk_rows):
+    summaries = []
+    offset = 0
+    header = None
+    for chunk in _chunks(path, chunk_rows):
+        if header is None:
+            target, wanted, used = header = _header(list(chunk.columns), target, features, intercept, weights)
+        summaries.append(summarise_chunk(chunk, offset, target, wanted, used))
+        offset += len(chunk)
+    cols, target_values, n_dropped = combine_summaries(summaries, wanted, used, dropna)
+    return target, wanted, cols, target_values, n_dropped
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How every chunk is encoded: found by the first pass, the same for all chunks."""
+
+    fam: Family
+    target: str
+    used: list
+    weights: str | None
+    dropna: bool
+    design: dict
+    uniq: Any  # the target's distinct raw values, sorted (classification families)
+    codes: Any  # their codes
+    as_text: bool
+
+
+def encode_chunk(chunk, offset: int, enc: Encoding):
+    """``(X, y, w)`` of one chunk whose first row is data row ``offset + 1``; raises DataError naming the row."""
+    from . import data
+
+    chunk = chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+    rows = np.arange(offset + 1, offset + len(chunk) + 1)
+    if enc.dropna:
+        mask = chunk[enc.used].isna().any(axis=1).to_numpy()
+        if mask.any():
+            chunk, rows = chunk.iloc[np.flatnonzero(~mask)], rows[~mask]
+    w = _numeric_weights(chunk[enc.weights], enc.weights, rows) if enc.weights and len(chunk) else None
+    if enc.weights and w is None:
+        w = np.zeros(0)
+    values = chunk[enc.target].to_numpy()
+    if enc.as_text:
+        values = values.astype(str).astype(object)
+    if enc.codes is not None:
+        y = enc.codes[np.searchsorted(enc.uniq, values)] if len(values) else enc.codes[:0]
+    else:
+        y = enc.fam.encode_target(values, enc.target).y if len(values) else np.zeros(0)
+    X = data._build_columns(enc.design, chunk, rows)
+    return np.ascontiguousarray(X), y, w
+
+
+def chunk_stats(y: np.ndarray, w: np.ndarray | None, n_classes: int | None) -> tuple:
+    """``(weight, mean, m2, counts)`` of the encoded target of one chunk, for the null model."""
+    cw = float(len(y) if w is None else w.sum())
+    counts = None if n_classes is None else np.bincount(y.astype(np.intp), weights=w, minlength=n_classes)
+    if not cw > 0:
+        return 0.0, 0.0, 0.0, counts
+    mean = float(np.average(y, weights=w))
+    m2 = float(np.sum((y - mean) ** 2 * (1.0 if w is None else w)))
+    return cw, mean, m2, counts
+
+
+def merge_stats(stats) -> tuple:
+    """Chan et al.'s pairwise merge of chunk means and sums of squared deviations, and the class counts."""
+    sw = mean = m2 = 0.0
+    counts = None
+    for cw, cmean, cm2, c in stats:
+        if c is not None:
+            counts = c.astype(float) if counts is None else counts + c
+        if cw > 0:
+            delta = cmean - mean
+            tot = sw + cw
+            mean += delta * cw / tot
+            m2 += cm2 + delta**2 * sw * cw / tot
+            sw = tot
+    return sw, mean, m2, counts
+
+
+def make_encoding(fam, target, wanted, cols, target_values, weights, dropna, intercept) -> Encoding:
+    uniq = np.concatenate(target_values)
+    as_text = False  # numbers in some chunks and words in others: in memory, one text column
+    try:
+        uniq = np.unique(uniq)
+    except TypeError:
+        as_text = True
+        uniq = np.unique(uniq.astype(str).astype(object))
+    classes = fam.name in ("bernoulli", "categorical")
+    encoded = fam.encode_target(uniq, target) if classes else None
+    design = _design(cols, wanted, intercept)
+    used = list(dict.fromkeys([target, *wanted] + ([weights] if weights else [])))
+    return Encoding(fam, target, used, weights, dropna, design, uniq if classes else None,
+                    encoded.y if classes else None, as_text), encoded
 
 
 def _design(cols: dict, wanted: list[str], intercept: bool) -> dict:
@@ -365,69 +504,34 @@ def load_streamed(
     target, wanted, cols, target_values, n_dropped = _first_pass(
         path, fam, target, features, intercept, weights, dropna, chunk_rows
     )
-    # The target's levels, from its distinct values in every chunk, as the family encodes them.
-    uniq = np.concatenate(target_values)
-    as_text = False  # numbers in some chunks and words in others: in memory, one text column
-    try:
-        uniq = np.unique(uniq)
-    except TypeError:
-        as_text = True
-        uniq = np.unique(uniq.astype(str).astype(object))
-    classes = fam.name in ("bernoulli", "categorical")
-    encoded = fam.encode_target(uniq, target) if classes else None
-    design = _design(cols, wanted, intercept)
+    enc, encoded = make_encoding(fam, target, wanted, cols, target_values, weights, dropna, intercept)
+    design = enc.design
     p = len(design["features"])
-    used = list(dict.fromkeys([target, *wanted] + ([weights] if weights else [])))
-
+    n_classes = len(encoded.levels) if encoded is not None else None
     n_obs = 0
-    counts = np.zeros(len(encoded.levels)) if classes else None
-    y_dtype = None
-    sw = mean = m2 = 0.0  # weighted mean and sum of squared deviations of y (Chan et al.)
+    y_dtype = np.dtype(np.intp if fam.name == "categorical" else np.float64)
+    stats = []
     offset = 0
     with open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
             (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw:
         for chunk in _chunks(path, chunk_rows):
-            rows = np.arange(offset + 1, offset + len(chunk) + 1)
+            X, y, w = encode_chunk(chunk, offset, enc)
             offset += len(chunk)
-            if dropna:
-                mask = chunk[used].isna().any(axis=1).to_numpy()
-                if mask.any():
-                    chunk, rows = chunk.iloc[np.flatnonzero(~mask)], rows[~mask]
-            if not len(chunk):
+            if not len(y):
                 continue
-            w = _numeric_weights(chunk[weights], weights, rows) if weights else None
-            values = chunk[target].to_numpy()
-            if as_text:
-                values = values.astype(str).astype(object)
-            if classes:
-                y = encoded.y[np.searchsorted(uniq, values)]
-                counts += np.bincount(y.astype(np.intp), weights=w, minlength=len(counts))
-            else:
-                y = fam.encode_target(values, target).y
-            X = data._build_columns(design, chunk, rows)
-            if X.shape[1] != p:
-                raise DataError("internal: the design width changed between chunks.")
-            np.ascontiguousarray(X).tofile(fx)
-            y.tofile(fy)
+            X.tofile(fx)
+            y.astype(y_dtype).tofile(fy)
             if w is not None:
                 w.tofile(fw)
-            y_dtype = y.dtype
             n_obs += len(y)
-            cw = float(len(y) if w is None else w.sum())
-            if cw > 0:
-                cmean = float(np.average(y, weights=w))
-                cm2 = float(np.sum((y - cmean) ** 2 * (1.0 if w is None else w)))
-                delta = cmean - mean
-                tot = sw + cw
-                mean += delta * cw / tot
-                m2 += cm2 + delta**2 * sw * cw / tot
-                sw = tot
+            stats.append(chunk_stats(y, w, n_classes))
+    sw, mean, m2, counts = merge_stats(stats)
     if weights and not sw > 0:
         raise DataError(f"weights column '{weights}' is zero in every row.")
-    cache = Cache(folder, n_obs, p, np.dtype(y_dtype), weights is not None, chunk_rows)
+    cache = Cache(folder, n_obs, p, y_dtype, weights is not None, chunk_rows)
     return Streamed(
-        cache, tuple(design["features"]), target, encoded.levels if classes else None,
-        encoded.note if classes else None, intercept, weights, n_dropped, design, counts,
+        cache, tuple(design["features"]), target, None if encoded is None else encoded.levels,
+        None if encoded is None else encoded.note, intercept, weights, n_dropped, design, counts,
         mean, m2 / sw if sw > 0 else 0.0, sw,
     )
 
@@ -479,15 +583,25 @@ def fit_streamed(
 
 def _fit_streamed(source, fam, folder, *, target, features, intercept, weights, formula, dropna, l2, cov,
                   method, gradient, tol, max_iter, chunk_rows):
-    from . import checks, inference
-    from .fit import _build
-    from .objective import NumericObjective, PenalizedObjective
-    from .optimize import OPTIMIZERS
-
     sd = load_streamed(
         source, fam, target=target, features=features, intercept=intercept, weights=weights,
         formula=formula, dropna=dropna, chunk_rows=chunk_rows, folder=folder,
     )
+    return fit_source(sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter)
+
+
+def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max_iter):
+    """Optimiser and inference on rows that are never all in memory: ``sd.cache`` sums over them.
+
+    ``sd.cache`` is a :class:`Cache` (chunks on this machine) or any object with ``n_obs``,
+    ``weighted``, ``map_sum(fn)`` and ``check_rank(names, intercept)`` (a Dask cluster's partitions).
+    """
+    from . import inference
+    from .fit import _build
+    from .objective import NumericObjective, PenalizedObjective
+    from .optimize import OPTIMIZERS
+
+    intercept = sd.intercept
     n_classes = len(sd.levels) if sd.levels is not None else None
     p = len(sd.feature_names)
     n_params = fam.n_params(p, n_classes)
@@ -497,9 +611,8 @@ def _fit_streamed(source, fam, folder, *, target, features, intercept, weights, 
             f"{sd.n_obs} rows are too few for {n_params} parameters; "
             "a maximum-likelihood fit needs more rows than parameters."
         )
-    weights_rows = CachedRows(sd.cache, "w") if sd.cache.weighted else None
     if l2 is None:
-        checks.check_rank(CachedRows(sd.cache, "X"), sd.feature_names, weights_rows, intercept=intercept)
+        sd.cache.check_rank(sd.feature_names, intercept)
     if sd.class_counts is not None and np.any(sd.class_counts <= 0):
         label = label_text(sd.levels[int(np.flatnonzero(sd.class_counts <= 0)[0])])
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
@@ -544,17 +657,10 @@ def _normal_equations_start(sd: Streamed, p: int) -> np.ndarray:
     """Gaussian: least squares from ``X'WX`` and ``X'Wy`` summed over the cache, sigma from the RSS."""
     import scipy.linalg
 
-    G = np.zeros((p, p))
-    b = np.zeros(p)
-    for X, y, w in sd.cache.chunks():
-        Xw = X if w is None else X * w[:, None]
-        G += Xw.T @ X
-        b += Xw.T @ y
+    sums = sd.cache.map_sum(_normal_equations)
+    G, b = sums[: p * p].reshape(p, p), sums[p * p:]
     coef = scipy.linalg.cho_solve(scipy.linalg.cho_factor(G), b)
-    rss = 0.0
-    for X, y, w in sd.cache.chunks():
-        r = y - X @ coef
-        rss += float(r @ r) if w is None else float(w @ (r * r))
+    rss = sd.cache.map_sum(partial(_rss, coef))
     sigma2 = rss / sd.total_weight
     if not sigma2 > 0:
         raise DataError(
