@@ -53,3 +53,25 @@ def test_dask_late_bad_value_names_the_row(tmp_path, client):
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match="data row 850 has 'oops'"):
         fit_dask(path, get_family("bernoulli"), client=client, tol=1e-8, max_iter=100, blocksize=5000)
+
+
+def test_missing_dask_is_one_clear_sentence(tmp_path, invoke, monkeypatch):
+    import sys
+
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
+    res = invoke("fit", path, "--family", "bernoulli", "--engine", "dask", "--scheduler", "local")
+    assert res.exit_code == 2
+    assert "needs the dask and distributed packages" in res.stderr and "mlefit[dask]" in res.stderr
+
+
+def test_bad_scheduler_address_is_a_usage_error(tmp_path, invoke):
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    res = invoke("fit", path, "--family", "bernoulli", "--engine", "dask", "--scheduler", "nowhere")
+    assert res.exit_code == 2 and "--scheduler must be tcp://HOST:PORT or local" in res.stderr
+
+
+def test_unknown_engine(tmp_path, invoke):
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    res = invoke("fit", path, "--family", "bernoulli", "--engine", "spark")
+    assert res.exit_code == 2 and "unknown engine 'spark'" in res.stderr
