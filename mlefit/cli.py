@@ -251,6 +251,38 @@ def fit(
             dir_okay=False,
         ),
     ] = None,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Read the CSV in chunks through a binary cache instead of into memory (for files larger "
+            "than memory); Newton runs one pass over the rows per iteration.",
+        ),
+    ] = False,
+    chunk_rows: Annotated[
+        Optional[int], typer.Option("--chunk-rows", help="Rows per chunk when streaming (default 32768).")
+    ] = None,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--cache-dir", file_okay=False,
+            help="Keep the streamed binary cache in this folder (default: a temporary folder, removed afterwards).",
+        ),
+    ] = None,
+    memory_limit: Annotated[
+        Optional[str],
+        typer.Option(
+            "--memory-limit",
+            help="Stream CSV files larger than this (bytes, or with K, M, G; default a quarter of the machine's memory).",
+        ),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this process) or dask (a Dask cluster, see --scheduler).")
+    ] = "local",
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option("--scheduler", help="With --engine dask: tcp://HOST:PORT, or local for a LocalCluster here."),
+    ] = None,
 ) -> None:
     """Fit a model to a CSV and print estimates, fit statistics and the convergence table.
 
@@ -275,6 +307,8 @@ def fit(
                 data, family.value, target=target, features=features, intercept=intercept,
                 formula=formula, weights=weights, dropna=dropna, l2=l2, cov=cov.value,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
+                stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
+                memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler,
             )
         if truth is not None:
             from .simulate import compare_truth, read_truth
@@ -307,6 +341,24 @@ def fit(
     if not result.converged:
         _stderr(f"Warning: the fit did not converge: {result.message}")
         raise typer.Exit(EXIT_NOT_CONVERGED)
+
+
+def _bytes(text: str | None) -> int | None:
+    """``--memory-limit``: ``"500000000"``, ``"512M"``, ``"2G"`` to bytes."""
+    if text is None:
+        return None
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("B")
+    scale = units.get(value[-1:], 1)
+    if scale > 1:
+        value = value[:-1]
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"--memory-limit must be a size such as 2G or 500M; got '{text}'.") from None
+    if not number > 0:
+        raise UsageError(f"--memory-limit must be positive; got '{text}'.")
+    return int(number * scale)
 
 
 @app.command()

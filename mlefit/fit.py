@@ -44,6 +44,12 @@ def fit(
     gradient: str = "analytic",
     tol: float | None = None,
     max_iter: int | None = None,
+    stream: bool = False,
+    chunk_rows: int | None = None,
+    cache_dir: "str | Path | None" = None,
+    memory_limit: int | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
@@ -88,6 +94,14 @@ def fit(
         gradients).
     max_iter : int, optional
         Iteration limit (default 100 newton, 2000 lbfgs, 20000 gd).
+    stream : bool, default False
+        Read the CSV (path or ``"-"``) in chunks of ``chunk_rows`` rows through a binary cache in
+        ``cache_dir`` (default a temporary folder, removed afterwards) instead of into memory; see
+        :mod:`mlefit.stream`. A CSV path larger than ``memory_limit`` bytes (default a quarter of
+        the machine's memory) is streamed anyway.
+    engine : {"local", "dask"}
+        ``dask``: read the CSV with dask.dataframe on the cluster at ``scheduler``
+        (``tcp://HOST:PORT`` or ``local``) and sum the block sums there; see :mod:`mlefit.dask_engine`.
 
     Returns
     -------
@@ -112,6 +126,31 @@ def fit(
     if cov not in COV_TYPES:
         raise UsageError(f"unknown covariance '{cov}'.", f"Choose one of: {', '.join(COV_TYPES)}.")
 
+    if engine not in ("local", "dask"):
+        raise UsageError(f"unknown engine '{engine}'.", "Choose one of: local, dask.")
+    if engine == "dask":
+        from .dask_engine import fit_dask
+
+        if not isinstance(data, (str, Path)) or str(data) == "-":
+            raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
+        return fit_dask(
+            data, fam, scheduler=scheduler, target=target, features=features, intercept=intercept,
+            weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
+            gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows,
+        )
+    if data is not None and not isinstance(data, Dataset) and X is None:
+        from . import stream as streaming
+
+        if stream or streaming.should_stream(data, memory_limit):
+            if not isinstance(data, (str, Path)):
+                raise UsageError("streaming reads a CSV file or standard input ('-'), not a table in memory.")
+            if weights is not None and not isinstance(weights, str):
+                raise UsageError("with a table, weights names one of its columns.")
+            return streaming.fit_streamed(
+                data, fam, target=target, features=features, intercept=intercept, weights=weights,
+                formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient,
+                tol=tol, max_iter=max_iter, chunk_rows=chunk_rows, cache_dir=cache_dir,
+            )
     if isinstance(data, Dataset):
         ds = data
     elif X is not None:
@@ -322,7 +361,11 @@ def _fit_statistics(
     ds: Dataset, fam: Family, n_classes: int | None, loglik: float, n_params: int,
     n_weight: float, rss: float | None, penalised: bool,
 ) -> dict[str, Any]:
-    """Null model, likelihood-ratio test, McFadden's pseudo R^2 / R^2 (keys of FitResult)."""
+    """Null model, likelihood-ratio test, McFadden's pseudo R^2 / R^2 (keys of FitResult).
+
+    ``ds`` needs only ``X`` (its first column), ``y``, ``weights`` and ``intercept``: a streamed fit
+    passes a few weighted rows with the same intercept-only likelihood.
+    """
     null = _null_model(ds, fam, n_classes)
     out: dict[str, Any] = {}
     if null is None:
@@ -351,6 +394,7 @@ def _n_obs(ds: Dataset, n_weight: float) -> int | float:
 def _build(
     ds: Dataset, fam: Family, opt: OptimizeResult, nll: float, cov: np.ndarray, cov_model: np.ndarray,
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str,
+    null_data: Any = None,
 ) -> FitResult:
     n_classes = len(ds.levels) if ds.levels is not None else None
     estimates, cov = fam.natural(opt.params, cov)
@@ -374,7 +418,7 @@ def _build(
         extra = {"mse": rss / n_weight, "residual_std_error": math.sqrt(rss / df_resid), "df_resid": df_resid}
     else:
         extra = {"df_resid": n_weight - n_params}
-    extra.update(_fit_statistics(ds, fam, n_classes, loglik, n_params, n_weight, rss, l2 is not None))
+    extra.update(_fit_statistics(ds if null_data is None else null_data, fam, n_classes, loglik, n_params, n_weight, rss, l2 is not None))
     return FitResult(
         family=fam.name, method=method, gradient=gradient, target=ds.target, target_note=ds.target_note,
         feature_names=ds.feature_names, levels=ds.levels, intercept=ds.intercept,

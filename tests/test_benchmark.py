@@ -39,3 +39,16 @@ def test_compare_quick_prints_every_comparison_and_agrees_with_statsmodels(tmp_p
     for row in rows:
         assert row["seconds"] > 0 and len(row["runs"]) == 1
         assert row["tool"] in proc.stdout  # the printed table has the same rows
+
+
+def test_stream_benchmark_quick_runs_and_agrees(tmp_path):
+    out = tmp_path / "stream.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "stream.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, env=subprocess_env(), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["rows"] for r in rows] == [20_000, 80_000]
+    for r in rows:
+        assert r["max_rel_diff"] < 1e-10 and r["stream_peak_mb"] > 0

@@ -1,0 +1,670 @@
+"""Fits of CSVs larger than memory: the rows stream through in chunks, the sums add up.
+
+The NLL, its gradient and its Hessian are sums over rows (``Family.evaluate`` returns
+:class:`~mlefit.families.base.BlockSums`), so a fit never needs all rows at once:
+
+1. The first pass reads the CSV (or standard input) in chunks of rows and finds everything that
+   depends on all of them: the target's levels, the levels of text features, missing values, bad
+   labels and other input errors (reported with the in-memory message, naming the data row).
+2. The second pass encodes every chunk the same way and appends the float64 design, the encoded
+   target and the weights to a binary cache (``cache_dir``; by default a temporary folder removed
+   afterwards). Standard input is first copied to the same folder, so it too is read twice.
+3. :class:`ChunkedObjective` reads the cache chunk by chunk and adds the family's block sums;
+   Newton's method runs over passes (one pass per iteration, one row of the trace per pass).
+
+What needs all rows in memory in :func:`mlefit.fit.fit_dataset` is replaced by a sum: the rank
+check accumulates the Gram matrix over the cache, the null model is fitted from the class counts
+(or the mean and variance of a gaussian target), and the robust covariance adds
+``Family.score_outer`` over chunks. Not supported when streaming: ``--formula``, the exact
+separation check (a linear programme over all rows; non-convergence is reported as usual), and
+gaussian's closed form (Newton from the normal equations finds the same estimate) with its exact-fit
+case.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .errors import ConvergenceWarning, DataError, UsageError
+from .families.base import BlockSums, Family, label_text
+
+#: Rows per chunk when none is given: about 8 MB of a 32-column design.
+DEFAULT_CHUNK_ROWS = 1 << 15
+#: Without --memory-limit, files larger than this fraction of the machine's memory are streamed.
+MEMORY_FRACTION = 0.25
+
+
+def machine_memory() -> int:
+    """Physical memory in bytes (0 when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def default_memory_limit() -> int:
+    return int(MEMORY_FRACTION * machine_memory())
+
+
+def should_stream(data: Any, memory_limit: int | None) -> bool:
+    """True when ``data`` is a CSV path larger than ``memory_limit`` bytes (default: a fraction of memory)."""
+    if not isinstance(data, (str, Path)) or str(data) == "-":
+        return False
+    limit = default_memory_limit() if memory_limit is None else memory_limit
+    try:
+        return limit > 0 and Path(data).stat().st_size > limit
+    except OSError:
+        return False
+
+
+# -- the cache ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cache:
+    """The parsed rows on disk: ``X.bin`` (float64, row-major), ``y.bin``, optional ``w.bin``."""
+
+    folder: Path
+    n_obs: int
+    n_features: int
+    y_dtype: np.dtype
+    weighted: bool
+    chunk_rows: int
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        p = self.n_features
+        m = stop - start
+        X = np.fromfile(self.folder / "X.bin", dtype=np.float64, count=m * p, offset=8 * start * p).reshape(m, p)
+        y = np.fromfile(self.folder / "y.bin", dtype=self.y_dtype, count=m, offset=self.y_dtype.itemsize * start)
+        w = None
+        if self.weighted:
+            w = np.fromfile(self.folder / "w.bin", dtype=np.float64, count=m, offset=8 * start)
+        return X, y, w
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        for start in range(0, self.n_obs, self.chunk_rows):
+            yield self.read(start, min(start + self.chunk_rows, self.n_obs))
+
+    def map_sum(self, fn):
+        """``fn(X, y, w)`` summed over the chunks (one pass over the cache)."""
+        total = None
+        for X, y, w in self.chunks():
+            s = fn(X, y, w)
+            total = s if total is None else total + s
+        return total
+
+    def check_rank(self, names, intercept: bool) -> None:
+        from . import checks
+
+        weights = CachedRows(self, "w") if self.weighted else None
+        checks.check_rank(CachedRows(self, "X"), names, weights, intercept=intercept)
+
+
+class CachedRows:
+    """Rows of the cached design (or weights) sliced on demand: what ``checks.check_rank`` needs."""
+
+    def __init__(self, cache: Cache, what: str):
+        self.cache, self.what = cache, what
+        self.shape = (cache.n_obs, cache.n_features) if what == "X" else (cache.n_obs,)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        start, stop, _ = rows.indices(self.cache.n_obs)
+        X, _, w = self.cache.read(start, stop)
+        out = X if self.what == "X" else np.sqrt(w) if self.what == "sqrtw" else w
+        return out[(slice(None), *rest)] if rest else out
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # check_rank takes np.sqrt of the weights: the square roots, sliced on demand as well
+        if ufunc is np.sqrt and method == "__call__" and self.what == "w" and len(inputs) == 1:
+            return CachedRows(self.cache, "sqrtw")
+        return NotImplemented
+
+
+class ChunkedObjective:
+    """NLL, gradient and Hessian of ``family`` summed over the cache, one chunk at a time."""
+
+    def __init__(self, family: Family, cache: Cache):
+        self.family, self.cache = family, cache
+        self.passes = 0
+
+    def sums(self, params: np.ndarray, order: int) -> BlockSums:
+        self.passes += 1
+        return self.cache.map_sum(partial(block_sums, self.family, params, order))
+
+    def value(self, params):
+        return self.sums(params, 0).nll
+
+    def value_grad(self, params):
+        s = self.sums(params, 1)
+        return s.nll, s.grad
+
+    def value_grad_hess(self, params, precise: bool = False):
+        s = self.sums(params, 2)
+        return s.nll, s.grad, s.hess
+
+    def score_outer(self, params: np.ndarray) -> np.ndarray:
+        return self.cache.map_sum(partial(_score_outer, self.family, params))
+
+
+def block_sums(family: Family, params: np.ndarray, order: int, X, y, w) -> BlockSums:
+    """The family's sums over one chunk, in cache-sized blocks (the per-block function of every engine)."""
+    from .objective import DataObjective
+
+    return DataObjective(family, X, y, w).sums(params, order)
+
+
+def _score_outer(family, params, X, y, w):
+    return family.score_outer(params, X, y, w)
+
+
+def _normal_equations(X, y, w):
+    Xw = X if w is None else X * w[:, None]
+    return np.concatenate([(Xw.T @ X).ravel(), Xw.T @ y])
+
+
+def _rss(coef, X, y, w):
+    r = y - X @ coef
+    return float(r @ r) if w is None else float(w @ (r * r))
+
+
+# -- reading: two passes over the CSV -------------------------------------------------------------
+
+
+@dataclass
+class _Column:
+    """What the first pass learns about one feature column."""
+
+    numeric: bool = True
+    texts: set = field(default_factory=set)
+    n_values: int = 0
+    n_numbers: int = 0
+    first_word: tuple | None = None  # (row, value) of the first value that is not a number
+
+
+@dataclass
+class Streamed:
+    """The metadata of a streamed dataset: what :func:`mlefit.fit._build` reads from a Dataset."""
+
+    cache: Cache
+    feature_names: tuple
+    target: str
+    levels: tuple | None
+    target_note: str | None
+    intercept: bool
+    weights_name: str | None
+    n_dropped: int
+    design: dict
+    class_counts: np.ndarray | None
+    y_mean: float
+    y_var: float
+    total_weight: float
+
+    @property
+    def n_obs(self) -> int:
+        return self.cache.n_obs
+
+    @property
+    def weights(self):  # only tested against None by fit._n_obs
+        return True if self.cache.weighted else None
+
+
+def _chunks(path: Path, chunk_rows: int):
+    import pandas as pd
+
+    name = f"'{path}'"
+    try:
+        reader = pd.read_csv(path, chunksize=chunk_rows)
+        first = True
+        for chunk in reader:
+            first = False
+            yield chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+        if first:
+            raise DataError(f"{name} has a header but no data rows.")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{name} is empty: no header and no rows.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{name} is not a readable CSV file ({first_line}).") from None
+
+
+def _numeric_weights(series, name: str, rows: np.ndarray) -> np.ndarray:
+    from .data import _weights
+
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        w = series.to_numpy(dtype=np.float64)
+        if np.all(np.isfinite(w)) and np.all(w >= 0):
+            return w
+    return _weights(series, name, rows)  # raises the in-memory message for this chunk's bad row
+
+
+def _header(columns: list[str], target, features, intercept, weights):
+    from . import data
+
+    if weights is not None and weights not in columns:
+        raise DataError(
+            f"weights column '{weights}' not found; available: {', '.join(columns)}.",
+            "Check --weights.",
+        )
+    target, wanted = data._select_columns(columns, target, features, intercept, weights)
+    used = list(dict.fromkeys([target, *wanted] + ([weights] if weights else [])))
+    return target, wanted, used
+
+
+def summarise_chunk(chunk, offset: int, target: str, wanted: list[str], used: list[str]) -> dict:
+    """What the first pass learns from one chunk whose first row is data row ``offset + 1``."""
+    import pandas as pd
+
+    from . import data
+
+    chunk = chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+    rows = np.arange(offset + 1, offset + len(chunk) + 1)
+    isna = chunk[used].isna()
+    mask = isna.any(axis=1).to_numpy()
+    out = {"n": len(chunk), "n_na_rows": int(mask.sum()), "na_counts": {}, "na_first": {}, "cols": {}}
+    for c in used:
+        col_na = isna[c].to_numpy()
+        out["na_counts"][c] = int(col_na.sum())
+        if col_na.any():
+            out["na_first"][c] = int(rows[np.flatnonzero(col_na)[0]])
+    part = chunk.iloc[np.flatnonzero(~mask)] if mask.any() else chunk
+    kept_rows = rows[~mask]
+    t = part[target].to_numpy()
+    try:
+        out["target"] = np.unique(t)
+    except TypeError:
+        out["target"] = t
+    for c in wanted:
+        info = _Column()
+        series = part[c]
+        if data._is_numeric(series):
+            info.n_values = info.n_numbers = len(series)
+        else:
+            info.numeric = False
+            values = data._text_values(series)
+            isnum = pd.to_numeric(pd.Series(values), errors="coerce").notna().to_numpy()
+            info.n_values, info.n_numbers = len(values), int(isnum.sum())
+            if not isnum.all():
+                k = int(np.flatnonzero(~isnum)[0])
+                info.first_word = (int(kept_rows[k]), values[k])
+            info.texts = set(np.unique(values).tolist()[: data.MAX_LEVELS + 1])
+        out["cols"][c] = info
+    return out
+
+
+def combine_summaries(summaries: list[dict], wanted: list[str], used: list[str], dropna: bool):
+    """The first pass's findings over all chunks (in order); raises the in-memory missing-value error."""
+    from . import data
+
+    cols = {c: _Column() for c in wanted}
+    na_counts = {c: 0 for c in used}
+    na_first: dict[str, int] = {}
+    n_na_rows = n_rows = 0
+    target_values = []
+    for s in summaries:
+        n_rows += s["n"]
+        n_na_rows += s["n_na_rows"]
+        for c in used:
+            na_counts[c] += s["na_counts"][c]
+            if c in s["na_first"]:
+                na_first.setdefault(c, s["na_first"][c])
+        if len(s["target"]):
+            target_values.append(s["target"])
+        for c, info in s["cols"].items():
+            acc = cols[c]
+            acc.numeric = acc.numeric and info.numeric
+            acc.n_values += info.n_values
+            acc.n_numbers += info.n_numbers
+            if acc.first_word is None:
+                acc.first_word = info.first_word
+            if len(acc.texts) <= data.MAX_LEVELS:
+                acc.texts |= info.texts
+    bad = [c for c in used if na_counts[c] > 0]
+    if bad and not dropna:
+        col = bad[0]
+        others = f" (also: {', '.join(f'{c} ({na_counts[c]})' for c in bad[1:])})" if len(bad) > 1 else ""
+        in_all = f"; {n_na_rows} rows in all have a missing value" if len(bad) > 1 else ""
+        raise DataError(
+            f"column '{col}' has {na_counts[col]} missing value(s), the first in data row {na_first[col]}{others}{in_all}.",
+            "Remove or fill those rows, or use --dropna to drop them.",
+        )
+    if bad and n_na_rows == n_rows:
+        raise DataError(f"every row has a missing value in {', '.join(bad)}: nothing is left after dropping them.")
+    if not target_values:
+        raise DataError("the data have no rows.")
+    return cols, target_values, n_na_rows if dropna else 0
+
+
+def _first_pass(path, fam, target, features, intercept, weights, dropna, chunk_rows):
+    summaries = []
+    offset = 0
+    header = None
+    for chunk in _chunks(path, chunk_rows):
+        if header is None:
+            target, wanted, used = header = _header(list(chunk.columns), target, features, intercept, weights)
+        summaries.append(summarise_chunk(chunk, offset, target, wanted, used))
+        offset += len(chunk)
+    cols, target_values, n_dropped = combine_summaries(summaries, wanted, used, dropna)
+    return target, wanted, cols, target_values, n_dropped
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How every chunk is encoded: found by the first pass, the same for all chunks."""
+
+    fam: Family
+    target: str
+    used: list
+    weights: str | None
+    dropna: bool
+    design: dict
+    uniq: Any  # the target's distinct raw values, sorted (classification families)
+    codes: Any  # their codes
+    as_text: bool
+
+
+def encode_chunk(chunk, offset: int, enc: Encoding):
+    """``(X, y, w)`` of one chunk whose first row is data row ``offset + 1``; raises DataError naming the row."""
+    from . import data
+
+    chunk = chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+    rows = np.arange(offset + 1, offset + len(chunk) + 1)
+    if enc.dropna:
+        mask = chunk[enc.used].isna().any(axis=1).to_numpy()
+        if mask.any():
+            chunk, rows = chunk.iloc[np.flatnonzero(~mask)], rows[~mask]
+    w = _numeric_weights(chunk[enc.weights], enc.weights, rows) if enc.weights and len(chunk) else None
+    if enc.weights and w is None:
+        w = np.zeros(0)
+    values = chunk[enc.target].to_numpy()
+    if enc.as_text:
+        values = values.astype(str).astype(object)
+    if enc.codes is not None:
+        y = enc.codes[np.searchsorted(enc.uniq, values)] if len(values) else enc.codes[:0]
+    else:
+        y = enc.fam.encode_target(values, enc.target).y if len(values) else np.zeros(0)
+    X = data._build_columns(enc.design, chunk, rows)
+    return np.ascontiguousarray(X), y, w
+
+
+def chunk_stats(y: np.ndarray, w: np.ndarray | None, n_classes: int | None) -> tuple:
+    """``(weight, mean, m2, counts)`` of the encoded target of one chunk, for the null model."""
+    cw = float(len(y) if w is None else w.sum())
+    counts = None if n_classes is None else np.bincount(y.astype(np.intp), weights=w, minlength=n_classes)
+    if not cw > 0:
+        return 0.0, 0.0, 0.0, counts
+    mean = float(np.average(y, weights=w))
+    m2 = float(np.sum((y - mean) ** 2 * (1.0 if w is None else w)))
+    return cw, mean, m2, counts
+
+
+def merge_stats(stats) -> tuple:
+    """Chan et al.'s pairwise merge of chunk means and sums of squared deviations, and the class counts."""
+    sw = mean = m2 = 0.0
+    counts = None
+    for cw, cmean, cm2, c in stats:
+        if c is not None:
+            counts = c.astype(float) if counts is None else counts + c
+        if cw > 0:
+            delta = cmean - mean
+            tot = sw + cw
+            mean += delta * cw / tot
+            m2 += cm2 + delta**2 * sw * cw / tot
+            sw = tot
+    return sw, mean, m2, counts
+
+
+def make_encoding(fam, target, wanted, cols, target_values, weights, dropna, intercept) -> Encoding:
+    uniq = np.concatenate(target_values)
+    as_text = False  # numbers in some chunks and words in others: in memory, one text column
+    try:
+        uniq = np.unique(uniq)
+    except TypeError:
+        as_text = True
+        uniq = np.unique(uniq.astype(str).astype(object))
+    classes = fam.name in ("bernoulli", "categorical")
+    encoded = fam.encode_target(uniq, target) if classes else None
+    design = _design(cols, wanted, intercept)
+    used = list(dict.fromkeys([target, *wanted] + ([weights] if weights else [])))
+    return Encoding(fam, target, used, weights, dropna, design, uniq if classes else None,
+                    encoded.y if classes else None, as_text), encoded
+
+
+def _design(cols: dict, wanted: list[str], intercept: bool) -> dict:
+    from . import data
+
+    specs: list[dict] = []
+    names = [data.INTERCEPT] if intercept else []
+    for col in wanted:
+        info = cols[col]
+        if info.numeric:
+            specs.append({"column": col, "type": "numeric"})
+            names.append(col)
+            continue
+        if info.n_numbers and info.n_numbers < info.n_values and 2 * info.n_numbers >= info.n_values:
+            row, value = info.first_word
+            raise DataError(
+                f"feature column '{col}' is not numeric: data row {row} has '{value}'.",
+                "Fix or remove those values, or leave the column out with --features.",
+            )
+        levels = sorted(info.texts)
+        if len(levels) < 2:
+            raise DataError(
+                f"feature column '{col}' has a single value ('{levels[0]}'), so it carries no information.",
+                "Leave it out with --features.",
+            )
+        if len(levels) > data.MAX_LEVELS:
+            raise DataError(
+                f"feature column '{col}' has more than {data.MAX_LEVELS} distinct text values, too many to "
+                f"one-hot encode (at most {data.MAX_LEVELS}); it looks like an identifier.",
+                "Leave it out with --features.",
+            )
+        specs.append({"column": col, "type": "categorical", "levels": levels})
+        names += [f"{col}[{level}]" for level in levels[1:]]
+    return {"kind": "columns", "intercept": intercept, "columns": specs, "features": names}
+
+
+def load_streamed(
+    source: "str | Path", fam: Family, *, target=None, features=None, intercept=True, weights=None,
+    formula=None, dropna=False, chunk_rows: int | None = None, folder: Path,
+) -> Streamed:
+    """Two passes over the CSV: levels and validation, then the binary cache in ``folder``."""
+    from . import data
+
+    if formula is not None:
+        raise UsageError("--formula is not supported when streaming.", "Drop --stream, or build the columns beforehand.")
+    chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
+    if chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}.")
+    if str(source) == "-":
+        path = folder / "stdin.csv"
+        with open(path, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        if path.stat().st_size == 0:
+            raise DataError("standard input is empty: no header and no rows.")
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise DataError(f"file '{source}' not found.")
+        if path.is_dir():
+            raise DataError(f"'{source}' is a directory, not a CSV file.")
+    target, wanted, cols, target_values, n_dropped = _first_pass(
+        path, fam, target, features, intercept, weights, dropna, chunk_rows
+    )
+    enc, encoded = make_encoding(fam, target, wanted, cols, target_values, weights, dropna, intercept)
+    design = enc.design
+    p = len(design["features"])
+    n_classes = len(encoded.levels) if encoded is not None else None
+    n_obs = 0
+    y_dtype = np.dtype(np.intp if fam.name == "categorical" else np.float64)
+    stats = []
+    offset = 0
+    with open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
+            (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw:
+        for chunk in _chunks(path, chunk_rows):
+            X, y, w = encode_chunk(chunk, offset, enc)
+            offset += len(chunk)
+            if not len(y):
+                continue
+            X.tofile(fx)
+            y.astype(y_dtype).tofile(fy)
+            if w is not None:
+                w.tofile(fw)
+            n_obs += len(y)
+            stats.append(chunk_stats(y, w, n_classes))
+    sw, mean, m2, counts = merge_stats(stats)
+    if weights and not sw > 0:
+        raise DataError(f"weights column '{weights}' is zero in every row.")
+    cache = Cache(folder, n_obs, p, y_dtype, weights is not None, chunk_rows)
+    return Streamed(
+        cache, tuple(design["features"]), target, None if encoded is None else encoded.levels,
+        None if encoded is None else encoded.note, intercept, weights, n_dropped, design, counts,
+        mean, m2 / sw if sw > 0 else 0.0, sw,
+    )
+
+
+# -- the fit --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _NullData:
+    """A few weighted rows with the same intercept-only likelihood as all rows (for the null model)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    intercept: bool = True
+
+
+def _null_data(sd: Streamed, fam: Family) -> _NullData:
+    if sd.class_counts is not None:
+        k = len(sd.class_counts)
+        y = np.arange(k, dtype=np.intp if fam.name == "categorical" else np.float64)
+        return _NullData(np.ones((k, 1)), y, sd.class_counts.astype(float))
+    # gaussian: two rows at mean -/+ sd, each with half the weight, have the same mean and variance
+    s = math.sqrt(sd.y_var)
+    return _NullData(np.ones((2, 1)), np.array([sd.y_mean - s, sd.y_mean + s]), np.full(2, sd.total_weight / 2))
+
+
+def fit_streamed(
+    source, fam: Family, *, target=None, features=None, intercept=True, weights=None, formula=None,
+    dropna=False, l2=None, cov="model", method="newton", gradient="analytic", tol, max_iter,
+    chunk_rows=None, cache_dir=None,
+):
+    """The streamed counterpart of :func:`mlefit.fit.fit_dataset`: the same FitResult."""
+    if cache_dir is None:
+        with tempfile.TemporaryDirectory(prefix="mlefit-cache-") as folder:
+            return _fit_streamed(
+                source, fam, Path(folder), target=target, features=features, intercept=intercept,
+                weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
+                gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows,
+            )
+    folder = Path(cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return _fit_streamed(
+        source, fam, folder, target=target, features=features, intercept=intercept, weights=weights,
+        formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol,
+        max_iter=max_iter, chunk_rows=chunk_rows,
+    )
+
+
+def _fit_streamed(source, fam, folder, *, target, features, intercept, weights, formula, dropna, l2, cov,
+                  method, gradient, tol, max_iter, chunk_rows):
+    sd = load_streamed(
+        source, fam, target=target, features=features, intercept=intercept, weights=weights,
+        formula=formula, dropna=dropna, chunk_rows=chunk_rows, folder=folder,
+    )
+    return fit_source(sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter)
+
+
+def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max_iter):
+    """Optimiser and inference on rows that are never all in memory: ``sd.cache`` sums over them.
+
+    ``sd.cache`` is a :class:`Cache` (chunks on this machine) or any object with ``n_obs``,
+    ``weighted``, ``map_sum(fn)`` and ``check_rank(names, intercept)`` (a Dask cluster's partitions).
+    """
+    from . import inference
+    from .fit import _build
+    from .objective import NumericObjective, PenalizedObjective
+    from .optimize import OPTIMIZERS
+
+    intercept = sd.intercept
+    n_classes = len(sd.levels) if sd.levels is not None else None
+    p = len(sd.feature_names)
+    n_params = fam.n_params(p, n_classes)
+    n_weight = float(sd.total_weight)
+    if n_weight <= n_params:
+        raise DataError(
+            f"{sd.n_obs} rows are too few for {n_params} parameters; "
+            "a maximum-likelihood fit needs more rows than parameters."
+        )
+    if l2 is None:
+        sd.cache.check_rank(sd.feature_names, intercept)
+    if sd.class_counts is not None and np.any(sd.class_counts <= 0):
+        label = label_text(sd.levels[int(np.flatnonzero(sd.class_counts <= 0)[0])])
+        raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
+
+    analytic = ChunkedObjective(fam, sd.cache)
+    exact = analytic
+    if l2 is not None:
+        exact = PenalizedObjective(analytic, fam.l2_matrix(p, n_classes, intercept=intercept), l2)
+    objective = exact if gradient == "analytic" else NumericObjective(exact)
+    if fam.name == "gaussian":
+        x0 = _normal_equations_start(sd, p)
+    else:
+        null = _null_data(sd, fam)
+        x0 = np.zeros(n_params)
+        x0_null = fam.start_params(null.X, null.y, null.weights, intercept=intercept, n_classes=n_classes)
+        if intercept:  # the intercept-only fit, padded with zero coefficients (as start_params does)
+            x0 = np.zeros((max(n_classes or 2, 2) - 1, p))
+            x0[:, 0] = x0_null.reshape(-1)
+            x0 = x0.ravel()
+    opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
+    hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
+    cov_model = inference.covariance(hess)
+    if cov_model is None:
+        raise DataError(
+            "the Hessian is singular at the estimate, so standard errors do not exist.",
+            "Check for nearly collinear columns, or use --l2.",
+        )
+    cov_used = cov_model
+    if cov == "robust":
+        cov_used = inference.sandwich(cov_model, analytic.score_outer(opt.params))
+    nll = opt.nll if l2 is None else analytic.value(opt.params)
+    result = _build(
+        sd, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov,
+        null_data=_null_data(sd, fam),
+    )
+    if not result.converged:
+        warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
+    return result
+
+
+def _normal_equations_start(sd: Streamed, p: int) -> np.ndarray:
+    """Gaussian: least squares from ``X'WX`` and ``X'Wy`` summed over the cache, sigma from the RSS."""
+    import scipy.linalg
+
+    sums = sd.cache.map_sum(_normal_equations)
+    G, b = sums[: p * p].reshape(p, p), sums[p * p:]
+    coef = scipy.linalg.cho_solve(scipy.linalg.cho_factor(G), b)
+    rss = sd.cache.map_sum(partial(_rss, coef))
+    sigma2 = rss / sd.total_weight
+    if not sigma2 > 0:
+        raise DataError(
+            "every residual is zero (an exact fit), which is not supported when streaming.",
+            "Fit it in memory without --stream.",
+        )
+    return np.append(coef, 0.5 * math.log(sigma2))

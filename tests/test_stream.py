@@ -1,0 +1,180 @@
+"""Streamed fits (mlefit.stream): the same numbers as in memory, chunk by chunk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlefit
+from conftest import MLEFIT, subprocess_env
+
+RTOL = 1e-10
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+def make_csv(path: Path, family: str, n: int = 900, seed: int = 7) -> Path:
+    """A CSV whose chunks of 97 rows split the classes: levels 'b', 'c' of the text feature ``g``
+    and classes of the target appear only after the first chunks."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    g = np.array(["a", "b", "c"])[rng.integers(0, 3, n)]
+    g[:300] = "a"
+    eta = 0.5 + x1 - 0.5 * x2 + 0.7 * (g == "b")
+    if family == "bernoulli":
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+        y[:150] = 0  # class 1 absent from the first chunk
+    elif family == "categorical":
+        y = np.where(rng.random(n) < 0.3, "z", np.where(eta > 0.8, "m", "k"))
+        y[:250] = "k"  # classes m and z appear late
+    else:
+        y = eta + rng.normal(size=n)
+    w = rng.integers(0, 4, n)
+    pd.DataFrame({"x1": x1, "x2": x2, "g": g, "w": w, "y": y}).to_csv(path, index=False)
+    return path
+
+
+FAMILIES = ["bernoulli", "categorical", "gaussian"]
+OPTIONS = [{}, {"weights": "w"}, {"cov": "robust"}, {"l2": 0.5}]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "weights", "robust", "l2"])
+def test_streamed_fit_agrees_with_in_memory(tmp_path, family, options):
+    path = make_csv(tmp_path / "d.csv", family)
+    mem = mlefit.fit(path, family, **options)
+    st = mlefit.fit(path, family, stream=True, chunk_rows=97, **options)
+    assert st.names == mem.names and st.levels == mem.levels and st.feature_names == mem.feature_names
+    assert _rel(st.params, mem.params) < RTOL
+    assert _rel(st.se, mem.se) < RTOL
+    assert _rel(st.nll, mem.nll) < RTOL
+    assert st.n_obs == mem.n_obs and st.n_rows == mem.n_rows
+    assert st.converged and mem.converged
+    dm, ds = mem.to_dict(), st.to_dict()
+    assert set(ds) == set(dm)  # the JSON layout is the same
+    for key in ("null_loglik", "lr_stat", "pseudo_r2", "r2", "aic", "bic", "df_resid"):
+        if dm.get(key) is not None and np.isfinite(dm[key]):
+            assert _rel(ds[key], dm[key]) < 1e-9, key
+    assert st.design == mem.design
+
+
+def test_newton_trace_has_one_row_per_pass(tmp_path, monkeypatch):
+    from mlefit import stream
+
+    path = make_csv(tmp_path / "d.csv", "categorical")
+    passes = []
+    original = stream.ChunkedObjective.sums
+
+    def counting(self, params, order):
+        passes.append(order)
+        return original(self, params, order)
+
+    monkeypatch.setattr(stream.ChunkedObjective, "sums", counting)
+    res = mlefit.fit(path, "categorical", stream=True, chunk_rows=50)
+    assert len(res.trace) == res.n_iter + 1
+    assert passes.count(2) == len(res.trace)  # every f, g, H evaluation is one pass and one row
+
+
+def test_dropna_agrees(tmp_path):
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    frame = pd.read_csv(path)
+    frame.loc[[5, 400, 801], "x2"] = np.nan
+    frame.to_csv(path, index=False)
+    mem = mlefit.fit(path, "bernoulli", dropna=True)
+    st = mlefit.fit(path, "bernoulli", dropna=True, stream=True, chunk_rows=100)
+    assert st.n_dropped == mem.n_dropped == 3
+    assert _rel(st.params, mem.params) < RTOL
+
+
+@pytest.mark.parametrize(
+    "column, row, value, family",
+    [
+        ("x2", 850, "oops", "bernoulli"),  # a word in a numeric column, in the last chunk
+        ("x1", 700, "", "bernoulli"),  # a missing value late
+        ("w", 777, -1, "bernoulli"),  # a negative weight late
+        ("y", 820, "maybe", "bernoulli"),  # a third label late
+        ("y", 820, "text", "gaussian"),  # a non-numeric target late
+    ],
+)
+def test_late_bad_input_gives_the_in_memory_message(tmp_path, invoke, column, row, value, family):
+    path = make_csv(tmp_path / "d.csv", family)
+    frame = pd.read_csv(path)
+    frame[column] = frame[column].astype(object)
+    frame.loc[row - 1, column] = value  # data row numbers are 1-based
+    frame.to_csv(path, index=False)
+    extra = ["--weights", "w"] if column == "w" else []
+    mem = invoke("fit", path, "--family", family, *extra)
+    st = invoke("fit", path, "--family", family, *extra, "--stream", "--chunk-rows", "100")
+    assert mem.exit_code == st.exit_code == 2
+    assert st.stderr == mem.stderr
+    if column != "y":
+        assert f"data row {row}" in st.stderr
+
+
+def test_stdin_streams_through_the_cache(tmp_path, fit_json):
+    path = make_csv(tmp_path / "d.csv", "categorical")
+    text = path.read_text()
+    mem, _ = fit_json("-", "--family", "categorical", input=text)
+    st, _ = fit_json("-", "--family", "categorical", "--stream", "--chunk-rows", "64", input=text)
+    for key in ("estimate", "std_error"):
+        assert _rel([p[key] for p in st["parameters"]], [p[key] for p in mem["parameters"]]) < RTOL
+    assert _rel(st["nll"], mem["nll"]) < RTOL
+
+
+def test_cache_dir_removed_unless_given(tmp_path, monkeypatch):
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    mlefit.fit(path, "bernoulli", stream=True, chunk_rows=100)
+    assert list(scratch.iterdir()) == []
+    kept = tmp_path / "cache"
+    mlefit.fit(path, "bernoulli", stream=True, chunk_rows=100, cache_dir=kept)
+    assert (kept / "X.bin").stat().st_size == 900 * 6 * 8  # intercept, x1, x2, g[b], g[c], w
+
+
+def test_memory_limit_streams_large_files(tmp_path, fit_json):
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    cache = tmp_path / "cache"
+    small, _ = fit_json(path, "--family", "bernoulli", "--cache-dir", cache, "--memory-limit", "1G")
+    assert not cache.exists()  # smaller than the limit: in memory
+    big, _ = fit_json(path, "--family", "bernoulli", "--cache-dir", cache, "--memory-limit", "10K")
+    assert (cache / "X.bin").exists()  # larger than the limit: streamed
+    assert _rel(big["nll"], small["nll"]) < RTOL
+
+
+def test_bad_memory_limit_is_a_usage_error(tmp_path, invoke):
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    res = invoke("fit", path, "--family", "bernoulli", "--memory-limit", "lots")
+    assert res.exit_code == 2 and "--memory-limit" in res.stderr
+
+
+def test_formula_is_refused_when_streaming(tmp_path, invoke):
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    res = invoke("fit", path, "--family", "bernoulli", "--formula", "y ~ x1", "--stream")
+    assert res.exit_code == 2 and "--formula is not supported when streaming" in res.stderr
+
+
+def test_pipeline_simulate_to_streamed_fit(tmp_path):
+    env = subprocess_env()
+    sim = subprocess.run(
+        [MLEFIT, "simulate", "--family", "categorical", "--coef", "1,-1;0.5,2", "--n", "3000", "--seed", "3"],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    runs = [
+        subprocess.run([MLEFIT, "fit", "-", "--family", "categorical", "--format", "json", *extra],
+                       input=sim.stdout, capture_output=True, text=True, env=env)
+        for extra in ([], ["--stream", "--chunk-rows", "500"])
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[1].stderr
+    mem, st = (json.loads(r.stdout) for r in runs)
+    assert _rel([p["estimate"] for p in st["parameters"]], [p["estimate"] for p in mem["parameters"]]) < RTOL
