@@ -154,10 +154,12 @@ def check_rank(
 
 
 def class_log_probabilities(eta: np.ndarray) -> np.ndarray:
-    """``log softmax`` of a linear predictor of shape (n_obs, n_classes)."""
-    from scipy.special import logsumexp
-
-    return eta - logsumexp(eta, axis=1, keepdims=True)
+    """``log softmax`` of a linear predictor of shape (n_obs, n_classes) (numpy's log-sum-exp: a
+    small fit need not import scipy.special for it)."""
+    top = eta.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    shifted = eta - top
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def suspect_separation(eta: np.ndarray, weights: np.ndarray | None = None) -> bool:

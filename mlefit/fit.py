@@ -163,7 +163,6 @@ def fit_dataset(
             f"{ds.n_obs} rows are too few for {n_params} parameters; "
             "a maximum-likelihood fit needs more rows than parameters."
         )
-    import scipy.linalg  # noqa: F401  (load the solvers before the optimiser's clock starts)
 
     if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
         checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
