@@ -305,8 +305,9 @@ def _se_method(l2: float | None, cov: str) -> str:
     return f"inverse of {bread} (observed information)"
 
 
-def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float, int] | None:
-    """Log-likelihood and parameter count of the intercept-only model, or None without an intercept."""
+def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float, int, np.ndarray] | None:
+    """Log-likelihood, parameter count and parameters of the intercept-only model, or None without
+    an intercept."""
     if not ds.intercept:
         return None
     X0 = ds.X[:, :1]
@@ -314,7 +315,7 @@ def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float,
     if not np.all(np.isfinite(params0)):
         return None
     nll0 = fam.evaluate(params0, X0, ds.y, ds.weights, order=0).nll
-    return -nll0, fam.n_params(1, n_classes)
+    return -nll0, fam.n_params(1, n_classes), params0
 
 
 def _fit_statistics(
@@ -326,14 +327,14 @@ def _fit_statistics(
     out: dict[str, Any] = {}
     if null is None:
         return out
-    null_loglik, null_params = null
+    null_loglik, null_params, params0 = null
     out["null_loglik"] = null_loglik
     if not penalised:  # a penalised fit is not a maximum of the likelihood: no LR test
         df = n_params - null_params
         stat, p = inference.likelihood_ratio(loglik, null_loglik, df)
         out.update(lr_stat=stat, lr_df=df, lr_p_value=p)
     if fam.name == "gaussian":
-        sigma0 = math.exp(float(fam.start_params(ds.X[:, :1], ds.y, ds.weights, intercept=True)[-1]))
+        sigma0 = math.exp(float(params0[-1]))  # the intercept-only least squares
         tss = sigma0**2 * n_weight
         out["r2"] = 1.0 - rss / tss
     else:
