@@ -164,8 +164,9 @@ def fit_dataset(
             "a maximum-likelihood fit needs more rows than parameters."
         )
 
+    gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
     if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
-        checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
+        gram = checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
     classes = ds.levels is not None and fam.name in ("bernoulli", "categorical")
     if classes:
         _check_classes(ds, n_classes)
@@ -176,7 +177,7 @@ def fit_dataset(
         exact = PenalizedObjective(analytic, fam.l2_matrix(ds.X.shape[1], n_classes, intercept=ds.intercept), l2)
     objective = exact if gradient == "analytic" else NumericObjective(exact)
     # The closed form (gaussian least squares) is the unpenalised MLE.
-    closed = fam.closed_form(ds.X, ds.y, ds.weights) if l2 is None else None
+    closed = fam.closed_form(ds.X, ds.y, ds.weights, gram=gram) if l2 is None else None
     if closed is not None and closed.exact_fit:
         return _exact_fit(ds, fam, closed, method, gradient, tol, n_weight)
     if closed is not None:

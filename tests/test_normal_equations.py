@@ -92,3 +92,22 @@ def test_a_zero_or_collinear_column_is_left_to_qr():
     assert linalg.normal_solve(Z, y) is None
     Z = np.column_stack([X, X[:, 1] + X[:, 2]])
     assert linalg.normal_solve(Z, y) is None
+
+
+def test_the_rank_checks_gram_matrix_is_reused_to_the_same_answer():
+    from mlefit import checks
+    from mlefit.families import get_family
+
+    rng = np.random.default_rng(16)
+    X, y = well_conditioned(rng, n=3000)
+    w = rng.uniform(0.5, 2.0, len(y))
+    fam = get_family("gaussian")
+    for weights in (None, w):
+        G = checks.check_rank(X, [f"x{j}" for j in range(X.shape[1])], weights, intercept=True)
+        expected = X.T @ X if weights is None else (X * weights[:, None]).T @ X
+        np.testing.assert_allclose(G, expected, rtol=1e-13)
+        reused = fam.closed_form(X, y, weights, gram=G)
+        fresh = fam.closed_form(X, y, weights)
+        assert "Cholesky" in reused.note and "Cholesky" in fresh.note
+        np.testing.assert_allclose(reused.params, fresh.params, rtol=1e-13)
+        np.testing.assert_allclose(reused.cov, fresh.cov, rtol=1e-12, atol=0)

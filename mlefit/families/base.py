@@ -212,9 +212,9 @@ class Family:
         ``evaluate(..., precise=True)``: Newton then refines ill-conditioned fits with both."""
         return None
 
-    def closed_form(self, X, y, weights=None) -> ClosedForm | None:
+    def closed_form(self, X, y, weights=None, *, gram=None) -> ClosedForm | None:
         """The MLE and its covariance in closed form, or None (the default) when an optimiser is
-        needed."""
+        needed. ``gram``, when given, is ``X' diag(weights) X`` already formed (by the rank check)."""
         return None
 
     def covariance(self, params, X, y, weights=None) -> np.ndarray | None:

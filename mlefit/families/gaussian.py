@@ -110,7 +110,7 @@ class Gaussian(Family):
         log_sigma = 0.5 * math.log(rss / total) if rss > 0 else -np.inf
         return np.append(sol.x, log_sigma)
 
-    def closed_form(self, X, y, weights=None) -> ClosedForm:
+    def closed_form(self, X, y, weights=None, *, gram=None) -> ClosedForm:
         r"""The MLE: least-squares coefficients, ``sigma^2 = RSS / n``, and its covariance.
 
         At the MLE the Hessian is block diagonal, ``X'WX / sigma^2`` and ``2 n`` (for log sigma),
@@ -125,7 +125,7 @@ class Gaussian(Family):
         ``16 u ||y||``). Then sigma is 0, the likelihood unbounded and the coefficients exact.
         """
         A, b = self._weighted(X, y, weights)
-        normal = linalg.normal_solve(A, b)
+        normal = linalg.normal_solve(A, b, gram=gram)
         if normal is not None:
             # Well conditioned (checked, see linalg.normal_solve): Cholesky of the Gram matrix.
             qr = None
