@@ -494,7 +494,8 @@ def normal_solve(A: np.ndarray, b: np.ndarray, gram: np.ndarray | None = None) -
     is :class:`QR`'s, ``u cond (1 + cond ||r|| / ||z||)`` (the residual's rounding, ``u (|b| +
     |A||x|)``, maps to ``x`` through the pseudo-inverse, not the Gram's inverse).
 
-    None (use :class:`QR`) when the Gram matrix is not numerically positive definite, when
+    None (use :class:`QR`) when the data's squares come near float64's overflow or underflow,
+    when the Gram matrix is not numerically positive definite, when
     ``u cond^2 > NORMAL_COND_TOL``, when that limit exceeds :data:`REFINE_TOL` (where plain QR
     would refine), when the residual is so small that its own rounding matters (exact fits), or
     when refinement does not settle. No scipy: numpy's LAPACK Cholesky and small dense products.
@@ -502,9 +503,14 @@ def normal_solve(A: np.ndarray, b: np.ndarray, gram: np.ndarray | None = None) -
     n, p = A.shape
     if p == 0 or n < p:
         return None
+    # Squares of the data must stay far inside float64's normal range (no overflow, no subnormal
+    # loss of digits): the Gram matrix is formed before any scaling. QR scales first.
+    big = float(np.max(np.abs(b))) if n else 0.0
+    if not 1e-120 < big < 1e120:
+        return None
     G = A.T @ A if gram is None else gram
     diag = np.diag(G).copy()
-    if not np.all(np.isfinite(G)) or np.any(diag <= 0):
+    if not np.all(np.isfinite(G)) or not (np.all(diag > 1e-240) and np.all(diag < 1e240)):
         return None
     col_norms = np.sqrt(diag)
     s = power_of_two_scale(col_norms)

@@ -111,3 +111,15 @@ def test_the_rank_checks_gram_matrix_is_reused_to_the_same_answer():
         assert "Cholesky" in reused.note and "Cholesky" in fresh.note
         np.testing.assert_allclose(reused.params, fresh.params, rtol=1e-13)
         np.testing.assert_allclose(reused.cov, fresh.cov, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("factor", [1e-130, 1e130])
+def test_data_near_the_ends_of_the_float_range_are_left_to_qr(factor):
+    X, y = well_conditioned(np.random.default_rng(17), n=400)
+    assert linalg.normal_solve(X, y) is not None
+    assert linalg.normal_solve(X * factor, y) is None
+    assert linalg.normal_solve(X, y * factor) is None
+    fit = mlefit.fit(X=X[:, 1:] * factor, y=y, family="gaussian")
+    ref = mlefit.fit(X=X[:, 1:], y=y, family="gaussian")
+    assert "Householder QR" in fit.message
+    np.testing.assert_allclose(fit.params[1:-1] * factor, ref.params[1:-1], rtol=1e-12)
