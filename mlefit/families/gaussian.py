@@ -117,6 +117,13 @@ class Gaussian(Family):
         so the covariance is ``sigma^2 (X'WX)^{-1}`` (from the R factor, by triangular solves,
         refined when the conditioning calls for it) and ``1 / (2 n)``.
 
+        Two ways to the least-squares solution: for a well-conditioned design (checked by
+        :func:`mlefit.linalg.normal_solve`: ``u cond^2`` at most 1e-11 and the a-priori error at
+        most :data:`mlefit.linalg.REFINE_TOL`, no near-exact fit) the Cholesky factor of the Gram
+        matrix ``X'WX`` (``gram``, when the rank check has formed it), with one or more float64
+        correction steps, which costs a few passes over the data; otherwise Householder QR with
+        refinement in extended precision (:class:`mlefit.linalg.QR`). The note says which.
+
         An **exact fit** is declared when the residual norm is at most
         ``8 u (||y|| + sum_j ||X_j|| |b_j|)`` (``u = 2^-53``, ``X_j`` the columns, rows weighted
         by ``sqrt(w)``): rounding the data and the coefficients to float64 perturbs the residuals
