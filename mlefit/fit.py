@@ -236,7 +236,7 @@ def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float
     from .results import IterationRecord
 
     start = time.perf_counter()
-    nll = objective.value(closed.params)
+    nll = objective.value(closed.params) if closed.nll is None else closed.nll
     grad_norm = float(np.max(np.abs(closed.grad))) if closed.grad.size else 0.0
     record = IterationRecord(0, nll, grad_norm, math.nan, time.perf_counter() - start)
     lam = closed.decrement

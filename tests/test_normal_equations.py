@@ -123,3 +123,16 @@ def test_data_near_the_ends_of_the_float_range_are_left_to_qr(factor):
     ref = mlefit.fit(X=X[:, 1:], y=y, family="gaussian")
     assert "Householder QR" in fit.message
     np.testing.assert_allclose(fit.params[1:-1] * factor, ref.params[1:-1], rtol=1e-12)
+
+
+def test_the_closed_forms_nll_is_the_evaluated_nll():
+    from mlefit.families import get_family
+
+    rng = np.random.default_rng(18)
+    X, y = well_conditioned(rng, n=2000)
+    w = rng.uniform(0.5, 2.0, len(y))
+    fam = get_family("gaussian")
+    for weights in (None, w):
+        closed = fam.closed_form(X, y, weights)
+        assert closed.nll is not None
+        assert closed.nll == pytest.approx(fam.nll(closed.params, X, y, weights), rel=1e-13)

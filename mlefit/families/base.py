@@ -88,6 +88,8 @@ class ClosedForm:
         unbounded and ``params``' scale component is ``-inf``.
     note : str
         How it was computed, for the fit's message.
+    nll : float or None
+        The NLL at ``params`` when the family has it at hand (None: the caller evaluates it).
     """
 
     params: np.ndarray
@@ -97,6 +99,7 @@ class ClosedForm:
     decrement: float
     exact_fit: bool
     note: str
+    nll: float | None = None
 
 
 @dataclass(frozen=True)

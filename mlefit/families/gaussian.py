@@ -181,7 +181,11 @@ class Gaussian(Family):
             xr = linalg.tdot(A, r) if sol.refined else A.T @ r
         grad = np.append(-xr / var, total - rss / var)
         decrement = math.sqrt(max(float(grad @ cov @ grad), 0.0))
-        return ClosedForm(np.append(coef, 0.5 * math.log(var)), cov, hess, grad, decrement, False, how)
+        log_sigma = 0.5 * math.log(var)
+        nll = None
+        if qr is None:  # the float64 residuals are those evaluate() would compute: no extra pass
+            nll = total * (log_sigma + 0.5 * LOG_2PI) + 0.5 * (rss * math.exp(-2.0 * log_sigma))
+        return ClosedForm(np.append(coef, log_sigma), cov, hess, grad, decrement, False, how, nll)
 
     def covariance(self, params, X, y, weights=None):
         """Inverse of the analytic Hessian at any ``params``, from the QR of the design.
