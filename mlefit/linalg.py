@@ -482,6 +482,27 @@ class NormalSolution:
         return 0.5 * (inv + inv.T)
 
 
+def normal_inverse_gram(A: np.ndarray) -> np.ndarray | None:
+    """``(A^T A)^{-1}`` by Cholesky of the column-scaled Gram matrix when ``u cond^2`` (``cond``
+    that of the scaled design) is at most :data:`NORMAL_COND_TOL`, else None (use :class:`QR`)."""
+    n, p = A.shape
+    if p == 0 or n < p:
+        return None
+    G = A.T @ A
+    diag = np.diag(G).copy()
+    if not np.all(np.isfinite(G)) or not (np.all(diag > 1e-240) and np.all(diag < 1e240)):
+        return None
+    s = power_of_two_scale(np.sqrt(diag))
+    try:
+        inv, cond_gram = spd_inverse(G * np.outer(s, s))
+    except NotPositiveDefinite:
+        return None
+    # cond_1 of the scaled Gram matrix is at least cond_2(A S)^2, and at most p times it.
+    if not U * cond_gram <= NORMAL_COND_TOL:
+        return None
+    return inv * np.outer(s, s)
+
+
 def normal_solve(A: np.ndarray, b: np.ndarray, gram: np.ndarray | None = None) -> NormalSolution | None:
     """``argmin ||b - A x||`` by the normal equations when that is as accurate as :class:`QR`, else None.
 

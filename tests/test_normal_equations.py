@@ -136,3 +136,20 @@ def test_the_closed_forms_nll_is_the_evaluated_nll():
         closed = fam.closed_form(X, y, weights)
         assert closed.nll is not None
         assert closed.nll == pytest.approx(fam.nll(closed.params, X, y, weights), rel=1e-13)
+
+
+def test_covariance_away_from_the_closed_form_agrees_between_paths(monkeypatch):
+    from mlefit.families import get_family
+
+    rng = np.random.default_rng(19)
+    X, y = well_conditioned(rng, n=1500)
+    fam = get_family("gaussian")
+    params = np.append(np.linalg.lstsq(X, y, rcond=None)[0] + 0.01, 0.1)
+    assert linalg.normal_inverse_gram(X) is not None
+    fast = fam.covariance(params, X, y)
+    monkeypatch.setattr(linalg, "normal_inverse_gram", lambda A: None)
+    slow = fam.covariance(params, X, y)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12 * np.abs(slow).max())
+    meta, frame, features = load("longley")
+    Xl = np.column_stack([np.ones(len(frame)), frame[features].to_numpy()])
+    assert linalg.normal_inverse_gram(Xl) is None

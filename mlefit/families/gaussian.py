@@ -197,13 +197,17 @@ class Gaussian(Family):
         :meth:`closed_form`'s covariance.
         """
         A, b = self._weighted(X, y, weights)
-        qr = self._qr(A)
         coef = params[:-1]
         inv_var = math.exp(-2.0 * float(params[-1]))
-        precise = linalg.U * qr.cond > 1e-10
+        inv_gram = linalg.normal_inverse_gram(A)  # well conditioned: Cholesky of the Gram matrix
+        if inv_gram is None:
+            qr = self._qr(A)
+            precise = linalg.U * qr.cond > 1e-10
+            inv_gram, _ = qr.inverse_gram()
+        else:
+            precise = False
         r = linalg.residual(A, coef, b) if precise else b - A @ coef
         xr = linalg.tdot(A, r) if precise else A.T @ r
-        inv_gram, _ = qr.inverse_gram()
         M = inv_gram / inv_var
         v = 2.0 * xr * inv_var
         Mv = M @ v
