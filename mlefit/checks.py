@@ -70,7 +70,7 @@ def check_rank(
     weights: np.ndarray | None = None,
     *,
     intercept: bool = False,
-) -> None:
+) -> np.ndarray | None:
     """Raise :class:`CollinearityError` when the columns of ``X`` are linearly dependent.
 
     Columns are taken in order; the first column whose distance from the span of the columns
@@ -85,10 +85,16 @@ def check_rank(
         Frequency weights; rows of weight 0 do not count.
     intercept : bool
         Whether column 0 is the intercept (named as a constant in the message).
+
+    Returns
+    -------
+    ndarray of shape (n_features, n_features) or None
+        The Gram matrix ``X' diag(weights) X`` it formed (None without columns), for the caller
+        to reuse (gaussian least squares by the normal equations).
     """
     n, p = X.shape
     if p == 0:
-        return
+        return None
     root_w = None if weights is None else np.sqrt(weights)
     gram = np.zeros((p, p))
     for start in range(0, n, QR_BLOCK):
@@ -111,7 +117,7 @@ def check_rank(
     try:
         L = np.linalg.cholesky(gram / np.outer(norms, norms))
         if np.min(np.diag(L)) ** 2 > 1e-8:
-            return
+            return gram
     except np.linalg.LinAlgError:
         pass
     R = _r_factor(X, 1.0 / norms, root_w)
@@ -119,7 +125,7 @@ def check_rank(
         R = np.vstack([R, np.zeros((p - R.shape[0], p))])
     dependent = np.flatnonzero(np.abs(np.diag(R)) < RANK_TOL)
     if not dependent.size:
-        return
+        return gram
     # The first dependent column k lies in the span of columns 0..k-1 (all independent): since
     # X = Q R, its combination solves R[:, :k] c = R[:, k].
     k = int(dependent[0])
@@ -154,10 +160,12 @@ def check_rank(
 
 
 def class_log_probabilities(eta: np.ndarray) -> np.ndarray:
-    """``log softmax`` of a linear predictor of shape (n_obs, n_classes)."""
-    from scipy.special import logsumexp
-
-    return eta - logsumexp(eta, axis=1, keepdims=True)
+    """``log softmax`` of a linear predictor of shape (n_obs, n_classes) (numpy's log-sum-exp: a
+    small fit need not import scipy.special for it)."""
+    top = eta.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    shifted = eta - top
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def suspect_separation(eta: np.ndarray, weights: np.ndarray | None = None) -> bool:

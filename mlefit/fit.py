@@ -202,10 +202,10 @@ def fit_dataset(
             f"{ds.n_obs} rows are too few for {n_params} parameters; "
             "a maximum-likelihood fit needs more rows than parameters."
         )
-    import scipy.linalg  # noqa: F401  (load the solvers before the optimiser's clock starts)
 
+    gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
     if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
-        checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
+        gram = checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
     classes = ds.levels is not None and fam.name in ("bernoulli", "categorical")
     if classes:
         _check_classes(ds, n_classes)
@@ -216,7 +216,7 @@ def fit_dataset(
         exact = PenalizedObjective(analytic, fam.l2_matrix(ds.X.shape[1], n_classes, intercept=ds.intercept), l2)
     objective = exact if gradient == "analytic" else NumericObjective(exact)
     # The closed form (gaussian least squares) is the unpenalised MLE.
-    closed = fam.closed_form(ds.X, ds.y, ds.weights) if l2 is None else None
+    closed = fam.closed_form(ds.X, ds.y, ds.weights, gram=gram) if l2 is None else None
     if closed is not None and closed.exact_fit:
         return _exact_fit(ds, fam, closed, method, gradient, tol, n_weight)
     if closed is not None:
@@ -275,7 +275,7 @@ def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float
     from .results import IterationRecord
 
     start = time.perf_counter()
-    nll = objective.value(closed.params)
+    nll = objective.value(closed.params) if closed.nll is None else closed.nll
     grad_norm = float(np.max(np.abs(closed.grad))) if closed.grad.size else 0.0
     record = IterationRecord(0, nll, grad_norm, math.nan, time.perf_counter() - start)
     lam = closed.decrement
@@ -345,8 +345,9 @@ def _se_method(l2: float | None, cov: str) -> str:
     return f"inverse of {bread} (observed information)"
 
 
-def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float, int] | None:
-    """Log-likelihood and parameter count of the intercept-only model, or None without an intercept."""
+def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float, int, np.ndarray] | None:
+    """Log-likelihood, parameter count and parameters of the intercept-only model, or None without
+    an intercept."""
     if not ds.intercept:
         return None
     X0 = ds.X[:, :1]
@@ -354,7 +355,7 @@ def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float,
     if not np.all(np.isfinite(params0)):
         return None
     nll0 = fam.evaluate(params0, X0, ds.y, ds.weights, order=0).nll
-    return -nll0, fam.n_params(1, n_classes)
+    return -nll0, fam.n_params(1, n_classes), params0
 
 
 def _fit_statistics(
@@ -370,14 +371,14 @@ def _fit_statistics(
     out: dict[str, Any] = {}
     if null is None:
         return out
-    null_loglik, null_params = null
+    null_loglik, null_params, params0 = null
     out["null_loglik"] = null_loglik
     if not penalised:  # a penalised fit is not a maximum of the likelihood: no LR test
         df = n_params - null_params
         stat, p = inference.likelihood_ratio(loglik, null_loglik, df)
         out.update(lr_stat=stat, lr_df=df, lr_p_value=p)
     if fam.name == "gaussian":
-        sigma0 = math.exp(float(fam.start_params(ds.X[:, :1], ds.y, ds.weights, intercept=True)[-1]))
+        sigma0 = math.exp(float(params0[-1]))  # the intercept-only least squares
         tss = sigma0**2 * n_weight
         out["r2"] = 1.0 - rss / tss
     else:

@@ -18,8 +18,9 @@ ILL_CONDITIONED = 1e6
 
 def scaled_condition(hess: np.ndarray) -> float:
     """Estimated 1-norm condition number of the Hessian scaled to unit diagonal (Jacobi), from
-    its Cholesky factor (LAPACK ``dpocon``); inf when it is not numerically positive definite."""
-    from scipy.linalg import LinAlgError, cho_factor, lapack
+    its Cholesky factor (:func:`mlefit.linalg.spd_inverse`); inf when it is not numerically
+    positive definite."""
+    from . import linalg
 
     if hess.size == 0:
         return 1.0
@@ -27,13 +28,10 @@ def scaled_condition(hess: np.ndarray) -> float:
     if not np.all(np.isfinite(hess)) or np.any(diag <= 0):
         return math.inf
     scale = 1.0 / np.sqrt(diag)
-    hs = hess * np.outer(scale, scale)
     try:
-        factor, _ = cho_factor(hs, check_finite=False)
-    except LinAlgError:
+        return linalg.spd_inverse(hess * np.outer(scale, scale))[1]
+    except linalg.NotPositiveDefinite:
         return math.inf
-    rcond = float(lapack.dpocon(np.triu(factor), float(np.abs(hs).sum(axis=0).max()))[0])
-    return 1.0 / rcond if rcond > 0 else math.inf
 
 
 def ill_conditioned(hess: np.ndarray) -> bool:
@@ -50,11 +48,9 @@ def covariance(hess: np.ndarray, root: np.ndarray | None = None) -> np.ndarray |
     ``(R'R)^{-1}`` from a QR factorisation of ``Z`` (``mlefit.linalg``), refined when needed: its
     error grows with ``cond(Z)``, not with ``cond(hess) = cond(Z)^2``.
     """
-    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+    from . import linalg
 
     if root is not None:
-        from . import linalg
-
         qr = linalg.QR(root)
         if qr.cond > linalg.COLLINEAR_COND:
             return None
@@ -66,10 +62,9 @@ def covariance(hess: np.ndarray, root: np.ndarray | None = None) -> np.ndarray |
         return None
     scale = 1.0 / np.sqrt(diag)
     try:
-        factor = cho_factor(hess * np.outer(scale, scale), check_finite=False)
-    except LinAlgError:
+        inv, _ = linalg.spd_inverse(hess * np.outer(scale, scale))
+    except linalg.NotPositiveDefinite:
         return None
-    inv = cho_solve(factor, np.eye(len(diag)), check_finite=False)
     cov = inv * np.outer(scale, scale)
     return 0.5 * (cov + cov.T)
 
@@ -127,7 +122,45 @@ def sandwich(cov: np.ndarray, meat: np.ndarray) -> np.ndarray:
 
 def likelihood_ratio(loglik: float, null_loglik: float, df: int) -> tuple[float, float]:
     """The likelihood-ratio statistic ``2 (loglik - null_loglik)`` and its chi-squared(df) p-value."""
-    from scipy.special import chdtrc
-
     stat = 2.0 * (loglik - null_loglik)
-    return stat, float(chdtrc(df, max(stat, 0.0))) if df > 0 else math.nan
+    return stat, chi2_sf(max(stat, 0.0), df) if df > 0 else math.nan
+
+
+#: Up to this many degrees of freedom :func:`chi2_sf` sums its finite series; beyond, scipy.
+CHI2_SERIES_DF = 2000
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """``P(chi2(df) > x)`` for a whole ``df >= 1``, without importing scipy.special.
+
+    The regularised upper incomplete gamma function ``Q(df/2, x/2)`` is a finite sum for whole and
+    half-whole orders: with ``t = x / 2``, ``e^-t sum_{k < df/2} t^k / k!`` for even ``df`` and
+    ``erfc(sqrt(t)) + e^-t sum_{k < (df-1)/2} t^(k+1/2) / Gamma(k+3/2)`` for odd ``df``. Every term
+    is positive, so the sum (of logarithms, by log-sum-exp) is accurate to a few units in the
+    last place, also in the far tail (underflowing to 0 where ``chdtrc`` does).
+    """
+    if df > CHI2_SERIES_DF or df != int(df):
+        from scipy.special import chdtrc
+
+        return float(chdtrc(df, x))
+    if not math.isfinite(x):
+        return 0.0 if x > 0 else math.nan
+    df = int(df)
+    t = 0.5 * x
+    if t == 0:
+        return 1.0
+    log_t = math.log(t)
+    if df % 2 == 0:
+        k = np.arange(df // 2, dtype=float)
+        logs = -t + k * log_t - np.array([math.lgamma(v + 1.0) for v in k])
+        head = None
+    else:
+        k = np.arange((df - 1) // 2, dtype=float)
+        logs = -t + (k + 0.5) * log_t - np.array([math.lgamma(v + 1.5) for v in k])
+        head = math.erfc(math.sqrt(t))
+    if head is not None:
+        logs = np.append(logs, math.log(head) if head > 0 else -math.inf)
+    top = float(np.max(logs))
+    if top == -math.inf:
+        return 0.0
+    return min(1.0, math.exp(top) * float(np.sum(np.exp(logs - top))))

@@ -421,3 +421,210 @@ class QR:
             inv = (rinv @ rinv.T) * np.outer(s, s)
             steps = 0
         return 0.5 * (inv + inv.T), steps
+
+
+# -- the normal equations, when they are accurate enough ----------------------------------------
+
+#: The normal equations are used only when ``u cond^2`` (``cond`` the 1-norm condition number of the
+#: column-scaled design, from the Cholesky factor) is at most this: the Gram matrix's inverse, and so
+#: the covariance, then has a relative error of about 1e-11 or less, and each refinement step
+#: contracts the error of the solution by about that factor.
+NORMAL_COND_TOL = 1e-11
+#: Largest number of refinement steps on the normal equations (one is almost always enough).
+NORMAL_MAX_REFINE = 3
+
+
+def power_of_two_scale(col_norms: np.ndarray) -> np.ndarray:
+    """Powers of two ``s`` with ``col_norms * s`` in [1/sqrt(2), sqrt(2)) (1 for zero columns)."""
+    exps = np.where(col_norms > 0, -np.round(np.log2(np.where(col_norms > 0, col_norms, 1.0))), 0.0)
+    return np.ldexp(1.0, exps.astype(int))
+
+
+@dataclass(frozen=True, eq=False)
+class NormalSolution:
+    """Least squares by Cholesky of the Gram matrix, accepted as accurate (see :func:`normal_solve`).
+
+    Attributes
+    ----------
+    x : ndarray of shape (p,)
+        ``argmin ||b - A x||``.
+    r : ndarray of shape (n,)
+        ``b - A x`` (float64).
+    g : ndarray of shape (p,)
+        ``A^T r`` in float64 (zero up to rounding).
+    gram : ndarray of shape (p, p)
+        ``A^T A``.
+    scale, col_norms : ndarray of shape (p,)
+        As in :class:`QR`.
+    cond : float
+        1-norm condition number of the column-scaled design (of its Cholesky factor).
+    error : float
+        ``u cond (1 + cond ||r|| / ||z||)``: :class:`QR`'s a-priori error estimate, at most
+        :data:`REFINE_TOL`.
+    refined : int
+        Refinement steps taken on the normal equations.
+    """
+
+    x: np.ndarray
+    r: np.ndarray
+    g: np.ndarray
+    gram: np.ndarray
+    scale: np.ndarray
+    col_norms: np.ndarray
+    cond: float
+    error: float
+    refined: int
+    _inv_scaled: np.ndarray
+
+    def inverse_gram(self) -> np.ndarray:
+        """``(A^T A)^{-1}``, relative error about ``u cond^2`` (at most :data:`NORMAL_COND_TOL`)."""
+        inv = self._inv_scaled * np.outer(self.scale, self.scale)
+        return 0.5 * (inv + inv.T)
+
+
+def normal_inverse_gram(A: np.ndarray) -> np.ndarray | None:
+    """``(A^T A)^{-1}`` by Cholesky of the column-scaled Gram matrix when ``u cond^2`` (``cond``
+    that of the scaled design) is at most :data:`NORMAL_COND_TOL`, else None (use :class:`QR`)."""
+    n, p = A.shape
+    if p == 0 or n < p:
+        return None
+    G = A.T @ A
+    diag = np.diag(G).copy()
+    if not np.all(np.isfinite(G)) or not (np.all(diag > 1e-240) and np.all(diag < 1e240)):
+        return None
+    s = power_of_two_scale(np.sqrt(diag))
+    try:
+        inv, cond_gram = spd_inverse(G * np.outer(s, s))
+    except NotPositiveDefinite:
+        return None
+    # cond_1 of the scaled Gram matrix is at least cond_2(A S)^2, and at most p times it.
+    if not U * cond_gram <= NORMAL_COND_TOL:
+        return None
+    return inv * np.outer(s, s)
+
+
+def normal_solve(A: np.ndarray, b: np.ndarray, gram: np.ndarray | None = None) -> NormalSolution | None:
+    """``argmin ||b - A x||`` by the normal equations when that is as accurate as :class:`QR`, else None.
+
+    The Gram matrix ``A^T A`` (one symmetric BLAS product, the cost of a few passes over ``A``
+    rather than a Householder QR's ~2p) is scaled by powers of two to unit diagonal and
+    factorised by Cholesky; its factor ``R`` is that of the column-scaled design, up to rounding,
+    so ``cond_1(R)`` (exact, from the explicit inverse of the small triangle) estimates the
+    design's condition number. The solution is then refined with float64 residuals
+    ``b - A x`` and ``A^T r``: each step contracts the error by about ``u cond^2``, and the limit
+    is :class:`QR`'s, ``u cond (1 + cond ||r|| / ||z||)`` (the residual's rounding, ``u (|b| +
+    |A||x|)``, maps to ``x`` through the pseudo-inverse, not the Gram's inverse).
+
+    None (use :class:`QR`) when the data's squares come near float64's overflow or underflow,
+    when the Gram matrix is not numerically positive definite, when
+    ``u cond^2 > NORMAL_COND_TOL``, when that limit exceeds :data:`REFINE_TOL` (where plain QR
+    would refine), when the residual is so small that its own rounding matters (exact fits), or
+    when refinement does not settle. No scipy: numpy's LAPACK Cholesky and small dense products.
+    """
+    n, p = A.shape
+    if p == 0 or n < p:
+        return None
+    # Squares of the data must stay far inside float64's normal range (no overflow, no subnormal
+    # loss of digits): the Gram matrix is formed before any scaling. QR scales first.
+    big = float(np.max(np.abs(b))) if n else 0.0
+    if not 1e-120 < big < 1e120:
+        return None
+    G = A.T @ A if gram is None else gram
+    diag = np.diag(G).copy()
+    if not np.all(np.isfinite(G)) or not (np.all(diag > 1e-240) and np.all(diag < 1e240)):
+        return None
+    col_norms = np.sqrt(diag)
+    s = power_of_two_scale(col_norms)
+    try:
+        L = np.linalg.cholesky(G * np.outer(s, s))
+    except np.linalg.LinAlgError:
+        return None
+    with np.errstate(all="ignore"):
+        Linv = np.linalg.solve(L, np.eye(p))
+    if not np.all(np.isfinite(Linv)):
+        return None
+    cond = float(np.linalg.norm(L, np.inf) * np.linalg.norm(Linv, np.inf))
+    if not (math.isfinite(cond) and U * cond * cond <= NORMAL_COND_TOL):
+        return None
+    inv_scaled = Linv.T @ Linv  # (S A^T A S)^{-1}
+
+    def step(rhs):
+        return s * (inv_scaled @ (s * rhs))
+
+    x = step(A.T @ b)
+    r = b - A @ x
+    g = A.T @ r
+    steps = 0
+    for _ in range(NORMAL_MAX_REFINE):
+        dx = step(g)
+        x = x + dx
+        r = b - A @ x
+        g = A.T @ r
+        steps += 1
+        # Each step contracts the error by about the relative size of the first correction (both
+        # are cond^2 times the Gram's rounding), so what remains is about dz * max(dz, p u cond^2).
+        dz = float(np.max(np.abs(dx / s))) / max(float(np.max(np.abs(x / s))), np.finfo(float).tiny)
+        if dz * max(dz, p * U * cond * cond) <= 1e-2 * REFINE_TOL:
+            break
+    else:
+        return None
+    nz = float(np.linalg.norm(x / s))
+    nr = float(np.linalg.norm(r))
+    nb = float(np.linalg.norm(b))
+    if nz == 0 or nr == 0:
+        return None
+    error = U * cond * (1.0 + cond * nr / nz)
+    tiny_residual = U * (nb + math.sqrt(p) * nz) / nr
+    if not (error <= REFINE_TOL and tiny_residual <= REFINE_TOL):
+        return None
+    return NormalSolution(x, r, g, G, s, col_norms, cond, error, steps, inv_scaled)
+
+
+# -- small symmetric positive definite matrices, without scipy --------------------------------------
+
+#: Up to this order, :func:`spd_inverse` inverts with numpy (explicit inverse of the Cholesky factor:
+#: exact 1-norm condition numbers, and no scipy import for a small fit); larger matrices use scipy's
+#: LAPACK (``dpotrf``/``dpotri``-style solves and the ``dpocon`` estimate), whose cost grows as p^2
+#: per solve rather than p^3.
+SMALL_SPD = 256
+
+
+class NotPositiveDefinite(ValueError):
+    """The matrix is not numerically positive definite (its Cholesky factorisation failed)."""
+
+
+def spd_inverse(H: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(H^{-1}, cond_1(H))`` for a symmetric positive definite ``H`` (scaled by the caller).
+
+    By Cholesky, ``H = L L'``, and the explicit inverse of the triangle, ``H^{-1} = L^{-T} L^{-1}``;
+    numpy only for ``p <= SMALL_SPD`` (the condition number is then exact, not LAPACK's estimate),
+    scipy beyond. Raises :class:`NotPositiveDefinite` when the factorisation fails or the inverse
+    is not finite.
+    """
+    p = H.shape[0]
+    if p == 0:
+        return np.zeros((0, 0)), 1.0
+    norm1 = float(np.abs(H).sum(axis=0).max())
+    if p > SMALL_SPD:
+        from scipy.linalg import LinAlgError, cho_factor, cho_solve, lapack
+
+        try:
+            factor = cho_factor(H, check_finite=False)
+        except LinAlgError:
+            raise NotPositiveDefinite("not positive definite") from None
+        inv = cho_solve(factor, np.eye(p), check_finite=False)
+        upper = factor[0] if not factor[1] else factor[0].T
+        rcond = float(lapack.dpocon(np.triu(upper), norm1)[0])
+        cond = 1.0 / rcond if rcond > 0 else math.inf
+    else:
+        try:
+            L = np.linalg.cholesky(H)
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite("not positive definite") from None
+        with np.errstate(all="ignore"):
+            Linv = np.linalg.solve(L, np.eye(p))
+            inv = Linv.T @ Linv
+        cond = norm1 * float(np.abs(inv).sum(axis=0).max())
+    if not np.all(np.isfinite(inv)):
+        raise NotPositiveDefinite("not positive definite")
+    return 0.5 * (inv + inv.T), cond if math.isfinite(cond) else math.inf

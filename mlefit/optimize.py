@@ -82,8 +82,9 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def _cholesky_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool, float]:
     """:func:`newton_direction` plus the estimated condition number of the unit-diagonal Hessian
-    (LAPACK ``dpocon`` on its Cholesky factor; inf when it is not positive definite)."""
-    from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh, lapack
+    (from its Cholesky factor, :func:`mlefit.linalg.spd_inverse`; inf when it is not positive
+    definite)."""
+    from . import linalg
 
     diag = np.diag(H).copy()
     scale = np.sqrt(np.where(diag > 0, diag, 1.0))
@@ -91,16 +92,15 @@ def _cholesky_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool,
     gs = g / scale
     if np.all(diag > 0) and np.all(np.isfinite(Hs)):
         try:
-            factor = cho_factor(Hs, check_finite=False)
-            d = -cho_solve(factor, gs, check_finite=False) / scale
+            inv, cond = linalg.spd_inverse(Hs)
+            d = -(inv @ gs) / scale
             if np.all(np.isfinite(d)):
-                rcond = float(lapack.dpocon(factor[0], float(np.abs(Hs).sum(axis=0).max()))[0]) if g.size else 1.0
-                return d, True, 1.0 / rcond if rcond > 0 else math.inf
-        except LinAlgError:
+                return d, True, cond if g.size else 1.0
+        except linalg.NotPositiveDefinite:
             pass
     if not np.all(np.isfinite(Hs)):
         return -g, False, math.inf
-    vals, vecs = eigh(Hs, check_finite=False)
+    vals, vecs = np.linalg.eigh(Hs)
     floor = max(np.abs(vals).max(), 1.0) * 1e-8
     vals = np.maximum(np.abs(vals), floor)
     d = -(vecs @ ((vecs.T @ gs) / vals)) / scale

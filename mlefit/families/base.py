@@ -88,6 +88,8 @@ class ClosedForm:
         unbounded and ``params``' scale component is ``-inf``.
     note : str
         How it was computed, for the fit's message.
+    nll : float or None
+        The NLL at ``params`` when the family has it at hand (None: the caller evaluates it).
     """
 
     params: np.ndarray
@@ -97,6 +99,7 @@ class ClosedForm:
     decrement: float
     exact_fit: bool
     note: str
+    nll: float | None = None
 
 
 @dataclass(frozen=True)
@@ -212,9 +215,9 @@ class Family:
         ``evaluate(..., precise=True)``: Newton then refines ill-conditioned fits with both."""
         return None
 
-    def closed_form(self, X, y, weights=None) -> ClosedForm | None:
+    def closed_form(self, X, y, weights=None, *, gram=None) -> ClosedForm | None:
         """The MLE and its covariance in closed form, or None (the default) when an optimiser is
-        needed."""
+        needed. ``gram``, when given, is ``X' diag(weights) X`` already formed (by the rank check)."""
         return None
 
     def covariance(self, params, X, y, weights=None) -> np.ndarray | None:

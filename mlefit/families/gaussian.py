@@ -101,18 +101,28 @@ class Gaussian(Family):
         return qr, qr.solve(b)
 
     def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None):
-        _, sol = self.least_squares(X, y, weights)
+        A, b = self._weighted(X, y, weights)
+        sol = linalg.normal_solve(A, b)
+        if sol is None:
+            _, sol = self.least_squares(X, y, weights)
         rss = float(sol.r @ sol.r)
         total = float(len(y) if weights is None else weights.sum())
         log_sigma = 0.5 * math.log(rss / total) if rss > 0 else -np.inf
         return np.append(sol.x, log_sigma)
 
-    def closed_form(self, X, y, weights=None) -> ClosedForm:
+    def closed_form(self, X, y, weights=None, *, gram=None) -> ClosedForm:
         r"""The MLE: least-squares coefficients, ``sigma^2 = RSS / n``, and its covariance.
 
         At the MLE the Hessian is block diagonal, ``X'WX / sigma^2`` and ``2 n`` (for log sigma),
         so the covariance is ``sigma^2 (X'WX)^{-1}`` (from the R factor, by triangular solves,
         refined when the conditioning calls for it) and ``1 / (2 n)``.
+
+        Two ways to the least-squares solution: for a well-conditioned design (checked by
+        :func:`mlefit.linalg.normal_solve`: ``u cond^2`` at most 1e-11 and the a-priori error at
+        most :data:`mlefit.linalg.REFINE_TOL`, no near-exact fit) the Cholesky factor of the Gram
+        matrix ``X'WX`` (``gram``, when the rank check has formed it), with one or more float64
+        correction steps, which costs a few passes over the data; otherwise Householder QR with
+        refinement in extended precision (:class:`mlefit.linalg.QR`). The note says which.
 
         An **exact fit** is declared when the residual norm is at most
         ``8 u (||y|| + sum_j ||X_j|| |b_j|)`` (``u = 2^-53``, ``X_j`` the columns, rows weighted
@@ -122,40 +132,60 @@ class Gaussian(Family):
         ``16 u ||y||``). Then sigma is 0, the likelihood unbounded and the coefficients exact.
         """
         A, b = self._weighted(X, y, weights)
-        qr = self._qr(A)
-        sol = qr.solve(b)
-        coef, r = sol.x, sol.r
+        normal = linalg.normal_solve(A, b, gram=gram)
+        if normal is not None:
+            # Well conditioned (checked, see linalg.normal_solve): Cholesky of the Gram matrix.
+            qr = None
+            coef, r, col_norms = normal.x, normal.r, normal.col_norms
+            how = (
+                "least squares by Cholesky of the Gram matrix (well conditioned) with "
+                f"{normal.refined} correction {'step' if normal.refined == 1 else 'steps'}; "
+                f"scaled condition number {normal.cond:.2g}"
+            )
+        else:
+            qr = self._qr(A)
+            sol = qr.solve(b)
+            coef, r, col_norms = sol.x, sol.r, qr.col_norms
+            how = "least squares by Householder QR"
+            if sol.refined:
+                how += f", refined {sol.refined} steps in {sol.precision} arithmetic"
+            how += f"; scaled condition number {qr.cond:.2g}"
         k = len(coef)
         rss = float(r @ r)
         total = float(len(y) if weights is None else weights.sum())
-        how = "least squares by Householder QR"
-        if sol.refined:
-            how += f", refined {sol.refined} steps in {sol.precision} arithmetic"
-        how += f"; scaled condition number {qr.cond:.2g}"
-        threshold = 8.0 * linalg.U * (float(np.linalg.norm(b)) + float(qr.col_norms @ np.abs(coef)))
+        threshold = 8.0 * linalg.U * (float(np.linalg.norm(b)) + float(col_norms @ np.abs(coef)))
         if math.sqrt(rss) <= threshold:
             zeros = np.zeros((k + 1, k + 1))
             return ClosedForm(np.append(coef, -np.inf), zeros, zeros, np.zeros(k + 1), 0.0, True, how)
         var = rss / total
-        inv_gram, steps = qr.inverse_gram()
-        if steps:
-            how += f"; covariance refined {steps} steps"
         cov = np.zeros((k + 1, k + 1))
-        cov[:k, :k] = var * inv_gram
         cov[k, k] = 1.0 / (2.0 * total)
         hess = np.zeros((k + 1, k + 1))
-        # X'WX = S^-1 R'R S^-1 without forming it from the rows; at the MLE RSS / sigma^2 = n.
-        rs = qr.R / qr.scale
-        hess[:k, :k] = (rs.T @ rs) / var
-        hess[k, k] = 2.0 * total
-        # The gradient is zero in exact arithmetic (normal equations; RSS / sigma^2 = n). Rounded
-        # in float64, X'r carries an error of about u |X|'|r| that would read as a distance of
-        # u cond sqrt(n) standard errors on an ill-conditioned design, so it is summed in
-        # extended precision whenever the solution needed refining.
-        xr = linalg.tdot(A, r) if sol.refined else A.T @ r
+        hess[k, k] = 2.0 * total  # at the MLE RSS / sigma^2 = n
+        if qr is None:
+            cov[:k, :k] = var * normal.inverse_gram()
+            hess[:k, :k] = normal.gram / var
+            xr = normal.g
+        else:
+            inv_gram, steps = qr.inverse_gram()
+            if steps:
+                how += f"; covariance refined {steps} steps"
+            cov[:k, :k] = var * inv_gram
+            # X'WX = S^-1 R'R S^-1 without forming it from the rows.
+            rs = qr.R / qr.scale
+            hess[:k, :k] = (rs.T @ rs) / var
+            # The gradient is zero in exact arithmetic (normal equations; RSS / sigma^2 = n).
+            # Rounded in float64, X'r carries an error of about u |X|'|r| that would read as a
+            # distance of u cond sqrt(n) standard errors on an ill-conditioned design, so it is
+            # summed in extended precision whenever the solution needed refining.
+            xr = linalg.tdot(A, r) if sol.refined else A.T @ r
         grad = np.append(-xr / var, total - rss / var)
         decrement = math.sqrt(max(float(grad @ cov @ grad), 0.0))
-        return ClosedForm(np.append(coef, 0.5 * math.log(var)), cov, hess, grad, decrement, False, how)
+        log_sigma = 0.5 * math.log(var)
+        nll = None
+        if qr is None:  # the float64 residuals are those evaluate() would compute: no extra pass
+            nll = total * (log_sigma + 0.5 * LOG_2PI) + 0.5 * (rss * math.exp(-2.0 * log_sigma))
+        return ClosedForm(np.append(coef, log_sigma), cov, hess, grad, decrement, False, how, nll)
 
     def covariance(self, params, X, y, weights=None):
         """Inverse of the analytic Hessian at any ``params``, from the QR of the design.
@@ -167,13 +197,17 @@ class Gaussian(Family):
         :meth:`closed_form`'s covariance.
         """
         A, b = self._weighted(X, y, weights)
-        qr = self._qr(A)
         coef = params[:-1]
         inv_var = math.exp(-2.0 * float(params[-1]))
-        precise = linalg.U * qr.cond > 1e-10
+        inv_gram = linalg.normal_inverse_gram(A)  # well conditioned: Cholesky of the Gram matrix
+        if inv_gram is None:
+            qr = self._qr(A)
+            precise = linalg.U * qr.cond > 1e-10
+            inv_gram, _ = qr.inverse_gram()
+        else:
+            precise = False
         r = linalg.residual(A, coef, b) if precise else b - A @ coef
         xr = linalg.tdot(A, r) if precise else A.T @ r
-        inv_gram, _ = qr.inverse_gram()
         M = inv_gram / inv_var
         v = 2.0 * xr * inv_var
         Mv = M @ v
@@ -205,7 +239,7 @@ class Gaussian(Family):
             return BlockSums(nll, grad, weight=weight)
         k = X.shape[1]
         hess = np.empty((k + 1, k + 1))
-        hess[:k, :k] = gram(X, np.ones(len(y)) if weights is None else weights) * inv_var
+        hess[:k, :k] = (X.T @ X if weights is None else gram(X, weights)) * inv_var
         hess[:k, k] = hess[k, :k] = 2.0 * xr * inv_var
         hess[k, k] = 2.0 * scaled_rss
         return BlockSums(nll, grad, hess, weight)
