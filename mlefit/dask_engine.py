@@ -10,9 +10,7 @@ partitions and adds the results on the client, where Newton's method runs.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 

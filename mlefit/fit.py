@@ -253,18 +253,29 @@ def fit_dataset(
             ds.X, ds.y.astype(np.intp), n_classes, ds.feature_names, [label_text(v) for v in ds.levels],
             ds.weights, intercept=ds.intercept,
         )
+    return _finish(
+        ds, fam, opt, cov_model, lambda: fam.score_outer(opt.params, ds.X, ds.y, ds.weights), analytic,
+        method, gradient, tol, n_weight, l2, cov,
+    )
+
+
+def _finish(
+    ds: Any, fam: Family, opt: OptimizeResult, cov_model: np.ndarray | None, score_outer, analytic,
+    method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov: str, **build: Any,
+) -> FitResult:
+    """From the optimum to the result, for every engine: the covariance used (model-based, or the
+    HC0 sandwich with the summed score outer products ``score_outer()``), the unpenalised NLL, the
+    FitResult, and a ConvergenceWarning when the optimiser stopped early."""
     if cov_model is None:
         raise DataError(
             "the Hessian is singular at the estimate, so standard errors do not exist.",
             "Check for nearly collinear columns, or use --l2.",
         )
-    cov_used = cov_model
-    if cov == "robust":
-        cov_used = inference.sandwich(cov_model, fam.score_outer(opt.params, ds.X, ds.y, ds.weights))
+    cov_used = inference.sandwich(cov_model, score_outer()) if cov == "robust" else cov_model
     nll = opt.nll if l2 is None else analytic.value(opt.params)
-    result = _build(ds, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov)
+    result = _build(ds, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, **build)
     if not result.converged:
-        warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=2)
+        warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
     return result
 
 

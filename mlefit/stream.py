@@ -28,15 +28,14 @@ import os
 import shutil
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import ConvergenceWarning, DataError, UsageError
+from .errors import DataError, UsageError
 from .families.base import BlockSums, Family, label_text
 
 #: Rows per chunk when none is given: about 8 MB of a 32-column design.
@@ -482,8 +481,6 @@ def load_streamed(
     formula=None, dropna=False, chunk_rows: int | None = None, folder: Path,
 ) -> Streamed:
     """Two passes over the CSV: levels and validation, then the binary cache in ``folder``."""
-    from . import data
-
     if formula is not None:
         raise UsageError("--formula is not supported when streaming.", "Drop --stream, or build the columns beforehand.")
     chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
@@ -597,7 +594,7 @@ def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max
     ``weighted``, ``map_sum(fn)`` and ``check_rank(names, intercept)`` (a Dask cluster's partitions).
     """
     from . import inference
-    from .fit import _build
+    from .fit import _finish
     from .objective import NumericObjective, PenalizedObjective
     from .optimize import OPTIMIZERS
 
@@ -634,23 +631,10 @@ def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max
             x0 = x0.ravel()
     opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
     hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
-    cov_model = inference.covariance(hess)
-    if cov_model is None:
-        raise DataError(
-            "the Hessian is singular at the estimate, so standard errors do not exist.",
-            "Check for nearly collinear columns, or use --l2.",
-        )
-    cov_used = cov_model
-    if cov == "robust":
-        cov_used = inference.sandwich(cov_model, analytic.score_outer(opt.params))
-    nll = opt.nll if l2 is None else analytic.value(opt.params)
-    result = _build(
-        sd, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov,
-        null_data=_null_data(sd, fam),
+    return _finish(
+        sd, fam, opt, inference.covariance(hess), lambda: analytic.score_outer(opt.params), analytic,
+        method, gradient, tol, n_weight, l2, cov, null_data=_null_data(sd, fam),
     )
-    if not result.converged:
-        warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
-    return result
 
 
 def _normal_equations_start(sd: Streamed, p: int) -> np.ndarray:

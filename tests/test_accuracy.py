@@ -8,7 +8,6 @@ span eight orders of magnitude) with steep but overlapping labels drawn from a f
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from fractions import Fraction
 

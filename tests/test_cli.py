@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 
-import numpy as np
 import pytest
 
 import mlefit
