@@ -122,9 +122,9 @@ class GradCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (NaN and infinities become None)."""
-        from .results import _json_safe
+        from .results import json_safe
 
-        return _json_safe({
+        return json_safe({
             "family": self.family,
             "n_obs": self.n_obs,
             "n_params": len(self.names),

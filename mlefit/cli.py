@@ -200,6 +200,22 @@ def _same_file(a: Path, b: str) -> bool:
     return b != "-" and a.resolve() == Path(b).resolve()
 
 
+def _refuse_overwrite(source: "str | Path | None", what: str, outputs: dict[str, "Path | None"]) -> None:
+    """Nothing the user gave is overwritten: refuse an output option naming the input ``source``."""
+    if source is None:
+        return
+    for option, path in outputs.items():
+        if path is not None and _same_file(path, str(source)):
+            raise UsageError(f"{option} '{path}' is {what}; refusing to overwrite it.")
+
+
+def _write_text(path: Path, text: str, option: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {option} '{path}': {exc.strerror}.") from None
+
+
 def _true_intercept(intercept: str | None, no_intercept: bool) -> str | float | None:
     """``--intercept VALUES`` / ``--no-intercept`` to the API's ``intercept`` (0.0 when omitted)."""
     if no_intercept and intercept is not None:
@@ -294,9 +310,7 @@ def fit(
     from .fit import fit as fit_model
 
     with user_errors():
-        for option, path in (("--trace-out", trace_out), ("--save", save), ("--plot", plot)):
-            if path is not None and _same_file(path, data):
-                raise UsageError(f"{option} '{path}' is the input file; refusing to overwrite it.")
+        _refuse_overwrite(data, "the input file", {"--trace-out": trace_out, "--save": save, "--plot": plot})
         if plot is not None:
             from .plot import require_matplotlib
 
@@ -317,10 +331,7 @@ def fit(
             # is complete once standard input has ended (simulate writes it before the CSV).
             result = compare_truth(result, read_truth(truth))
         if trace_out is not None:
-            try:
-                trace_out.write_text(render.trace_csv(result))
-            except OSError as exc:
-                raise UsageError(f"cannot write --trace-out '{trace_out}': {exc.strerror}.") from None
+            _write_text(trace_out, render.trace_csv(result), "--trace-out")
         if save is not None:
             from .model import save_model
 
@@ -390,9 +401,7 @@ def simulate(
     from .simulate import simulate_with_truth, write_truth
 
     with user_errors():
-        for path, option in ((output, "--output"), (truth, "--truth")):
-            if path is not None and design is not None and _same_file(path, str(design)):
-                raise UsageError(f"{option} '{path}' is the --design file; refusing to overwrite it.")
+        _refuse_overwrite(design, "the --design file", {"--output": output, "--truth": truth})
         if output is not None and truth is not None and _same_file(output, str(truth)):
             raise UsageError("--output and --truth name the same file.")
         frame, known = simulate_with_truth(
@@ -404,10 +413,7 @@ def simulate(
         if truth is not None:
             write_truth(known, truth)
         if output is not None:
-            try:
-                output.write_text(text)
-            except OSError as exc:
-                raise UsageError(f"cannot write --output '{output}': {exc.strerror}.") from None
+            _write_text(output, text, "--output")
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -456,8 +462,7 @@ def recover(
             from .plot import require_matplotlib
 
             require_matplotlib()
-            if design is not None and _same_file(plot, str(design)):
-                raise UsageError(f"--plot '{plot}' is the --design file; refusing to overwrite it.")
+            _refuse_overwrite(design, "the --design file", {"--plot": plot})
         with render.progress_bar("fitting", reps) as update:
             result = run_recovery(
                 family.value, coef, n=n, reps=reps, intercept=_true_intercept(intercept, no_intercept),

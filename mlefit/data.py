@@ -601,21 +601,30 @@ def describe_columns(
                 f"feature column '{col}' is not numeric: data row {rows[first]} has '{values[first]}'.",
                 "Fix or remove those values, or leave the column out with --features.",
             )
-        levels = np.unique(values).tolist()
-        if len(levels) < 2:
-            raise DataError(
-                f"feature column '{col}' has a single value ('{levels[0]}'), so it carries no information.",
-                "Leave it out with --features.",
-            )
-        if len(levels) > MAX_LEVELS:
-            raise DataError(
-                f"feature column '{col}' has {len(levels)} distinct text values, too many to one-hot encode "
-                f"(at most {MAX_LEVELS}); it looks like an identifier.",
-                "Leave it out with --features.",
-            )
-        specs.append({"column": col, "type": "categorical", "levels": levels})
-        names += [f"{col}[{level}]" for level in levels[1:]]
+        spec, columns = one_hot_spec(col, np.unique(values).tolist())
+        specs.append(spec)
+        names += columns
     return {"kind": "columns", "intercept": intercept, "columns": specs, "features": names}
+
+
+def one_hot_spec(col: str, levels: list, *, counted: bool = True) -> tuple[dict, list[str]]:
+    """The design entry of a text column with sorted ``levels``, and the names of its one-hot
+    columns (``col[level]``, the first level the reference); DataError for a column with one level
+    or more than :data:`MAX_LEVELS`. ``counted`` is false when the levels were collected only up to
+    the limit (streaming), so their number is not known."""
+    if len(levels) < 2:
+        raise DataError(
+            f"feature column '{col}' has a single value ('{levels[0]}'), so it carries no information.",
+            "Leave it out with --features.",
+        )
+    if len(levels) > MAX_LEVELS:
+        many = str(len(levels)) if counted else f"more than {MAX_LEVELS}"
+        raise DataError(
+            f"feature column '{col}' has {many} distinct text values, too many to one-hot encode "
+            f"(at most {MAX_LEVELS}); it looks like an identifier.",
+            "Leave it out with --features.",
+        )
+    return {"column": col, "type": "categorical", "levels": levels}, [f"{col}[{level}]" for level in levels[1:]]
 
 
 def _build_columns(design: dict, frame: "pd.DataFrame", rows: np.ndarray | None = None) -> np.ndarray:

@@ -36,7 +36,7 @@ from .data import DESIGN_KINDS, INTERCEPT, design_matrix, read_csv
 from .errors import ModelError
 from .families import FAMILY_NAMES, get_family
 from .families.base import label_text
-from .results import FitResult, _json_safe
+from .results import FitResult, json_safe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,7 +116,7 @@ class Model:
         from . import __version__
 
         se = self.se if self.se is not None else np.full(len(self.params), np.nan)
-        return _json_safe({
+        return json_safe({
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "mlefit_version": __version__,

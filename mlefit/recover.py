@@ -29,7 +29,7 @@ from .errors import ConvergenceWarning, MlefitError, UsageError
 from .families import get_family
 from .families.base import Family
 from .fit import fit
-from .results import _json_safe
+from .results import json_safe, param_labels
 from .simulate import CoefLike, InterceptLike, Truth, make_rng, make_truth, resolve_design
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class RecoveryResult:
 
     @property
     def labels(self) -> list[str]:
-        return [n if c is None else f"{c}:{n}" for n, c in zip(self.names, self.classes)]
+        return param_labels(self.names, self.classes)
 
     def problems(self) -> list[tuple[str, str, list[int]]]:
         """``(status, message, replications)`` for the fits that did not converge or failed,
@@ -227,7 +227,7 @@ class RecoveryResult:
                 for i in range(self.n_reps)
             ],
         }
-        return _json_safe(out)
+        return json_safe(out)
 
 
 def recover(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -130,7 +130,7 @@ class FitResult:
 
     @property
     def labels(self) -> list[str]:
-        return [n if c is None else f"{c}:{n}" for n, c in zip(self.names, self.classes)]
+        return param_labels(self.names, self.classes)
 
     def parameter_rows(self, model_se: bool = False) -> list[dict[str, Any]]:
         """One dict per parameter with the keys of :data:`PARAMETER_FIELDS`, plus those of
@@ -198,14 +198,19 @@ class FitResult:
             "r2": self.r2,
             "design": self.design,
         }
-        return _json_safe(out)
+        return json_safe(out)
 
 
-def _json_safe(value: Any) -> Any:
+def param_labels(names: "Sequence[str]", classes: "Sequence[str | None]") -> list[str]:
+    """A label per parameter: ``name``, or ``class:name`` for categorical."""
+    return [n if c is None else f"{c}:{n}" for n, c in zip(names, classes)]
+
+
+def json_safe(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

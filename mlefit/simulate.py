@@ -31,6 +31,7 @@ import numpy as np
 from .errors import DataError, UsageError
 from .families import get_family
 from .families.base import Family
+from .results import param_labels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,7 +159,7 @@ class Truth:
     @property
     def labels(self) -> list[str]:
         """``name`` or ``class:name`` per parameter, as :attr:`FitResult.labels`."""
-        return [n if c is None else f"{c}:{n}" for n, c in zip(self.names, self.classes)]
+        return param_labels(self.names, self.classes)
 
     @property
     def params(self) -> np.ndarray:

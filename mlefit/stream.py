@@ -459,20 +459,9 @@ def _design(cols: dict, wanted: list[str], intercept: bool) -> dict:
                 f"feature column '{col}' is not numeric: data row {row} has '{value}'.",
                 "Fix or remove those values, or leave the column out with --features.",
             )
-        levels = sorted(info.texts)
-        if len(levels) < 2:
-            raise DataError(
-                f"feature column '{col}' has a single value ('{levels[0]}'), so it carries no information.",
-                "Leave it out with --features.",
-            )
-        if len(levels) > data.MAX_LEVELS:
-            raise DataError(
-                f"feature column '{col}' has more than {data.MAX_LEVELS} distinct text values, too many to "
-                f"one-hot encode (at most {data.MAX_LEVELS}); it looks like an identifier.",
-                "Leave it out with --features.",
-            )
-        specs.append({"column": col, "type": "categorical", "levels": levels})
-        names += [f"{col}[{level}]" for level in levels[1:]]
+        spec, columns = data.one_hot_spec(col, sorted(info.texts), counted=False)
+        specs.append(spec)
+        names += columns
     return {"kind": "columns", "intercept": intercept, "columns": specs, "features": names}
 
 
