@@ -62,6 +62,12 @@ class Dataset:
         Rows dropped for missing values (``dropna``).
     design : dict or None
         How the design was built, JSON-ready; :func:`design_matrix` rebuilds it for new data.
+    X_lo : ndarray of shape (n_obs, n_features) or None
+        A low-order part of the design: the exact columns are ``X + X_lo`` (double-double). Set by
+        a formula whose terms are integer powers of a numeric column (``poly(x, 3, raw=True)``,
+        ``I(x**2)``, ``{x**3}``), zero in every other column; None when every column is exact in
+        float64. The gaussian closed form uses it (see :func:`exact_powers`); the other families
+        and the optimisers use ``X`` alone.
     """
 
     X: np.ndarray
@@ -75,6 +81,7 @@ class Dataset:
     weights_name: str | None = None
     n_dropped: int = 0
     design: dict | None = None
+    X_lo: np.ndarray | None = None
 
     @property
     def n_obs(self) -> int:
@@ -805,10 +812,152 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, wei
             "Check the transformations in the formula.",
         )
     design = _describe_formula(mm.model_spec, names, has_intercept)
+    X, X_lo = exact_powers(X, names, _power_columns(mm.model_spec, frame), frame)
     return Dataset(
         X, encoded.y, tuple(names), target_name, encoded.levels, encoded.note, has_intercept,
-        w, weights, n_dropped, design,
+        w, weights, n_dropped, design, X_lo,
     )
+
+
+# -- exact power columns ---------------------------------------------------------------------------
+
+
+def _int_literal(node) -> int | None:
+    import ast
+
+    if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
+        value = node.value
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return int(value)
+    return None
+
+
+def _dotted(node) -> str | None:
+    import ast
+
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def _power_of(node, columns) -> tuple[str, int] | None:
+    """``(column, k)`` when the expression is ``column ** k`` (k >= 1) written as a name, ``**``,
+    ``*``, ``np.power`` or ``I(...)`` of those; else None."""
+    import ast
+
+    if isinstance(node, ast.Name):
+        return (node.id, 1) if node.id in columns else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        base, k = _power_of(node.left, columns), _int_literal(node.right)
+        return (base[0], base[1] * k) if base and k is not None and k >= 1 else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        a, b = _power_of(node.left, columns), _power_of(node.right, columns)
+        return (a[0], a[1] + b[1]) if a and b and a[0] == b[0] else None
+    if isinstance(node, ast.Call) and not any(isinstance(a, ast.Starred) for a in node.args):
+        func = _dotted(node.func)
+        if func == "I" and len(node.args) == 1 and not node.keywords:
+            return _power_of(node.args[0], columns)
+        if func in ("np.power", "numpy.power") and len(node.args) == 2 and not node.keywords:
+            base, k = _power_of(node.args[0], columns), _int_literal(node.args[1])
+            return (base[0], base[1] * k) if base and k is not None and k >= 1 else None
+    return None
+
+
+def _raw_poly(node, columns) -> tuple[str, list[int]] | None:
+    """``(column, [k1, k2, ...])`` for formulaic's ``poly(x, degree, raw=True)`` (columns
+    ``x**1 .. x**degree``, of ``x`` itself a power of a column), else None."""
+    import ast
+
+    if not (isinstance(node, ast.Call) and _dotted(node.func) == "poly" and node.args):
+        return None
+    if any(isinstance(a, ast.Starred) for a in node.args) or any(kw.arg is None for kw in node.keywords):
+        return None
+    params = dict(zip(("x", "degree", "raw"), node.args))
+    if len(node.args) > 3 or any(kw.arg in params or kw.arg not in ("degree", "raw") for kw in node.keywords):
+        return None
+    params.update({kw.arg: kw.value for kw in node.keywords})
+    raw = params.get("raw")
+    if not (isinstance(raw, ast.Constant) and raw.value is True):
+        return None
+    degree = _int_literal(params["degree"]) if "degree" in params else 1
+    base = _power_of(params["x"], columns)
+    if base is None or degree is None or degree < 1:
+        return None
+    return base[0], [base[1] * j for j in range(1, degree + 1)]
+
+
+def _power_columns(spec, frame: "pd.DataFrame") -> dict[str, tuple[str, int]]:
+    """The design columns of a formulaic model spec that are integer powers ``k >= 2`` of a numeric
+    column of ``frame``, read from the formula's terms (never guessed from values):
+    ``{design column: (data column, k)}``.
+
+    Recognised: ``poly(x, d, raw=True)``, ``I(x**k)``, ``{x**k}``, ``x*x``, ``np.power(x, k)``
+    and interactions of such factors of one column (``x:I(x**2)``).
+    """
+    import ast
+
+    columns = {c for c in frame.columns if frame[c].dtype.kind in "iuf"}
+    found: dict[str, tuple[str, int]] = {}
+    for part in getattr(spec, "structure", None) or ():
+        factors = list(getattr(part.term, "factors", ()))
+        try:
+            nodes = [ast.parse(str(f.expr), mode="eval").body for f in factors]
+        except (SyntaxError, ValueError):
+            continue
+        if not nodes:
+            continue
+        if len(nodes) == 1 and (poly := _raw_poly(nodes[0], columns)) is not None:
+            var, ks = poly
+            if len(ks) == len(part.columns):
+                found.update((str(c), (var, k)) for c, k in zip(part.columns, ks) if k >= 2)
+            continue
+        powers = [_power_of(node, columns) for node in nodes]
+        if len(part.columns) == 1 and all(powers) and len({v for v, _ in powers}) == 1:
+            k = sum(k for _, k in powers)
+            if k >= 2:
+                found[str(part.columns[0])] = (powers[0][0], k)
+    return found
+
+
+def exact_powers(
+    X: np.ndarray, names: Sequence[str], powers: dict[str, tuple[str, int]], frame: "pd.DataFrame"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Power columns beyond float64: ``(X, X_lo)`` with ``X + X_lo`` the exact powers.
+
+    ``x**k`` rounded to float64 loses the low digits that an ill-conditioned polynomial fit needs
+    (Filip, a degree-10 polynomial, keeps only 7.6 digits of its certified coefficients with
+    rounded columns). Each column named in ``powers`` (``{name: (column, k)}``) is recomputed from
+    the float64 values of ``frame[column]`` in double-double arithmetic
+    (:func:`mlefit.linalg.powers`): its high part, ``x**k`` correctly rounded, replaces the column
+    and its low part goes to ``X_lo``. A column is left as it is when the double-double value is
+    not finite or disagrees with the one formulaic computed by more than rounding (the expression
+    did not mean what it looked like). ``X_lo`` is None when no column has a non-zero low part.
+    """
+    from . import linalg
+
+    if not powers:
+        return X, None
+    X_lo = np.zeros_like(X)
+    by_column: dict[str, set[int]] = {}
+    for var, k in powers.values():
+        by_column.setdefault(var, set()).add(k)
+    for var, ks in by_column.items():
+        table = linalg.powers(frame[var].to_numpy(dtype=np.float64), ks)
+        for name, (v, k) in powers.items():
+            if v != var or name not in names:
+                continue
+            j = list(names).index(name)
+            hi, lo = table[k]
+            if not (np.all(np.isfinite(hi)) and np.all(np.isfinite(lo))):
+                continue
+            if not np.all(np.abs(hi - X[:, j]) <= 4.0 * k * linalg.U * np.abs(hi)):
+                continue
+            X[:, j] = hi
+            X_lo[:, j] = lo
+    return X, (X_lo if np.any(X_lo) else None)
 
 
 def _jsonable(value: Any) -> Any:

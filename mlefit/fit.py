@@ -216,7 +216,7 @@ def fit_dataset(
         exact = PenalizedObjective(analytic, fam.l2_matrix(ds.X.shape[1], n_classes, intercept=ds.intercept), l2)
     objective = exact if gradient == "analytic" else NumericObjective(exact)
     # The closed form (gaussian least squares) is the unpenalised MLE.
-    closed = fam.closed_form(ds.X, ds.y, ds.weights, gram=gram) if l2 is None else None
+    closed = fam.closed_form(ds.X, ds.y, ds.weights, gram=gram, X_lo=ds.X_lo) if l2 is None else None
     if closed is not None and closed.exact_fit:
         return _exact_fit(ds, fam, closed, method, gradient, tol, n_weight)
     if closed is not None:

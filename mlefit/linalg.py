@@ -81,6 +81,45 @@ def _two_prod(a, b):
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
+def _fast_two_sum(a, b):
+    """``a + b = s + e`` exactly when ``|a| >= |b|`` (Dekker)."""
+    s = a + b
+    return s, b - (s - a)
+
+
+def powers(x: np.ndarray, exponents) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Integer powers of a float64 array as double-double pairs: ``{k: (hi, lo)}``, shape (n,) each.
+
+    ``x**k = hi + lo`` to about ``k u^2`` relative (``u = 2^-53``): each step multiplies by ``x``
+    with an error-free product (Dekker) and carries the low part, so ``hi`` is ``x**k`` correctly
+    rounded (barring a near tie) and ``lo`` the rounding error of that float64 value, which a plain
+    ``x**k`` loses. Entries whose powers overflow (beyond about 1e300) or fall into the subnormal
+    range are not finite double-doubles: their ``hi`` is then inf or nan, or ``lo`` inexact, and the
+    caller keeps the plain float64 column.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n,)
+    exponents : iterable of int
+        Each at least 1 (``x**1`` is ``(x, 0)``).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    wanted = sorted({int(k) for k in exponents})
+    if wanted and wanted[0] < 1:
+        raise ValueError("exponents must be at least 1")
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    hi, lo = x.copy(), np.zeros_like(x)
+    k = 1
+    with np.errstate(all="ignore"):
+        for target in wanted:
+            while k < target:
+                p, e = _two_prod(hi, x)
+                hi, lo = _fast_two_sum(p, e + lo * x)
+                k += 1
+            out[target] = (hi.copy(), lo.copy())
+    return out
+
+
 def _dd_sum0(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum ``hi + lo`` over axis 0 in double-double: pairwise, each level an error-free sum."""
     while hi.shape[0] > 1:

@@ -215,9 +215,11 @@ class Family:
         ``evaluate(..., precise=True)``: Newton then refines ill-conditioned fits with both."""
         return None
 
-    def closed_form(self, X, y, weights=None, *, gram=None) -> ClosedForm | None:
+    def closed_form(self, X, y, weights=None, *, gram=None, X_lo=None) -> ClosedForm | None:
         """The MLE and its covariance in closed form, or None (the default) when an optimiser is
-        needed. ``gram``, when given, is ``X' diag(weights) X`` already formed (by the rank check)."""
+        needed. ``gram``, when given, is ``X' diag(weights) X`` already formed (by the rank check).
+        ``X_lo``, when given, is a low-order part of the design (``X + X_lo`` exact, see
+        ``Dataset.X_lo``); a family may use it or ignore it (only gaussian uses it)."""
         return None
 
     def covariance(self, params, X, y, weights=None) -> np.ndarray | None:

@@ -77,8 +77,8 @@ class Gaussian(Family):
         root = np.sqrt(weights)
         return X * root[:, None], y * root
 
-    def _qr(self, A):
-        qr = linalg.QR(A)
+    def _qr(self, A, A_lo=None):
+        qr = linalg.QR(A, A_lo)
         if qr.cond > COLLINEAR_COND:
             raise DataError(
                 "the feature columns are collinear: the column-scaled design has condition number "
@@ -110,7 +110,7 @@ class Gaussian(Family):
         log_sigma = 0.5 * math.log(rss / total) if rss > 0 else -np.inf
         return np.append(sol.x, log_sigma)
 
-    def closed_form(self, X, y, weights=None, *, gram=None) -> ClosedForm:
+    def closed_form(self, X, y, weights=None, *, gram=None, X_lo=None) -> ClosedForm:
         r"""The MLE: least-squares coefficients, ``sigma^2 = RSS / n``, and its covariance.
 
         At the MLE the Hessian is block diagonal, ``X'WX / sigma^2`` and ``2 n`` (for log sigma),
@@ -124,6 +124,12 @@ class Gaussian(Family):
         correction steps, which costs a few passes over the data; otherwise Householder QR with
         refinement in extended precision (:class:`mlefit.linalg.QR`). The note says which.
 
+        ``X_lo`` (shape of ``X``, optional): a low-order part of the design, the exact columns
+        being ``X + X_lo`` (power columns formed in double-double, see
+        :func:`mlefit.data.exact_powers`). Then QR is always used and refined with both parts in
+        its residuals, so the coefficients, residuals and sigma are those of the exact columns
+        (rows weighted by ``sqrt(w)`` like ``X``); the Hessian reported is that of ``X``.
+
         An **exact fit** is declared when the residual norm is at most
         ``8 u (||y|| + sum_j ||X_j|| |b_j|)`` (``u = 2^-53``, ``X_j`` the columns, rows weighted
         by ``sqrt(w)``): rounding the data and the coefficients to float64 perturbs the residuals
@@ -132,7 +138,11 @@ class Gaussian(Family):
         ``16 u ||y||``). Then sigma is 0, the likelihood unbounded and the coefficients exact.
         """
         A, b = self._weighted(X, y, weights)
-        normal = linalg.normal_solve(A, b, gram=gram)
+        A_lo = None
+        if X_lo is not None:
+            A_lo = X_lo if weights is None else X_lo * np.sqrt(weights)[:, None]
+        # With a low part the float64 Gram matrix is not the design's: QR refines with both parts.
+        normal = linalg.normal_solve(A, b, gram=gram) if A_lo is None else None
         if normal is not None:
             # Well conditioned (checked, see linalg.normal_solve): Cholesky of the Gram matrix.
             qr = None
@@ -143,13 +153,19 @@ class Gaussian(Family):
                 f"scaled condition number {normal.cond:.2g}"
             )
         else:
-            qr = self._qr(A)
+            qr = self._qr(A, A_lo)
             sol = qr.solve(b)
             coef, r, col_norms = sol.x, sol.r, qr.col_norms
             how = "least squares by Householder QR"
             if sol.refined:
                 how += f", refined {sol.refined} steps in {sol.precision} arithmetic"
             how += f"; scaled condition number {qr.cond:.2g}"
+            if A_lo is not None:
+                n_exact = int(np.count_nonzero(np.any(A_lo != 0, axis=0)))
+                how += (
+                    f"; exact power columns: {n_exact} column{'s' if n_exact != 1 else ''} of powers "
+                    "carried beyond float64 (double-double)"
+                )
         k = len(coef)
         rss = float(r @ r)
         total = float(len(y) if weights is None else weights.sum())
@@ -179,11 +195,15 @@ class Gaussian(Family):
             # distance of u cond sqrt(n) standard errors on an ill-conditioned design, so it is
             # summed in extended precision whenever the solution needed refining.
             xr = linalg.tdot(A, r) if sol.refined else A.T @ r
+            if A_lo is not None:
+                xr = xr + A_lo.T @ r
         grad = np.append(-xr / var, total - rss / var)
         decrement = math.sqrt(max(float(grad @ cov @ grad), 0.0))
         log_sigma = 0.5 * math.log(var)
         nll = None
-        if qr is None:  # the float64 residuals are those evaluate() would compute: no extra pass
+        # Without a low part the float64 residuals are those evaluate() would compute: no extra
+        # pass. With one, evaluate() sees the rounded columns; the NLL is the exact design's.
+        if qr is None or A_lo is not None:
             nll = total * (log_sigma + 0.5 * LOG_2PI) + 0.5 * (rss * math.exp(-2.0 * log_sigma))
         return ClosedForm(np.append(coef, log_sigma), cov, hess, grad, decrement, False, how, nll)
 
