@@ -120,6 +120,28 @@ def powers(x: np.ndarray, exponents) -> dict[int, tuple[np.ndarray, np.ndarray]]
     return out
 
 
+def weighted_rows(
+    X: np.ndarray, X_lo: np.ndarray, y: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows scaled by ``sqrt(weights)`` in double-double: ``(A, A_lo, b, b_lo)``.
+
+    ``A + A_lo = (X + X_lo) sqrt(w)`` and ``b + b_lo = y sqrt(w)`` to about ``u^2`` relative, all
+    of shape (n, p) or (n,): a double-double design would lose its low part again if its rows were
+    multiplied by the float64 ``sqrt(w)``, whose rounding (and that of the products) perturbs an
+    ill-conditioned least-squares solution by ``cond * u``. ``sqrt(w)`` itself is carried as
+    ``root + root_lo`` (one Newton correction from the error-free square of ``root``).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    root = np.sqrt(w)
+    sq, sq_err = _two_prod(root, root)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root_lo = np.where(root > 0, ((w - sq) - sq_err) / (2.0 * root), 0.0)
+    A, A_err = _two_prod(X, root[:, None])
+    A_lo = A_err + (X * root_lo[:, None] + X_lo * root[:, None])
+    b, b_err = _two_prod(y, root)
+    return A, A_lo, b, b_err + y * root_lo
+
+
 def _dd_sum0(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sum ``hi + lo`` over axis 0 in double-double: pairwise, each level an error-free sum."""
     while hi.shape[0] > 1:
@@ -376,6 +398,7 @@ class QR:
         *,
         refine: bool | None = None,
         precision: str | None = None,
+        b_lo: np.ndarray | None = None,
     ) -> Solution:
         """Solve the augmented system ``r + A x = b``, ``A^T r = c`` (``b``, ``c`` default 0).
 
@@ -390,6 +413,9 @@ class QR:
             is so small that its own rounding, ``u (||b|| + sqrt(p) ||z||) / ||r||``, would.
         precision : {"auto", "longdouble", "double-double"}, optional
             Extended arithmetic for the refinement residuals (default :data:`PRECISION`).
+        b_lo : ndarray of shape (n,), optional
+            A low-order part of ``b`` (the right-hand side is ``b + b_lo`` exactly, as ``A_lo``
+            is for the matrix); used by the refinement, which it forces.
         """
         A, s = self.A, self.scale
         n, p = A.shape
@@ -415,7 +441,7 @@ class QR:
                 scale_r = U * (nb + math.sqrt(p) * nz)
                 error = max(error, scale_r / nr if nr > 0 else math.inf)
         if refine is None:
-            refine = (error > REFINE_TOL or self.A_lo is not None) and math.isfinite(cond)
+            refine = (error > REFINE_TOL or self.A_lo is not None or b_lo is not None) and math.isfinite(cond)
         if not refine:
             return Solution(z * sx, r, 0, error, None)
         kern = _kernels(error, precision)
@@ -428,6 +454,8 @@ class QR:
                 # Products with the low part are tiny; float64 rounds them at u^2 relative.
                 f -= self.A_lo @ (z * sx)
                 g -= self.A_lo.T @ r
+            if b_lo is not None:
+                f += b_lo
             dr, dz = self._correction(f, g * sx)
             size = float(np.max(np.abs(dz))) if dz.size else 0.0
             if not (np.all(np.isfinite(dz)) and np.all(np.isfinite(dr))) or size > 0.5 * last:

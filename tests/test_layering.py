@@ -46,7 +46,7 @@ ALLOWED = {
     "errors": set(),
     "linalg": {"numpy", "scipy"},
     "families": {"numpy", "scipy", "errors", "families", "linalg"},
-    "data": {"numpy", "pandas", "errors", "families", "formulaic"},
+    "data": {"numpy", "pandas", "errors", "families", "formulaic", "linalg"},
     "checks": {"numpy", "scipy", "errors"},
     "optimize": {"numpy", "scipy", "results", "errors", "linalg"},
     "inference": {"numpy", "scipy", "errors", "linalg"},

@@ -4,6 +4,8 @@ Accuracy is the log relative error (LRE, the number of correct significant digit
 certified values (../shared/reference/README.md). Standard errors are compared on the
 maximum-likelihood scale (`derived.bse_ml_scale`: sigma^2 = RSS / n), which is what mlefit reports.
 Polynomial problems get their power columns x^2..x^k built here; NoInt1/NoInt2 have no intercept.
+Filip's certified digits need the power columns beyond float64: through ``fit`` a formula's power
+terms (``poly(x, 10, raw=True)``, ``I(x**k)``, ``{x**k}``) give them (see the Filip section).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import pytest
 
 import mlefit
 from mlefit import linalg
+from mlefit.data import load_dataset
 from mlefit.errors import DataError
+from mlefit.families import get_family
 
 from conftest import MLEFIT, NIST_EXTRA, REFERENCE, subprocess_env
 
@@ -133,13 +137,14 @@ def filip_design():
 
 
 def test_filip_is_fitted_not_refused(precision):
-    """Filip's design is nearly singular (scaled condition number ~1e10); it must still be fitted,
-    to every digit its float64 columns determine.
+    """Filip's design is nearly singular (scaled condition number ~1e10); given as float64
+    columns it must still be fitted, to every digit those columns determine.
 
     Rounding the power columns x^k to float64 moves the exact least-squares solution itself to
-    about 7.6 digits from the certified one, so no method fed those columns can do better: the
-    test compares with that exact solution (mpmath) and with the certified values up to what the
-    data allow. The test below shows the certified digits with exact columns.
+    about 7.6 digits from the certified one, so no method fed those rounded columns can do
+    better: the test compares with that exact solution (mpmath) and with the certified values up
+    to what the data allow. With exact columns (the tests below: as high + low parts to the QR,
+    and through ``fit`` with a formula's power terms) every certified digit is recovered.
     """
     meta, frame, X = filip_design()
     result = fit_problem("filip")
@@ -181,6 +186,144 @@ def test_filip_through_the_cli(tmp_path, fit_json):
     out, _ = fit_json(str(path), "--family", "gaussian", "--target", "y")
     assert out["converged"] is True and out["exact_fit"] is False
     assert all(math.isfinite(p["estimate"]) and p["std_error"] > 0 for p in out["parameters"])
+
+
+# -- Filip through fit: a formula's power terms become exact power columns ------------------------
+
+FILIP_FORMULAS = {
+    "poly": "y ~ poly(x, 10, raw=True)",
+    "I": "y ~ x + " + " + ".join(f"I(x**{k})" for k in range(2, 11)),
+    "braces": "y ~ x + " + " + ".join(f"{{x**{k}}}" for k in range(2, 11)),
+}
+
+
+def filip_frame() -> pd.DataFrame:
+    return pd.read_csv(NIST_EXTRA / "filip.csv")
+
+
+def filip_digits(coef, se, sigma, loglik) -> dict[str, float]:
+    """Fewest correct digits of the coefficients, ML-scale standard errors, sigma and loglik
+    (in the certified order: intercept, x, x^2, ..., x^10)."""
+    meta = json.loads((NIST_EXTRA / "filip.json").read_text())
+    derived = meta["derived"]
+    return {
+        "coef": min(lre(a, b) for a, b in zip(coef, meta["certified"]["params"].values(), strict=True)),
+        "se": min(lre(a, b) for a, b in zip(se, derived["bse_ml_scale"].values(), strict=True)),
+        "sigma": lre(sigma, derived["sigma_ml"]),
+        "loglik": lre(loglik, derived["llf"]),
+    }
+
+
+@pytest.mark.parametrize("form", sorted(FILIP_FORMULAS))
+def test_filip_formula_has_every_certified_digit(form, precision):
+    """Through ``mlefit.fit`` with the polynomial written as a formula: the power columns are formed
+    beyond float64, so the certified coefficients, ML-scale standard errors and sigma come out.
+    Double-double refinement (the automatic choice here) gives 14 digits; forced longdouble, whose
+    residuals carry 64 bits, about 10.7."""
+    result = mlefit.fit(filip_frame(), "gaussian", formula=FILIP_FORMULAS[form])
+    assert result.converged and not result.exact_fit
+    assert "exact power columns" in result.message
+    digits = filip_digits(result.params[:-1], result.se[:-1], result.params[-1], result.loglik)
+    coef_need, se_need = (10, 10) if precision == "longdouble" else (13, 13)
+    assert digits["coef"] >= coef_need and digits["se"] >= se_need, digits
+    assert digits["sigma"] >= 12 and digits["loglik"] >= 12, digits
+
+
+def test_filip_formula_through_the_cli(fit_json):
+    """``mlefit fit - --formula "y ~ poly(x, 10, raw=True)" --format json`` from standard input."""
+    out, _ = fit_json("-", "--family", "gaussian", "--formula", FILIP_FORMULAS["poly"],
+                      input=(NIST_EXTRA / "filip.csv").read_text())
+    assert out["converged"] is True and out["exact_fit"] is False
+    assert "exact power columns" in out["message"]
+    params = out["parameters"]
+    assert [p["name"] for p in params] == ["intercept"] + [f"poly(x, 10, raw=True)[{j}]" for j in range(10)] + ["sigma"]
+    digits = filip_digits([p["estimate"] for p in params[:-1]], [p["std_error"] for p in params[:-1]],
+                          params[-1]["estimate"], out["loglik"])
+    assert digits["coef"] >= 12 and digits["se"] >= 12 and digits["sigma"] >= 12 and digits["loglik"] >= 12, digits
+
+
+def test_power_columns_are_exact_double_doubles():
+    """High part: x^k correctly rounded; high + low: x^k to about 1e-31 relative (checked with
+    exact rational arithmetic). The intercept and x are exact already and get no low part."""
+    frame = filip_frame()
+    ds = load_dataset(frame, get_family("gaussian"), formula=FILIP_FORMULAS["poly"])
+    assert ds.X_lo is not None and ds.X_lo.shape == ds.X.shape
+    assert not ds.X_lo[:, :2].any() and ds.X_lo[:, 2:].any(axis=0).all()
+    x = frame["x"].to_numpy()
+    for i in (0, 17, 40, 81):
+        for k in range(1, 11):
+            exact = Fraction(float(x[i])) ** k
+            assert ds.X[i, k] == float(exact), (i, k)
+            error = Fraction(float(ds.X[i, k])) + Fraction(float(ds.X_lo[i, k])) - exact
+            assert abs(error) <= abs(exact) / 2**100, (i, k)
+    # the same values without a formula, straight from the kernel
+    powers = linalg.powers(x, [3, 10])
+    np.testing.assert_array_equal(powers[10][0], ds.X[:, 10])
+    np.testing.assert_array_equal(powers[3][1], ds.X_lo[:, 3])
+
+
+def test_power_terms_are_read_from_the_formula():
+    """Which design columns are powers comes from the formula's terms, in any spelling; other
+    transformations of x (and powers formulaic computes differently) keep their float64 columns."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x": rng.normal(1.0, 0.3, 60), "z": rng.integers(1, 9, 60), "y": rng.normal(size=60)})
+    fam = get_family("gaussian")
+    ds = load_dataset(frame, fam, formula="y ~ x + I(x**2) + {x**3} + np.power(x, 4) + I(x*x*x*x*x) + x:I(x**5)")
+    assert list(ds.feature_names) == [
+        "intercept", "x", "I(x ** 2)", "x ** 3", "np.power(x, 4)", "I(x * x * x * x * x)", "x:I(x ** 5)"
+    ]
+    x = frame["x"].to_numpy()
+    for j, k in zip(range(2, 7), range(2, 7)):
+        assert ds.X_lo[:, j].any()
+        for i in (0, 30):
+            exact = Fraction(float(x[i])) ** k
+            assert abs(Fraction(float(ds.X[i, j])) + Fraction(float(ds.X_lo[i, j])) - exact) <= abs(exact) / 2**100
+    assert not ds.X_lo[:, :2].any()
+    for formula in ("y ~ np.log(x) + I(x + x**2) + poly(x, 3) + x:z + I(2 * x**2)", "y ~ x + z + I(z**2)"):
+        # not powers of one column (or orthogonal polynomials); z's powers are exact integers
+        assert load_dataset(frame, fam, formula=formula).X_lo is None, formula
+
+
+def test_weighted_polynomial_fit_equals_the_fit_of_duplicated_rows():
+    """Frequency weights scale the low parts like the design: the weighted exact-power fit is the
+    fit of the rows repeated."""
+    frame = filip_frame()
+    frame["w"] = np.random.default_rng(11).integers(1, 4, len(frame))
+    weighted = mlefit.fit(frame, "gaussian", formula=FILIP_FORMULAS["poly"], weights="w")
+    repeated = mlefit.fit(frame.loc[frame.index.repeat(frame["w"])].drop(columns="w"), "gaussian",
+                          formula=FILIP_FORMULAS["poly"])
+    for result in (weighted, repeated):
+        assert result.converged and "exact power columns" in result.message
+    np.testing.assert_allclose(weighted.params, repeated.params, rtol=1e-11)
+    np.testing.assert_allclose(weighted.se, repeated.se, rtol=1e-11)
+    assert weighted.loglik == pytest.approx(repeated.loglik, rel=1e-12)
+    # and both differ from the unweighted fit far beyond that: the weights do matter
+    plain = mlefit.fit(frame, "gaussian", formula=FILIP_FORMULAS["poly"])
+    assert np.max(np.abs(plain.params - weighted.params) / np.abs(weighted.params)) > 1e-6
+
+
+def test_saved_polynomial_model_predicts(tmp_path, invoke):
+    """Saved models rebuild the float64 power columns: the predictions' residuals have Filip's
+    sigma; other families fit the same formula on the float64 columns."""
+    path = tmp_path / "filip.csv"
+    filip_frame().to_csv(path, index=False)
+    model = tmp_path / "model.json"
+    fitted = invoke("fit", str(path), "-f", "gaussian", "--formula", FILIP_FORMULAS["poly"], "--save", str(model), "-q")
+    assert fitted.exit_code == 0, fitted.stderr
+    predicted = invoke("predict", str(model), str(path))
+    assert predicted.exit_code == 0, predicted.stderr
+    rows = pd.read_csv(io.StringIO(predicted.stdout))
+    rms = math.sqrt(float(np.mean((rows["y"] - rows["predicted_y"]) ** 2)))
+    sigma_ml = json.loads((NIST_EXTRA / "filip.json").read_text())["derived"]["sigma_ml"]
+    assert lre(rms, sigma_ml) >= 8
+    frame = filip_frame()
+    rng = np.random.default_rng(2)
+    frame["hit"] = (rng.uniform(size=len(frame)) < 1 / (1 + np.exp(-(frame["x"] + 6)))).astype(int)
+    cubic = mlefit.fit(frame, "bernoulli", formula="hit ~ poly(x, 3, raw=True)")
+    frame["x2"], frame["x3"] = frame["x"] ** 2, frame["x"] ** 3
+    columns = mlefit.fit(frame, "bernoulli", target="hit", features=["x", "x2", "x3"])
+    assert cubic.converged and columns.converged
+    np.testing.assert_allclose(cubic.params, columns.params, rtol=1e-9)
 
 
 def test_collinear_columns_are_reported(tmp_path, invoke):

@@ -128,7 +128,8 @@ class Gaussian(Family):
         being ``X + X_lo`` (power columns formed in double-double, see
         :func:`mlefit.data.exact_powers`). Then QR is always used and refined with both parts in
         its residuals, so the coefficients, residuals and sigma are those of the exact columns
-        (rows weighted by ``sqrt(w)`` like ``X``); the Hessian reported is that of ``X``.
+        (rows weighted by ``sqrt(w)`` in double-double, the target's too); the Hessian reported is
+        that of ``X``.
 
         An **exact fit** is declared when the residual norm is at most
         ``8 u (||y|| + sum_j ||X_j|| |b_j|)`` (``u = 2^-53``, ``X_j`` the columns, rows weighted
@@ -137,10 +138,13 @@ class Gaussian(Family):
         smaller residual is rounding, not noise (for data without cancellation the bound is about
         ``16 u ||y||``). Then sigma is 0, the likelihood unbounded and the coefficients exact.
         """
-        A, b = self._weighted(X, y, weights)
-        A_lo = None
-        if X_lo is not None:
-            A_lo = X_lo if weights is None else X_lo * np.sqrt(weights)[:, None]
+        A_lo = b_lo = None
+        if X_lo is None:
+            A, b = self._weighted(X, y, weights)
+        elif weights is None:
+            A, b, A_lo = X, y, X_lo
+        else:  # rows scaled in double-double, or the rounding of sqrt(w) X would undo X_lo
+            A, A_lo, b, b_lo = linalg.weighted_rows(X, X_lo, y, weights)
         # With a low part the float64 Gram matrix is not the design's: QR refines with both parts.
         normal = linalg.normal_solve(A, b, gram=gram) if A_lo is None else None
         if normal is not None:
@@ -154,7 +158,7 @@ class Gaussian(Family):
             )
         else:
             qr = self._qr(A, A_lo)
-            sol = qr.solve(b)
+            sol = qr.solve(b, b_lo=b_lo)
             coef, r, col_norms = sol.x, sol.r, qr.col_norms
             how = "least squares by Householder QR"
             if sol.refined:
