@@ -284,6 +284,22 @@ def test_power_terms_are_read_from_the_formula():
         assert load_dataset(frame, fam, formula=formula).X_lo is None, formula
 
 
+def test_well_conditioned_polynomial_keeps_the_fast_path():
+    """A low-degree polynomial on [0, 1] is well conditioned: the Cholesky path is accurate with
+    the float64 columns (their rounding is within its accepted error), so the low parts are not
+    used, and the answer agrees with the refined QR of the exact columns."""
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 1, 500)
+    frame = pd.DataFrame({"x": x, "y": 1 + x - 2 * x**2 + 0.1 * rng.standard_normal(500)})
+    result = mlefit.fit(frame, "gaussian", formula="y ~ poly(x, 2, raw=True)")
+    assert "Cholesky" in result.message and "exact power columns" not in result.message
+    ds = load_dataset(frame, get_family("gaussian"), formula="y ~ poly(x, 2, raw=True)")
+    assert ds.X_lo is not None
+    exact = linalg.QR(ds.X, ds.X_lo).solve(ds.y)
+    assert exact.refined >= 1
+    np.testing.assert_allclose(result.params[:-1], exact.x, rtol=1e-12)
+
+
 def test_weighted_polynomial_fit_equals_the_fit_of_duplicated_rows():
     """Frequency weights scale the low parts like the design: the weighted exact-power fit is the
     fit of the rows repeated."""

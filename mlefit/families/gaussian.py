@@ -126,10 +126,12 @@ class Gaussian(Family):
 
         ``X_lo`` (shape of ``X``, optional): a low-order part of the design, the exact columns
         being ``X + X_lo`` (power columns formed in double-double, see
-        :func:`mlefit.data.exact_powers`). Then QR is always used and refined with both parts in
-        its residuals, so the coefficients, residuals and sigma are those of the exact columns
-        (rows weighted by ``sqrt(w)`` in double-double, the target's too); the Hessian reported is
-        that of ``X``.
+        :func:`mlefit.data.exact_powers`). Where the normal equations are not accurate enough,
+        the QR refinement then uses both parts in its residuals, so the coefficients, residuals
+        and sigma are those of the exact columns (rows weighted by ``sqrt(w)`` in double-double,
+        the target's too; the note says ``exact power columns``); the Hessian reported is that of
+        ``X``. A well-conditioned design ignores it: its float64 rounding moves the solution by
+        less than the normal equations' accepted error.
 
         An **exact fit** is declared when the residual norm is at most
         ``8 u (||y|| + sum_j ||X_j|| |b_j|)`` (``u = 2^-53``, ``X_j`` the columns, rows weighted
@@ -138,15 +140,17 @@ class Gaussian(Family):
         smaller residual is rounding, not noise (for data without cancellation the bound is about
         ``16 u ||y||``). Then sigma is 0, the likelihood unbounded and the coefficients exact.
         """
+        A, b = self._weighted(X, y, weights)
+        normal = linalg.normal_solve(A, b, gram=gram)
         A_lo = b_lo = None
-        if X_lo is None:
-            A, b = self._weighted(X, y, weights)
-        elif weights is None:
-            A, b, A_lo = X, y, X_lo
-        else:  # rows scaled in double-double, or the rounding of sqrt(w) X would undo X_lo
-            A, A_lo, b, b_lo = linalg.weighted_rows(X, X_lo, y, weights)
-        # With a low part the float64 Gram matrix is not the design's: QR refines with both parts.
-        normal = linalg.normal_solve(A, b, gram=gram) if A_lo is None else None
+        if normal is None and X_lo is not None:
+            # Where the normal equations are accepted, their error estimate u cond (1 + cond ||r|| /
+            # ||z||) bounds what the columns' float64 rounding (a relative perturbation of u, the
+            # size of X_lo) does to the solution too, so the low part matters only on this path.
+            if weights is None:
+                A_lo = X_lo
+            else:  # rows scaled in double-double, or the rounding of sqrt(w) X would undo X_lo
+                A, A_lo, b, b_lo = linalg.weighted_rows(X, X_lo, y, weights)
         if normal is not None:
             # Well conditioned (checked, see linalg.normal_solve): Cholesky of the Gram matrix.
             qr = None
