@@ -159,7 +159,9 @@ def load_dataset(
         A column of frequency weights (non-negative numbers); it is never a feature.
     formula : str, optional
         ``"y ~ x1 + C(region) + np.log(income)"``: the left side names the target, the right side
-        builds the design with formulaic. Excludes ``features``.
+        builds the design with formulaic. Excludes ``features``. Terms that are integer powers of
+        a numeric column (``poly(x, 10, raw=True)``, ``I(x**2)``) are formed beyond float64
+        (``Dataset.X_lo``, see :func:`exact_powers`).
     dropna : bool
         Drop the rows with a missing value in a column the fit uses, instead of raising.
     """
