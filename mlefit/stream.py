@@ -122,6 +122,9 @@ class Cache:
                 fh.close()
         return X, y, w
 
+    def all_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self.read(0, self.n_obs)
+
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         for start in range(0, self.n_obs, self.chunk_rows):
             yield self.read(start, min(start + self.chunk_rows, self.n_obs))
@@ -709,7 +712,7 @@ def _null_data(sd: Streamed, fam: Family) -> _NullData:
 def fit_streamed(
     source, fam: Family, *, target=None, features=None, intercept=True, weights=None, formula=None,
     dropna=False, l2=None, cov="model", method="newton", gradient="analytic", tol, max_iter,
-    chunk_rows=None, cache_dir=None,
+    chunk_rows=None, cache_dir=None, memory_limit=None,
 ):
     """The streamed counterpart of :func:`mlefit.fit.fit_dataset`: the same FitResult."""
     if cache_dir is None:
@@ -718,30 +721,36 @@ def fit_streamed(
                 source, fam, Path(folder), target=target, features=features, intercept=intercept,
                 weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
                 gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows,
+                memory_limit=memory_limit,
             )
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return _fit_streamed(
         source, fam, folder, target=target, features=features, intercept=intercept, weights=weights,
         formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol,
-        max_iter=max_iter, chunk_rows=chunk_rows,
+        max_iter=max_iter, chunk_rows=chunk_rows, memory_limit=memory_limit,
     )
 
 
 def _fit_streamed(source, fam, folder, *, target, features, intercept, weights, formula, dropna, l2, cov,
-                  method, gradient, tol, max_iter, chunk_rows):
+                  method, gradient, tol, max_iter, chunk_rows, memory_limit):
     sd = load_streamed(
         source, fam, target=target, features=features, intercept=intercept, weights=weights,
         formula=formula, dropna=dropna, chunk_rows=chunk_rows, folder=folder,
     )
-    return fit_source(sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter)
+    return fit_source(
+        sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter,
+        memory_limit=memory_limit,
+    )
 
 
-def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max_iter):
+def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max_iter, memory_limit=None):
     """Optimiser and inference on rows that are never all in memory: ``sd.cache`` sums over them.
 
     ``sd.cache`` is a :class:`Cache` (chunks on this machine) or any object with ``n_obs``,
-    ``weighted``, ``map_sum(fn)`` and ``check_rank(names, intercept)`` (a Dask cluster's partitions).
+    ``n_features``, ``weighted``, ``map_sum(fn)``, ``check_rank(names, intercept)`` and
+    ``all_rows()`` (a Dask cluster's partitions). ``memory_limit`` (bytes; default a fraction of
+    the machine's memory) bounds the rows read back for the exact separation check.
     """
     from . import inference
     from .fit import _finish
@@ -783,10 +792,67 @@ def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max
             x0 = _warm_start(sd.cache, fam, x0)
     opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
     hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
+    cov_model = inference.covariance(hess)
+    if n_classes is not None and l2 is None:
+        opt = _check_separation(sd, fam, opt, cov_model, n_classes, memory_limit)
     return _finish(
-        sd, fam, opt, inference.covariance(hess), lambda: analytic.score_outer(opt.params), analytic,
+        sd, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
         method, gradient, tol, n_weight, l2, cov, null_data=_null_data(sd, fam),
     )
+
+
+def _suspect_rows(fam: Family, params: np.ndarray, X, y, w) -> float:
+    """1.0 when some row of the chunk shows :func:`mlefit.checks.suspect_separation`'s symptom."""
+    from . import checks
+    from .fit import _class_eta
+
+    eta = _class_eta(fam, params, X)
+    # A class log-probability is at least -(spread + log K), so only rows whose linear predictors
+    # spread wider than this can fall below the threshold: the exact test runs on those alone.
+    wide = eta.max(axis=1) - eta.min(axis=1) > -checks.SUSPECT_LOG_PROB - math.log(eta.shape[1])
+    if not wide.any():
+        return 0.0
+    return float(checks.suspect_separation(eta[wide], None if w is None else w[wide]))
+
+
+def _check_separation(sd: Streamed, fam: Family, opt, cov_model, n_classes: int, memory_limit: int | None):
+    """The in-memory fit's separation check (:func:`mlefit.checks.check_separation`, exit 4) on the
+    rows read back from the cache, when the fit shows the symptoms: no convergence, a singular
+    Hessian, or a class probability below ``exp(-20)`` in some row (one more pass). The linear
+    programmes need every row in memory: when those are larger than ``memory_limit``, the check is
+    not run and the result's message says so.
+    """
+    from dataclasses import replace
+
+    from . import checks
+
+    if not opt.converged:
+        symptom = "it did not converge"
+    elif cov_model is None:
+        symptom = "its Hessian is singular"
+    elif sd.cache.map_sum(partial(_suspect_rows, fam, opt.params)):
+        symptom = "a class probability is below exp(-20)"
+    else:
+        return opt
+    need = sd.n_obs * (sd.cache.n_features + 2) * 8
+    limit = default_memory_limit() if memory_limit is None else memory_limit
+    if limit > 0 and need > limit:
+        return replace(opt, message=(
+            f"{opt.message}; the fit shows a symptom of separation ({symptom}), but the exact check "
+            f"needs all {sd.n_obs:,} rows in memory ({_megabytes(need)}, more than the memory limit of "
+            f"{_megabytes(limit)}), so it was not run (use --l2, or a larger --memory-limit)"
+        ))
+    X, y, w = sd.cache.all_rows()
+    checks.check_separation(
+        X, y.astype(np.intp), n_classes, sd.feature_names, [label_text(v) for v in sd.levels], w,
+        intercept=sd.intercept,
+    )
+    return opt
+
+
+def _megabytes(n: int) -> str:
+    mb = n / 2**20
+    return f"{mb:,.0f} MB" if mb >= 10 else f"{mb:.2g} MB"
 
 
 def _normal_equations_start(sd: Streamed, p: int) -> np.ndarray:

@@ -266,3 +266,59 @@ def test_pipeline_simulate_to_streamed_fit(tmp_path):
     assert [r.returncode for r in runs] == [0, 0], runs[1].stderr
     mem, st = (json.loads(r.stdout) for r in runs)
     assert _rel([p["estimate"] for p in st["parameters"]], [p["estimate"] for p in mem["parameters"]]) < RTOL
+
+
+# -- separation ---------------------------------------------------------------------------------------
+
+
+def _separated_frames(rng) -> dict[str, tuple[pd.DataFrame, str]]:
+    n = 300
+    x1, x2 = np.round(rng.normal(size=(2, n)), 3)
+    x1[x1 == 0] = 0.5
+    group = np.repeat(["a", "b", "c"], n // 3)
+    return {
+        # complete, numeric features: the one-pass reader
+        "complete": (pd.DataFrame({"x1": x1, "x2": x2, "y": np.where(x1 > 0, "yes", "no")}), "bernoulli"),
+        # quasi-complete, a text feature: the two-pass reader
+        "quasi": (pd.DataFrame({"x1": x2, "group": group,
+                                "y": np.where(group == "a", "yes", np.where(rng.random(n) < 0.5, "yes", "no"))}),
+                  "bernoulli"),
+        "categorical": (pd.DataFrame({"x1": x1, "x2": x2, "y": np.where(x2 > 0.8, "c", np.where(rng.random(n) < 0.5, "a", "b"))}),
+                        "categorical"),
+    }
+
+
+@pytest.mark.parametrize("case", ["complete", "quasi", "categorical"])
+def test_separated_data_streamed_exit_4_with_the_in_memory_message(tmp_path, invoke, rng, case):
+    frame, family = _separated_frames(rng)[case]
+    path = tmp_path / "sep.csv"
+    frame.to_csv(path, index=False)
+    mem = invoke("fit", path, "--family", family)
+    st = invoke("fit", path, "--family", family, "--stream", "--chunk-rows", "40")
+    assert mem.exit_code == st.exit_code == 4
+    assert st.stdout == "" and st.stderr == mem.stderr
+    assert "separation" in st.stderr
+
+
+def test_separation_check_too_large_for_memory_is_named_in_the_message(tmp_path, invoke, rng):
+    frame, _ = _separated_frames(rng)["complete"]
+    path = tmp_path / "sep.csv"
+    frame.to_csv(path, index=False)
+    # a file larger than --memory-limit is streamed anyway, and its rows are too many to read back
+    res = invoke("fit", path, "--family", "bernoulli", "--memory-limit", "2K", "--format", "json")
+    assert res.exit_code in (0, 3), res.stderr
+    doc = json.loads(res.stdout)
+    assert "the exact check needs all 300 rows in memory" in doc["message"]
+    assert "more than the memory limit of" in doc["message"] and "--l2" in doc["message"]
+
+
+def test_ordinary_streamed_fit_runs_no_linear_programme(tmp_path, monkeypatch):
+    from mlefit import checks
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the separation check ran on data without symptoms")
+
+    monkeypatch.setattr(checks, "check_separation", refuse)
+    path = make_csv(tmp_path / "d.csv", "categorical")
+    res = mlefit.fit(path, "categorical", stream=True, chunk_rows=97)
+    assert res.converged
