@@ -130,11 +130,15 @@ class Cache:
             yield self.read(start, min(start + self.chunk_rows, self.n_obs))
 
     def map_sum(self, fn):
-        """``fn(X, y, w)`` summed over the chunks (one pass over the cache)."""
+        """``fn(X, y, w)`` summed over the chunks (one pass over the cache), BLAS on one thread
+        (see :func:`mlefit.objective.one_blas_thread`)."""
+        from .objective import one_blas_thread
+
         total = None
-        for X, y, w in self.chunks():
-            s = fn(X, y, w)
-            total = s if total is None else total + s
+        with one_blas_thread():
+            for X, y, w in self.chunks():
+                s = fn(X, y, w)
+                total = s if total is None else total + s
         return total
 
     def check_rank(self, names, intercept: bool) -> None:
@@ -691,7 +695,8 @@ def load_streamed(
 
 @dataclass(frozen=True)
 class _NullData:
-    """A few weighted rows with the same intercept-only likelihood as all rows (for the null model)."""
+    """A few weighted rows with the same intercept-only likelihood as all rows (for the null model;
+    none without an intercept, as in memory)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -703,10 +708,11 @@ def _null_data(sd: Streamed, fam: Family) -> _NullData:
     if sd.class_counts is not None:
         k = len(sd.class_counts)
         y = np.arange(k, dtype=np.intp if fam.name == "categorical" else np.float64)
-        return _NullData(np.ones((k, 1)), y, sd.class_counts.astype(float))
+        return _NullData(np.ones((k, 1)), y, sd.class_counts.astype(float), sd.intercept)
     # gaussian: two rows at mean -/+ sd, each with half the weight, have the same mean and variance
     s = math.sqrt(sd.y_var)
-    return _NullData(np.ones((2, 1)), np.array([sd.y_mean - s, sd.y_mean + s]), np.full(2, sd.total_weight / 2))
+    rows = np.array([sd.y_mean - s, sd.y_mean + s])
+    return _NullData(np.ones((2, 1)), rows, np.full(2, sd.total_weight / 2), sd.intercept)
 
 
 def fit_streamed(

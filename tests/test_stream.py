@@ -44,7 +44,7 @@ def make_csv(path: Path, family: str, n: int = 900, seed: int = 7) -> Path:
 
 
 FAMILIES = ["bernoulli", "categorical", "gaussian"]
-OPTIONS = [{}, {"weights": "w"}, {"cov": "robust"}, {"l2": 0.5}]
+OPTIONS = [{}, {"weights": "w"}, {"cov": "robust"}, {"l2": 0.5}, {"intercept": False}]
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ READERS = {"two-pass": {}, "one-pass": {"features": "x1,x2"}}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "weights", "robust", "l2"])
+@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "weights", "robust", "l2", "no-intercept"])
 @pytest.mark.parametrize("reader", READERS)
 def test_streamed_fit_agrees_with_in_memory(tmp_path, family, options, reader, first_passes):
     path = make_csv(tmp_path / "d.csv", family)
@@ -84,6 +84,7 @@ def test_streamed_fit_agrees_with_in_memory(tmp_path, family, options, reader, f
     assert st.converged and mem.converged
     dm, ds = mem.to_dict(), st.to_dict()
     assert set(ds) == set(dm)  # the JSON layout is the same
+    assert {k for k, v in ds.items() if v is None} == {k for k, v in dm.items() if v is None}
     for key in ("null_loglik", "lr_stat", "pseudo_r2", "r2", "aic", "bic", "df_resid"):
         if dm.get(key) is not None and np.isfinite(dm[key]):
             assert _rel(ds[key], dm[key]) < 1e-9, key
