@@ -21,8 +21,9 @@ The NLL, its gradient and its Hessian are sums over rows (``Family.evaluate`` re
 What needs all rows in memory in :func:`mlefit.fit.fit_dataset` is replaced by a sum: the rank
 check accumulates the Gram matrix over the cache, the null model is fitted from the class counts
 (or the mean and variance of a gaussian target), and the robust covariance adds
-``Family.score_outer`` over chunks. Not supported when streaming: ``--formula``, the exact
-separation check (a linear programme over all rows; non-convergence is reported as usual), and
+``Family.score_outer`` over chunks. The exact separation check (linear programmes over all rows)
+runs on the rows read back from the cache when the fit shows the symptoms and the rows fit within
+the memory limit (:func:`_check_separation`). Not supported when streaming: ``--formula``, and
 gaussian's closed form (Newton from the normal equations finds the same estimate) with its exact-fit
 case.
 """
