@@ -48,6 +48,14 @@ class DaskParts:
                 total = value if total is None else total + value
         return total
 
+    def all_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Every partition's rows, brought to the client (for the exact separation check)."""
+        parts = [part for part in self.client.gather(self.parts) if len(part[1])]
+        X = np.concatenate([part[0] for part in parts])
+        y = np.concatenate([part[1] for part in parts])
+        w = np.concatenate([part[2] for part in parts]) if self.weighted else None
+        return X, y, w
+
     def check_rank(self, names, intercept: bool) -> None:
         """The Gram matrix summed over the partitions; a rank defect names the first dependent column."""
         from . import checks
@@ -82,9 +90,11 @@ def _weighted_gram(X, y, w):
 def _client(scheduler: str | None):
     _, distributed = _require_dask()
     if scheduler is None or scheduler == "local":
+        # worker processes on loopback; the HTTP endpoints on a free loopback port (the default,
+        # 8787 on every interface, would clash with other clusters and be reachable from outside)
         cluster = distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=40,
+            dashboard_address="127.0.0.1:0", silence_logs=40,
         )
         return distributed.Client(cluster), cluster
     if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):

@@ -150,6 +150,7 @@ def fit(
                 data, fam, target=target, features=features, intercept=intercept, weights=weights,
                 formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient,
                 tol=tol, max_iter=max_iter, chunk_rows=chunk_rows, cache_dir=cache_dir,
+                memory_limit=memory_limit,
             )
     if isinstance(data, Dataset):
         ds = data

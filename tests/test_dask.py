@@ -1,10 +1,20 @@
-"""--engine dask: a LocalCluster on loopback gives the local engine's numbers."""
+"""--engine dask: a LocalCluster, and a real scheduler and worker on tcp:// loopback, give the
+local engine's numbers."""
 
 from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 import mlefit
+from conftest import MLEFIT, subprocess_env
 from mlefit.families import get_family
 from test_stream import FAMILIES, RTOL, _rel, make_csv
 
@@ -15,7 +25,7 @@ pytest.importorskip("dask.dataframe")
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,  # in-process: no sockets
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0",  # in-process
     )
     c = distributed.Client(cluster)
     yield c
@@ -74,3 +84,106 @@ def test_unknown_engine(tmp_path, invoke):
     path = make_csv(tmp_path / "d.csv", "bernoulli")
     res = invoke("fit", path, "--family", "bernoulli", "--engine", "spark")
     assert res.exit_code == 2 and "unknown engine 'spark'" in res.stderr
+
+
+def test_dask_separated_data_gives_the_in_memory_error(tmp_path, client, rng):
+    from mlefit.dask_engine import fit_dask
+    from mlefit.errors import SeparationError
+    from test_stream import _separated_frames
+
+    frame, family = _separated_frames(rng)["categorical"]
+    path = tmp_path / "sep.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(SeparationError) as local:
+        mlefit.fit(path, family)
+    with pytest.raises(SeparationError) as remote:
+        fit_dask(path, get_family(family), client=client, tol=1e-8, max_iter=100, blocksize=3000)
+    assert str(remote.value) == str(local.value)
+
+
+# -- a real scheduler and worker on tcp:// loopback ---------------------------------------------------
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End the process we started and its children (its own process group), by its id."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tcp_scheduler(tmp_path_factory):
+    """``dask scheduler`` on 127.0.0.1 (a free port) with one ``dask worker`` (one process, one
+    thread), both killed in the finaliser however the tests end."""
+    folder = tmp_path_factory.mktemp("dask")
+    info = folder / "scheduler.json"
+    dask = str(Path(sys.executable).with_name("dask"))
+    loopback = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+    procs = []
+    log = open(folder / "log.txt", "wb")
+
+    def start(*args: str) -> None:
+        procs.append(subprocess.Popen([dask, *args, *loopback], stdout=log, stderr=log, cwd=folder,
+                                      start_new_session=True, env=subprocess_env()))
+
+    try:
+        start("scheduler", "--port", "0", "--scheduler-file", str(info), "--idle-timeout", "300s")
+        deadline = time.monotonic() + 60
+        while not (info.exists() and info.stat().st_size) and time.monotonic() < deadline:
+            assert procs[0].poll() is None, (folder / "log.txt").read_text()
+            time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        start("worker", address, "--nworkers", "1", "--nthreads", "1", "--no-nanny",
+              "--local-directory", str(folder), "--death-timeout", "60")
+        with distributed.Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=60)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        log.close()
+
+
+@pytest.mark.parametrize("family", ["categorical", "gaussian"])
+def test_tcp_scheduler_fit_agrees_with_local(tmp_path, tcp_scheduler, family):
+    path = make_csv(tmp_path / "d.csv", family)
+    local = mlefit.fit(path, family, weights="w")
+    proc = subprocess.run(
+        [MLEFIT, "fit", str(path), "--family", family, "--weights", "w", "--engine", "dask",
+         "--scheduler", tcp_scheduler, "--chunk-rows", "100", "--format", "json"],
+        capture_output=True, text=True, env=subprocess_env(), timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [p["name"] for p in doc["parameters"]] == list(local.names)
+    assert _rel([p["estimate"] for p in doc["parameters"]], local.params) < RTOL
+    assert _rel([p["std_error"] for p in doc["parameters"]], local.se) < RTOL
+    assert _rel(doc["nll"], local.nll) < RTOL
+
+
+def test_local_scheduler_is_a_cluster_of_worker_processes(tmp_path, monkeypatch):
+    """``--scheduler local``: a LocalCluster of worker processes on 127.0.0.1, closed afterwards."""
+    from mlefit import dask_engine
+
+    clusters = []
+    original = dask_engine._client
+
+    def spy(scheduler):
+        client, cluster = original(scheduler)
+        clusters.append((cluster, set(client.run(os.getpid).values())))
+        return client, cluster
+
+    monkeypatch.setattr(dask_engine, "_client", spy)
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    local = mlefit.fit(path, "bernoulli")
+    remote = mlefit.fit(path, "bernoulli", engine="dask", scheduler="local", chunk_rows=100)
+    assert _rel(remote.params, local.params) < RTOL and _rel(remote.se, local.se) < RTOL
+    (cluster, pids), = clusters
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, not threads here
+    assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+    assert cluster.status.name == "closed"

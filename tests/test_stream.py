@@ -44,15 +44,38 @@ def make_csv(path: Path, family: str, n: int = 900, seed: int = 7) -> Path:
 
 
 FAMILIES = ["bernoulli", "categorical", "gaussian"]
-OPTIONS = [{}, {"weights": "w"}, {"cov": "robust"}, {"l2": 0.5}]
+OPTIONS = [{}, {"weights": "w"}, {"cov": "robust"}, {"l2": 0.5}, {"intercept": False}]
+
+
+@pytest.fixture
+def first_passes(monkeypatch):
+    """How many times the two-pass reader's first pass ran (0: the one-pass numeric reader)."""
+    from mlefit import stream
+
+    calls = []
+    original = stream._first_pass
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stream, "_first_pass", counting)
+    return calls
+
+
+#: Every column (the text feature g: the two-pass reader), or only numeric features (one pass).
+READERS = {"two-pass": {}, "one-pass": {"features": "x1,x2"}}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "weights", "robust", "l2"])
-def test_streamed_fit_agrees_with_in_memory(tmp_path, family, options):
+@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "weights", "robust", "l2", "no-intercept"])
+@pytest.mark.parametrize("reader", READERS)
+def test_streamed_fit_agrees_with_in_memory(tmp_path, family, options, reader, first_passes):
     path = make_csv(tmp_path / "d.csv", family)
+    options = {**options, **READERS[reader]}
     mem = mlefit.fit(path, family, **options)
     st = mlefit.fit(path, family, stream=True, chunk_rows=97, **options)
+    assert len(first_passes) == (reader == "two-pass")
     assert st.names == mem.names and st.levels == mem.levels and st.feature_names == mem.feature_names
     assert _rel(st.params, mem.params) < RTOL
     assert _rel(st.se, mem.se) < RTOL
@@ -61,6 +84,7 @@ def test_streamed_fit_agrees_with_in_memory(tmp_path, family, options):
     assert st.converged and mem.converged
     dm, ds = mem.to_dict(), st.to_dict()
     assert set(ds) == set(dm)  # the JSON layout is the same
+    assert {k for k, v in ds.items() if v is None} == {k for k, v in dm.items() if v is None}
     for key in ("null_loglik", "lr_stat", "pseudo_r2", "r2", "aic", "bic", "df_resid"):
         if dm.get(key) is not None and np.isfinite(dm[key]):
             assert _rel(ds[key], dm[key]) < 1e-9, key
@@ -118,6 +142,71 @@ def test_late_bad_input_gives_the_in_memory_message(tmp_path, invoke, column, ro
     assert st.stderr == mem.stderr
     if column != "y":
         assert f"data row {row}" in st.stderr
+
+
+@pytest.mark.parametrize("column, row, value", [("x2", 850, "oops"), ("x1", 700, ""), ("w", 777, -1), ("y", 820, "maybe")])
+def test_late_bad_value_in_a_numeric_file_gives_the_in_memory_message(tmp_path, invoke, column, row, value):
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    frame = pd.read_csv(path).drop(columns="g")  # every feature numeric: the one-pass reader's case
+    frame[column] = frame[column].astype(object)
+    frame.loc[row - 1, column] = value
+    frame.to_csv(path, index=False)
+    extra = ["--weights", "w"] if column == "w" else []
+    mem = invoke("fit", path, "--family", "bernoulli", *extra)
+    st = invoke("fit", path, "--family", "bernoulli", *extra, "--stream", "--chunk-rows", "100")
+    assert mem.exit_code == st.exit_code == 2
+    assert st.stderr == mem.stderr
+
+
+def test_one_pass_reader_recodes_labels_seen_late(tmp_path, first_passes):
+    """Text labels: the first chunks hold only 'yes', cached as code 0 until 'no' (sorted first) appears."""
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    frame = pd.read_csv(path).drop(columns="g")
+    frame["y"] = np.where(frame["y"] == 1, "no", "yes")
+    frame.loc[:150, "y"] = "yes"
+    frame.to_csv(path, index=False)
+    mem = mlefit.fit(path, "bernoulli", weights="w")
+    st = mlefit.fit(path, "bernoulli", weights="w", stream=True, chunk_rows=64)
+    assert not first_passes
+    assert st.levels == mem.levels == ("no", "yes") and st.target_note == mem.target_note
+    assert _rel(st.params, mem.params) < RTOL and _rel(st.se, mem.se) < RTOL
+    assert _rel(st.to_dict()["null_loglik"], mem.to_dict()["null_loglik"]) < RTOL
+
+
+def test_warm_start_from_runs_of_the_cache(tmp_path, monkeypatch):
+    """A large fit starts Newton from a fit to runs of rows spread over the cache (at most
+    WARM_START_MAX_ROWS of them): fewer passes, the same estimates."""
+    import importlib
+
+    from mlefit import stream
+
+    fitting = importlib.import_module("mlefit.fit")  # the module, not the function mlefit.fit
+
+    rng = np.random.default_rng(5)
+    n = 40_000
+    X = rng.normal(size=(n, 3))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.5 + X @ [1.0, -2.0, 0.5])))).astype(int)
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "y": y}).to_csv(path, index=False)
+    mem = mlefit.fit(path, "bernoulli")
+    read = []
+    original = stream.Cache.runs
+
+    def runs(self, starts, length):
+        out = original(self, starts, length)
+        read.append(len(out[1]))
+        return out
+
+    monkeypatch.setattr(stream.Cache, "runs", runs)
+    monkeypatch.setattr(stream, "WARM_START_MAX_ROWS", 2048)
+    cold = mlefit.fit(path, "bernoulli", stream=True, chunk_rows=5000)
+    assert read == []  # fewer rows than fit.WARM_START_ROWS: the usual start
+    monkeypatch.setattr(fitting, "WARM_START_ROWS", 10_000)
+    warm = mlefit.fit(path, "bernoulli", stream=True, chunk_rows=5000)
+    assert read == [2048, 2048]  # the subsample and the held-out runs, capped
+    assert len(warm.trace) < len(cold.trace)
+    for res in (cold, warm):
+        assert res.converged and _rel(res.params, mem.params) < RTOL and _rel(res.se, mem.se) < RTOL
 
 
 def test_stdin_streams_through_the_cache(tmp_path, fit_json):
@@ -178,3 +267,59 @@ def test_pipeline_simulate_to_streamed_fit(tmp_path):
     assert [r.returncode for r in runs] == [0, 0], runs[1].stderr
     mem, st = (json.loads(r.stdout) for r in runs)
     assert _rel([p["estimate"] for p in st["parameters"]], [p["estimate"] for p in mem["parameters"]]) < RTOL
+
+
+# -- separation ---------------------------------------------------------------------------------------
+
+
+def _separated_frames(rng) -> dict[str, tuple[pd.DataFrame, str]]:
+    n = 300
+    x1, x2 = np.round(rng.normal(size=(2, n)), 3)
+    x1[x1 == 0] = 0.5
+    group = np.repeat(["a", "b", "c"], n // 3)
+    return {
+        # complete, numeric features: the one-pass reader
+        "complete": (pd.DataFrame({"x1": x1, "x2": x2, "y": np.where(x1 > 0, "yes", "no")}), "bernoulli"),
+        # quasi-complete, a text feature: the two-pass reader
+        "quasi": (pd.DataFrame({"x1": x2, "group": group,
+                                "y": np.where(group == "a", "yes", np.where(rng.random(n) < 0.5, "yes", "no"))}),
+                  "bernoulli"),
+        "categorical": (pd.DataFrame({"x1": x1, "x2": x2, "y": np.where(x2 > 0.8, "c", np.where(rng.random(n) < 0.5, "a", "b"))}),
+                        "categorical"),
+    }
+
+
+@pytest.mark.parametrize("case", ["complete", "quasi", "categorical"])
+def test_separated_data_streamed_exit_4_with_the_in_memory_message(tmp_path, invoke, rng, case):
+    frame, family = _separated_frames(rng)[case]
+    path = tmp_path / "sep.csv"
+    frame.to_csv(path, index=False)
+    mem = invoke("fit", path, "--family", family)
+    st = invoke("fit", path, "--family", family, "--stream", "--chunk-rows", "40")
+    assert mem.exit_code == st.exit_code == 4
+    assert st.stdout == "" and st.stderr == mem.stderr
+    assert "separation" in st.stderr
+
+
+def test_separation_check_too_large_for_memory_is_named_in_the_message(tmp_path, invoke, rng):
+    frame, _ = _separated_frames(rng)["complete"]
+    path = tmp_path / "sep.csv"
+    frame.to_csv(path, index=False)
+    # a file larger than --memory-limit is streamed anyway, and its rows are too many to read back
+    res = invoke("fit", path, "--family", "bernoulli", "--memory-limit", "2K", "--format", "json")
+    assert res.exit_code in (0, 3), res.stderr
+    doc = json.loads(res.stdout)
+    assert "the exact check needs all 300 rows in memory" in doc["message"]
+    assert "more than the memory limit of" in doc["message"] and "--l2" in doc["message"]
+
+
+def test_ordinary_streamed_fit_runs_no_linear_programme(tmp_path, monkeypatch):
+    from mlefit import checks
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the separation check ran on data without symptoms")
+
+    monkeypatch.setattr(checks, "check_separation", refuse)
+    path = make_csv(tmp_path / "d.csv", "categorical")
+    res = mlefit.fit(path, "categorical", stream=True, chunk_rows=97)
+    assert res.converged
