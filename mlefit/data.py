@@ -300,23 +300,26 @@ def _read_large_csv(path: Path, target, features, intercept):
     line, a quoted line end, a piece whose rows disagree with its newlines) returns None and the
     table path reads the file.
     """
-    import pandas as pd
+    from concurrent.futures import ThreadPoolExecutor
 
-    try:
-        columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
-        return None
-    chosen = _columns(columns, target, features, intercept)
-    if chosen is None:
-        return None
+    with ThreadPoolExecutor(1) as pool:
+        # the rows are counted while pandas imports (a fifth of a second, mostly holding the GIL)
+        layout = pool.submit(_pieces, path, CSV_PIECE_BYTES)
+        import pandas as pd
+
+        try:
+            columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+            columns = None
+        try:
+            layout = layout.result()
+        except (OSError, ValueError):
+            return None
+    chosen = None if columns is None else _columns(columns, target, features, intercept)
+    if chosen is None or layout is None or any(n != len(columns) for n in layout[2]):
+        return None  # read alone, a piece whose first line is longer would make it the row index
     target, wanted = chosen
-    try:
-        layout = _pieces(path, len(columns), CSV_PIECE_BYTES)
-    except (OSError, ValueError):
-        return None
-    if layout is None:
-        return None
-    bounds, offsets = layout
+    bounds, offsets, _ = layout
     offset = 1 if intercept else 0
     X = np.empty((offsets[-1], len(wanted) + offset), order="F")
     used = None if len(wanted) + 1 == len(columns) else [target, *wanted]
@@ -430,13 +433,13 @@ def _in_threads(work, n_tasks: int) -> None:
             pass
 
 
-def _pieces(path: Path, n_columns: int, piece_bytes: int) -> tuple[list[int], list[int]] | None:
-    """Cut the data rows of a CSV file into pieces at line ends: ``(bounds, offsets)``, the byte
-    ranges ``bounds[i]:bounds[i + 1]`` and the matrix rows ``offsets[i]:offsets[i + 1]`` of piece
-    ``i`` (one row per newline; the last row may lack its newline, trailing line ends are
-    dropped). None when a piece cannot be read on its own as those rows: no data, a blank first
-    line, or a piece whose first line has the wrong number of fields. (A cut within a quoted field
-    is found by the parser: the piece before it ends inside quotes, which pandas reports.)
+def _pieces(path: Path, piece_bytes: int) -> tuple[list[int], list[int], list[int]] | None:
+    """Cut the data rows of a CSV file into pieces at line ends: ``(bounds, offsets, widths)``,
+    the byte ranges ``bounds[i]:bounds[i + 1]`` and the matrix rows ``offsets[i]:offsets[i + 1]``
+    of piece ``i`` (one row per newline; the last row may lack its newline, trailing line ends are
+    dropped), and the number of fields in the first line of each. None when there are no data
+    rows or the first line is blank. (A cut within a quoted field is found by the parser: the
+    piece before it ends inside quotes, which pandas reports.)
 
     The file is read in blocks into a buffer per thread, not memory-mapped: the pages of a map
     count in the process's resident memory as long as it is mapped.
@@ -468,13 +471,10 @@ def _pieces(path: Path, n_columns: int, piece_bytes: int) -> tuple[list[int], li
         for start in bounds[:-1]:
             fh.seek(start)
             firsts.append(fh.readline(1 << 20))
-    for line in firsts:
-        try:
-            fields = next(csv.reader([line.decode("utf-8").rstrip("\r\n")]), [])
-        except (UnicodeDecodeError, csv.Error):
-            return None
-        if len(fields) != n_columns:
-            return None  # read alone, a longer first line would become the row index
+    try:
+        widths = [len(next(csv.reader([line.decode("utf-8").rstrip("\r\n")]), [])) for line in firsts]
+    except (UnicodeDecodeError, csv.Error):
+        return None
     n_pieces = len(bounds) - 1
     counts = [0] * n_pieces
 
@@ -496,7 +496,7 @@ def _pieces(path: Path, n_columns: int, piece_bytes: int) -> tuple[list[int], li
 
     _in_threads(count, n_pieces)
     counts[-1] += 1  # the last row's newline was dropped above
-    return bounds, np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist()
+    return bounds, np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist(), widths
 
 
 def _next_line(fh, position: int, end: int) -> int:

@@ -135,7 +135,8 @@ def test_a_subset_of_columns_and_a_text_target(tmp_path, rng, monkeypatch, inter
 def test_layout_counts_the_rows_of_each_piece(tmp_path, rng):
     path = tmp_path / "t.csv"
     path.write_bytes(text_of(table(rng, 100), ending="\n\n").encode())
-    bounds, offsets = data._pieces(path, 5, 200)
+    bounds, offsets, widths = data._pieces(path, 200)
+    assert widths == [5] * (len(bounds) - 1)
     raw = path.read_bytes()
     assert bounds[0] == raw.index(b"\n") + 1 and bounds[-1] == len(raw.rstrip(b"\n"))
     assert len(bounds) > 10 and offsets[0] == 0 and offsets[-1] == 100
