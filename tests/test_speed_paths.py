@@ -34,7 +34,7 @@ def numeric_table(rng, n=200, labels=("no", "yes", "maybe")):
 
 @pytest.fixture(params=["small", "large"])
 def reader(request, monkeypatch):
-    """Run a test with the pure-Python reader of small files, then with pandas' chunked one."""
+    """Run a test with the pure-Python reader of small files, then with pandas' parallel one."""
     monkeypatch.setattr(data, "SMALL_CSV_BYTES", 1 << 40 if request.param == "small" else 0)
     return request.param
 
@@ -52,6 +52,7 @@ def assert_same_dataset(a: data.Dataset, b: data.Dataset):
 @pytest.mark.parametrize("features", [None, "ints,x3,x0"])
 def test_streaming_reader_equals_the_table_path(tmp_path, rng, monkeypatch, reader, intercept, features):
     monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 37)  # many chunks, one of them short
+    monkeypatch.setattr(data, "CSV_PIECE_BYTES", 2000)  # and many pieces, read in parallel
     path = write(tmp_path / "t.csv", numeric_table(rng))
     fam = get_family("categorical")
     fast = data._load_numeric_csv(path, fam, target="label", features=features, intercept=intercept)
@@ -59,21 +60,6 @@ def test_streaming_reader_equals_the_table_path(tmp_path, rng, monkeypatch, read
     whole = data.load_dataset(pd.read_csv(path), fam, target="label", features=features, intercept=intercept)
     assert_same_dataset(fast, whole)
     assert_same_dataset(data.load_dataset(str(path), fam, target="label", features=features, intercept=intercept), whole)
-
-
-def test_streaming_reader_grows_when_the_row_estimate_is_short(tmp_path, rng, monkeypatch, reader):
-    monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 16)
-    monkeypatch.setattr(data, "_estimate_rows", lambda path: 5)
-    frame = numeric_table(rng, n=101)
-    path = write(tmp_path / "t.csv", frame)
-    fast = data._load_numeric_csv(path, get_family("categorical"), target="label", features=None, intercept=True)
-    assert fast is not None and fast.n_obs == 101
-    np.testing.assert_array_equal(fast.X[:, 1:], frame.drop(columns="label").to_numpy(dtype=float))
-
-
-def test_row_estimate_is_an_upper_bound_for_regular_lines(tmp_path, rng):
-    path = write(tmp_path / "t.csv", numeric_table(rng, n=5000))
-    assert data._estimate_rows(path) >= 5000
 
 
 @pytest.mark.parametrize(
