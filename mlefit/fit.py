@@ -177,8 +177,23 @@ def _class_eta(fam: Family, params: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.column_stack([np.zeros_like(eta), eta])
 
 
+def _suspect_separation(fam: Family, objective: DataObjective, params: np.ndarray, ds: Dataset) -> bool:
+    """:func:`checks.suspect_separation` at the estimate, from the optimiser's last pass over the
+    rows when that pass was at the estimate (the families report the smallest class
+    log-probability with the Hessian), else from a pass of its own."""
+    low = objective.min_log_prob(params)
+    if low is None:
+        return checks.suspect_separation(_class_eta(fam, params, ds.X), ds.weights)
+    return low < checks.SUSPECT_LOG_PROB
+
+
 def _check_classes(ds: Dataset, n_classes: int) -> None:
-    counts = np.bincount(ds.y.astype(np.intp), weights=ds.weights, minlength=n_classes)
+    if ds.y.dtype.kind == "f" and n_classes == 2:  # bernoulli's 0.0/1.0: no integer copy of y
+        ones = float(np.count_nonzero(ds.y)) if ds.weights is None else float(ds.weights @ ds.y)
+        zeros = ds.n_obs - ones if ds.weights is None else float(ds.weights @ (1.0 - ds.y))
+        counts = np.array([zeros, ones])
+    else:
+        counts = np.bincount(ds.y.astype(np.intp), weights=ds.weights, minlength=n_classes)
     if np.any(counts <= 0):
         label = label_text(ds.levels[int(np.flatnonzero(counts <= 0)[0])])
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
@@ -247,7 +262,7 @@ def fit_dataset(
             cov_model = inference.covariance(hess, root)
     if classes and l2 is None and (
         not opt.converged or cov_model is None
-        or checks.suspect_separation(_class_eta(fam, opt.params, ds.X), ds.weights)
+        or _suspect_separation(fam, analytic, opt.params, ds)
     ):
         checks.check_separation(
             ds.X, ds.y.astype(np.intp), n_classes, ds.feature_names, [label_text(v) for v in ds.levels],
@@ -365,7 +380,7 @@ def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float,
     params0 = fam.start_params(X0, ds.y, ds.weights, intercept=True, n_classes=n_classes)
     if not np.all(np.isfinite(params0)):
         return None
-    nll0 = fam.evaluate(params0, X0, ds.y, ds.weights, order=0).nll
+    nll0 = DataObjective(fam, X0, ds.y, ds.weights).value(params0)
     return -nll0, fam.n_params(1, n_classes), params0
 
 
