@@ -250,9 +250,13 @@ def fit_dataset(
         opt = _closed_form_result(analytic, closed, tol)
         cov_model = closed.cov
     else:
+        options = {}
         if method == "newton" and gradient == "analytic" and closed is None and l2 is None:
             x0 = _warm_start(ds, fam, x0)
-        opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
+            # a large fit: spare a Hessian pass with a chord step near the optimum (small fits
+            # keep the plain Newton iterates)
+            options["chord"] = ds.n_obs >= CHORD_ROWS
+        opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter, **options)
         hess = opt.hess if gradient == "analytic" else exact.value_grad_hess(opt.params)[2]
         cov_model = fam.covariance(opt.params, ds.X, ds.y, ds.weights) if l2 is None else None
         if cov_model is None:
@@ -314,6 +318,8 @@ def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float
 #: Newton fits on at least this many rows (and WARM_START_ROWS_PER_PARAM per parameter in the
 #: subsample) start from the fit to a 1-in-WARM_START_STRIDE subsample.
 WARM_START_ROWS = 100_000
+#: Newton fits on at least this many rows may take a chord step (``optimize.newton(chord=True)``).
+CHORD_ROWS = 100_000
 WARM_START_ROWS_PER_PARAM = 50
 WARM_START_STRIDE = 16
 WARM_START_RUN = 256

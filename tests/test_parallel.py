@@ -283,10 +283,18 @@ def test_an_intercept_fit_equals_the_fit_with_a_column_of_ones(rng, threads):
     n = 120_000
     X = rng.standard_normal((n, 2))
     y = (rng.random(n) < 1 / (1 + np.exp(-(0.5 + X @ [1.0, -0.5])))).astype(int)
+    fam = get_family("bernoulli")
+    ones = np.column_stack([np.ones(n), X])
+    np.testing.assert_array_equal(
+        data.dataset_from_arrays(X, y, fam).X, data.dataset_from_arrays(ones, y, fam, intercept=False).X
+    )
     implicit = mlefit.fit(X=X, y=y, family="bernoulli")
-    explicit = mlefit.fit(X=np.column_stack([np.ones(n), X]), y=y, family="bernoulli", intercept=False)
-    np.testing.assert_array_equal(implicit.params, explicit.params)
-    np.testing.assert_array_equal(implicit.se, explicit.se)
+    explicit = mlefit.fit(X=ones, y=y, family="bernoulli", intercept=False)
+    assert implicit.converged and explicit.converged
+    # different starts (the intercept-only fit, zeros): the same optimum to far below the tolerance
+    np.testing.assert_allclose(implicit.params, explicit.params, rtol=1e-10)
+    np.testing.assert_allclose(implicit.se, explicit.se, rtol=1e-10)
+    assert implicit.nll == pytest.approx(explicit.nll, rel=1e-14)
 
 
 def test_rank_check_on_threads(rng, threads):
@@ -310,3 +318,52 @@ def test_null_model_from_blocks_equals_one_call(rng):
     loglik, k, params0 = _null_model(ds, get_family("bernoulli"), 2)
     whole = get_family("bernoulli").evaluate(params0, ds.X[:, :1], ds.y, order=0).nll
     assert k == 1 and -loglik == pytest.approx(whole, rel=1e-12)
+
+
+# -- the chord step ----------------------------------------------------------------------------------
+
+
+class CountingObjective(DataObjective):
+    """Records the order of every evaluation."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.orders = []
+
+    def sums(self, params, order, precise=False):
+        self.orders.append(order)
+        return super().sums(params, order, precise)
+
+
+def chord_problem():
+    rng = np.random.default_rng(3)
+    n, p = 200_000, 4
+    X = np.asfortranarray(np.column_stack([np.ones(n), rng.standard_normal((n, p - 1))]))
+    y = rng.integers(0, 3, n)
+    return CountingObjective(get_family("categorical"), X, y), np.zeros(2 * p)
+
+
+def test_a_chord_step_spares_a_hessian_and_ends_on_a_fresh_one():
+    from mlefit.optimize import newton
+
+    plain_obj, x0 = chord_problem()
+    plain = newton(plain_obj, x0, tol=1e-8, max_iter=50)
+    obj, _ = chord_problem()
+    res = newton(obj, x0, tol=1e-8, max_iter=50, chord=True)
+    assert plain.converged and res.converged and res.decrement <= 1e-8
+    assert 1 in obj.orders and 1 not in plain_obj.orders  # the chord step ran, and only then
+    assert obj.orders.count(2) < plain_obj.orders.count(2)
+    assert len(obj.orders) <= len(plain_obj.orders)
+    # the Hessian returned (for the covariance) is the final point's own
+    np.testing.assert_array_equal(res.hess, obj.value_grad_hess(res.params)[2])
+    np.testing.assert_allclose(res.params, plain.params, rtol=1e-9)
+
+
+def test_a_chord_step_at_the_iteration_limit_returns_a_fresh_hessian():
+    from mlefit.optimize import newton
+
+    obj, x0 = chord_problem()
+    res = newton(obj, x0, tol=1e-8, max_iter=2, chord=True)
+    assert not res.converged and res.n_iter == 2
+    assert obj.orders[-2:] == [1, 2]  # the chord point, then its own Hessian for the verdict
+    np.testing.assert_array_equal(res.hess, obj.value_grad_hess(res.params)[2])
