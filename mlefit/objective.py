@@ -48,8 +48,7 @@ def add_up(sums: Iterable[BlockSums]) -> BlockSums:
     """The sum of block sums, added in the order given (in place, so one copy of each array)."""
     nll = weight = 0.0
     grad = hess = None
-    low: float | None = None
-    first = True
+    lows: list[float | None] = []
     for s in sums:
         nll += s.nll
         weight += s.weight
@@ -57,8 +56,8 @@ def add_up(sums: Iterable[BlockSums]) -> BlockSums:
             grad = s.grad.copy() if grad is None else np.add(grad, s.grad, out=grad)
         if s.hess is not None:
             hess = s.hess.copy() if hess is None else np.add(hess, s.hess, out=hess)
-        low = s.min_log_prob if first else None if low is None or s.min_log_prob is None else min(low, s.min_log_prob)
-        first = False
+        lows.append(s.min_log_prob)
+    low = None if not lows or None in lows else min(lows)  # known only when every part has it
     return BlockSums(nll, grad, hess, weight, low)
 
 
