@@ -19,10 +19,12 @@ import contextvars
 import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -33,7 +35,7 @@ MAX_THREADS = 4
 ENV_VAR = "MLEFIT_THREADS"
 
 _BLAS_CONTROLLER = None
-_pool: ThreadPoolExecutor | None = None
+_pool: "ThreadPoolExecutor | None" = None
 _pool_size = 0
 _pool_lock = threading.Lock()
 
@@ -78,7 +80,9 @@ def one_blas_thread():
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
-def _executor(workers: int) -> ThreadPoolExecutor:
+def _executor(workers: int) -> "ThreadPoolExecutor":
+    from concurrent.futures import ThreadPoolExecutor  # on first use: `mlefit --help` never pays for it
+
     global _pool, _pool_size
     with _pool_lock:
         if _pool is None or _pool_size < workers:
