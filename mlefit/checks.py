@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import parallel
 from .errors import CollinearityError, SeparationError
 
 #: A column whose distance to the span of the columns before it (both scaled to unit norm) is below
@@ -96,12 +97,22 @@ def check_rank(
     if p == 0:
         return None
     root_w = None if weights is None else np.sqrt(weights)
-    gram = np.zeros((p, p))
-    for start in range(0, n, QR_BLOCK):
-        block = X[start:start + QR_BLOCK]
+
+    def block_gram(i: int) -> np.ndarray:
+        block = X[i * QR_BLOCK:(i + 1) * QR_BLOCK]
         if root_w is not None:
-            block = block * root_w[start:start + QR_BLOCK, None]
-        gram += block.T @ block
+            block = block * root_w[i * QR_BLOCK:(i + 1) * QR_BLOCK, None]
+        return block.T @ block
+
+    n_blocks = -(-n // QR_BLOCK)
+    if isinstance(X, np.ndarray):  # in memory: the blocks on several threads, added up in order
+        with parallel.one_blas_thread():
+            parts = parallel.map_tasks(block_gram, n_blocks)
+    else:  # rows read on demand (a streamed cache): one block at a time
+        parts = (block_gram(i) for i in range(n_blocks))
+    gram = np.zeros((p, p))
+    for part in parts:
+        gram += part
     norms = np.sqrt(np.diag(gram))
     zero = np.flatnonzero(norms == 0)
     if zero.size:

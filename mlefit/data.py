@@ -664,22 +664,32 @@ def as_design_array(X: np.ndarray, intercept: bool) -> np.ndarray:
     Column-major because the families scale the rows of ``X`` (``X * h[:, None]``) on every
     evaluation: with each column contiguous that is a long, vectorised loop per column rather
     than a short one per row. The copy goes in blocks of rows small enough for both sides to stay
-    in cache (3-4x faster than one transposing copy), and checks each block while it is there.
+    in cache (3-4x faster than one transposing copy), and checks each block while it is there;
+    runs of blocks are copied on several threads (:mod:`mlefit.parallel`).
     """
+    from . import parallel
+
     offset = 1 if intercept else 0
     if not intercept and X.flags.f_contiguous:
         if not np.all(np.isfinite(X)):
             raise DataError("X has missing or infinite values.")
         return X
     out = np.empty((X.shape[0], X.shape[1] + offset), dtype=np.float64, order="F")
-    if intercept:
-        out[:, 0] = 1.0
-    rows = 512
-    for start in range(0, X.shape[0], rows):
-        block = X[start : start + rows]
-        out[start : start + rows, offset:] = block
-        if not np.all(np.isfinite(block)):
-            raise DataError("X has missing or infinite values.")
+    rows, run = 512, 512 * 64
+
+    def copy(i: int) -> bool:
+        """Copy run ``i`` of rows; whether all its values are finite."""
+        if intercept:
+            out[i * run : (i + 1) * run, 0] = 1.0
+        for start in range(i * run, min((i + 1) * run, X.shape[0]), rows):
+            block = X[start : start + rows]
+            out[start : start + rows, offset:] = block
+            if not np.all(np.isfinite(block)):
+                return False
+        return True
+
+    if not all(parallel.map_tasks(copy, -(-X.shape[0] // run))):
+        raise DataError("X has missing or infinite values.")
     return out
 
 

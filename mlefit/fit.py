@@ -178,8 +178,23 @@ def _class_eta(fam: Family, params: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.column_stack([np.zeros_like(eta), eta])
 
 
+def _suspect_separation(fam: Family, objective: DataObjective, params: np.ndarray, ds: Dataset) -> bool:
+    """:func:`checks.suspect_separation` at the estimate, from the optimiser's last pass over the
+    rows when that pass was at the estimate (the families report the smallest class
+    log-probability with the Hessian), else from a pass of its own."""
+    low = objective.min_log_prob(params)
+    if low is None:
+        return checks.suspect_separation(_class_eta(fam, params, ds.X), ds.weights)
+    return low < checks.SUSPECT_LOG_PROB
+
+
 def _check_classes(ds: Dataset, n_classes: int) -> None:
-    counts = np.bincount(ds.y.astype(np.intp), weights=ds.weights, minlength=n_classes)
+    if ds.y.dtype.kind == "f" and n_classes == 2:  # bernoulli's 0.0/1.0: no integer copy of y
+        ones = float(np.count_nonzero(ds.y)) if ds.weights is None else float(ds.weights @ ds.y)
+        zeros = ds.n_obs - ones if ds.weights is None else float(ds.weights @ (1.0 - ds.y))
+        counts = np.array([zeros, ones])
+    else:
+        counts = np.bincount(ds.y.astype(np.intp), weights=ds.weights, minlength=n_classes)
     if np.any(counts <= 0):
         label = label_text(ds.levels[int(np.flatnonzero(counts <= 0)[0])])
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
@@ -236,9 +251,13 @@ def fit_dataset(
         opt = _closed_form_result(analytic, closed, tol)
         cov_model = closed.cov
     else:
+        options = {}
         if method == "newton" and gradient == "analytic" and closed is None and l2 is None:
             x0 = _warm_start(ds, fam, x0)
-        opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter)
+            # a large fit: spare a Hessian pass with a chord step near the optimum (small fits
+            # keep the plain Newton iterates)
+            options["chord"] = ds.n_obs >= CHORD_ROWS
+        opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter, **options)
         hess = opt.hess if gradient == "analytic" else exact.value_grad_hess(opt.params)[2]
         cov_model = fam.covariance(opt.params, ds.X, ds.y, ds.weights) if l2 is None else None
         if cov_model is None:
@@ -248,7 +267,7 @@ def fit_dataset(
             cov_model = inference.covariance(hess, root)
     if classes and l2 is None and (
         not opt.converged or cov_model is None
-        or checks.suspect_separation(_class_eta(fam, opt.params, ds.X), ds.weights)
+        or _suspect_separation(fam, analytic, opt.params, ds)
     ):
         checks.check_separation(
             ds.X, ds.y.astype(np.intp), n_classes, ds.feature_names, [label_text(v) for v in ds.levels],
@@ -300,6 +319,8 @@ def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float
 #: Newton fits on at least this many rows (and WARM_START_ROWS_PER_PARAM per parameter in the
 #: subsample) start from the fit to a 1-in-WARM_START_STRIDE subsample.
 WARM_START_ROWS = 100_000
+#: Newton fits on at least this many rows may take a chord step (``optimize.newton(chord=True)``).
+CHORD_ROWS = 100_000
 WARM_START_ROWS_PER_PARAM = 50
 WARM_START_STRIDE = 16
 WARM_START_RUN = 256
@@ -366,7 +387,7 @@ def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float,
     params0 = fam.start_params(X0, ds.y, ds.weights, intercept=True, n_classes=n_classes)
     if not np.all(np.isfinite(params0)):
         return None
-    nll0 = fam.evaluate(params0, X0, ds.y, ds.weights, order=0).nll
+    nll0 = DataObjective(fam, X0, ds.y, ds.weights).value(params0)
     return -nll0, fam.n_params(1, n_classes), params0
 
 

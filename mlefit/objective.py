@@ -9,9 +9,12 @@ estimate, and the families never know.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
-from . import numdiff
+from . import numdiff, parallel
+from .parallel import one_blas_thread
 from .families.base import BlockSums, Family
 
 
@@ -28,22 +31,34 @@ def block_rows(n_features: int) -> int:
     return max(MIN_BLOCK_ROWS, BLOCK_BYTES // (8 * max(n_features, 1)))
 
 
-_BLAS_CONTROLLER = None
+#: Tasks per evaluation: enough for the threads to share the work evenly whatever the machine's
+#: other load; each holds one partial Hessian until they are added up, so fewer for large models.
+MAX_TASKS = 64
+MAX_TASK_BYTES = 1 << 26
 
 
-def one_blas_thread():
-    """A context in which BLAS runs on one thread.
+def task_count(n_blocks: int, n_params: int) -> int:
+    """How many runs of consecutive blocks an evaluation is split into (a function of the data's
+    shape only, so the order of the additions never depends on the threads)."""
+    by_memory = MAX_TASK_BYTES // (8 * max(n_params, 1) ** 2)
+    return max(1, min(n_blocks, MAX_TASKS, max(by_memory, 4)))
 
-    The blocks are small, so a BLAS call on one of them is over in microseconds: a second BLAS
-    thread saves little, and when another process holds a core the threads wait for each other
-    on every call (measured: a categorical fit 5x slower on a loaded 2-core machine).
-    """
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
 
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+def add_up(sums: Iterable[BlockSums]) -> BlockSums:
+    """The sum of block sums, added in the order given (in place, so one copy of each array)."""
+    nll = weight = 0.0
+    grad = hess = None
+    lows: list[float | None] = []
+    for s in sums:
+        nll += s.nll
+        weight += s.weight
+        if s.grad is not None:
+            grad = s.grad.copy() if grad is None else np.add(grad, s.grad, out=grad)
+        if s.hess is not None:
+            hess = s.hess.copy() if hess is None else np.add(hess, s.hess, out=hess)
+        lows.append(s.min_log_prob)
+    low = None if not lows or None in lows else min(lows)  # known only when every part has it
+    return BlockSums(nll, grad, hess, weight, low)
 
 
 class DataObjective:
@@ -51,7 +66,10 @@ class DataObjective:
 
     The rows are evaluated in blocks of :func:`block_rows` rows and the family's
     :class:`~mlefit.families.base.BlockSums` added up, which gives the same sums as one call on
-    all rows (up to the order of floating-point additions) in one cache-friendly pass.
+    all rows (up to the order of floating-point additions) in one cache-friendly pass. Runs of
+    consecutive blocks are tasks for :func:`mlefit.parallel.map_tasks` (several threads); the runs
+    depend only on the shape of the data and are added up in order, so the sums are the same to
+    the last bit whatever the number of threads.
     """
 
     def __init__(
@@ -62,27 +80,37 @@ class DataObjective:
         self.rows = rows
         #: The family supplies a Hessian root and precise gradients (see ``Family.hess_root``).
         self.refinable = type(family).hess_root is not Family.hess_root
+        self._screened: tuple[np.ndarray, float] | None = None
 
     def sums(self, params: np.ndarray, order: int, precise: bool = False) -> BlockSums:
         X, y, w, evaluate = self.X, self.y, self.weights, self.family.evaluate
         if precise:  # the rare extended-precision path of ill-conditioned fits: all rows at once
-            return evaluate(params, X, y, w, order=order, precise=True)
+            return self._remember(params, evaluate(params, X, y, w, order=order, precise=True))
         n_obs, rows = X.shape[0], self.rows or block_rows(X.shape[1])
         if n_obs <= rows:
-            return evaluate(params, X, y, w, order=order)
-        nll = weight = 0.0
-        grad = hess = None
+            return self._remember(params, evaluate(params, X, y, w, order=order))
+        starts = range(0, n_obs, rows)
+        per_task = -(-len(starts) // task_count(len(starts), params.size))
+
+        def task(i: int) -> BlockSums:
+            blocks = (slice(start, start + rows) for start in starts[i * per_task:(i + 1) * per_task])
+            return add_up(evaluate(params, X[b], y[b], None if w is None else w[b], order=order) for b in blocks)
+
         with one_blas_thread():
-            for start in range(0, n_obs, rows):
-                block = slice(start, start + rows)
-                s = evaluate(params, X[block], y[block], None if w is None else w[block], order=order)
-                nll += s.nll
-                weight += s.weight
-                if order >= 1:
-                    grad = s.grad.copy() if grad is None else np.add(grad, s.grad, out=grad)
-                if order >= 2:
-                    hess = s.hess.copy() if hess is None else np.add(hess, s.hess, out=hess)
-        return BlockSums(nll, grad, hess, weight)
+            parts = parallel.map_tasks(task, -(-len(starts) // per_task))
+        return self._remember(params, add_up(parts))
+
+    def _remember(self, params: np.ndarray, s: BlockSums) -> BlockSums:
+        if s.min_log_prob is not None:
+            self._screened = (params.copy(), s.min_log_prob)
+        return s
+
+    def min_log_prob(self, params: np.ndarray) -> float | None:
+        """The smallest fitted class log-probability at ``params`` (see ``BlockSums.min_log_prob``)
+        when the last evaluation that computed it was at ``params``, else None."""
+        if self._screened is not None and np.array_equal(self._screened[0], params):
+            return self._screened[1]
+        return None
 
     def value(self, params: np.ndarray) -> float:
         return self.sums(params, 0).nll

@@ -47,22 +47,32 @@ class BlockSums:
         Hessian of ``nll``, when asked for.
     weight : float
         Sum of the row weights (the number of rows when unweighted).
+    min_log_prob : float or None
+        The smallest fitted class log-probability over the rows with a positive weight (0.0 when
+        there are none), which the classification families report with the Hessian: the symptom
+        of separation that ``mlefit.checks`` screens for, found on a pass already made. None
+        when not computed; the minimum of the parts when added.
     """
 
     nll: float
     grad: np.ndarray | None = None
     hess: np.ndarray | None = None
     weight: float = 0.0
+    min_log_prob: float | None = None
 
     def __add__(self, other: "BlockSums") -> "BlockSums":
         def add(a, b):
             return None if a is None or b is None else a + b
 
+        low = None if self.min_log_prob is None or other.min_log_prob is None else min(
+            self.min_log_prob, other.min_log_prob
+        )
         return BlockSums(
             self.nll + other.nll,
             add(self.grad, other.grad),
             add(self.hess, other.hess),
             self.weight + other.weight,
+            low,
         )
 
 

@@ -89,7 +89,8 @@ class Bernoulli(Family):
         eta = linalg.dot(X, params) if precise else X @ params
         flip = 1.0 - 2.0 * y  # +1 where y = 0, -1 where y = 1
         s = eta * flip
-        e = np.exp(-np.abs(eta))
+        a = np.abs(eta)
+        e = np.exp(-a)
         loss = np.log1p(e)
         loss += np.maximum(s, 0.0)
         nll = weighted_sum(loss, weights)
@@ -104,7 +105,10 @@ class Bernoulli(Family):
             return BlockSums(nll, grad, weight=weight)
         h = e * q
         h *= q if weights is None else q * weights
-        return BlockSums(nll, grad, gram(X, h), weight)
+        # The smaller class log-probability of a row is -softplus(|eta|): least at the largest |eta|.
+        top = a.max(initial=-np.inf) if weights is None else a.max(where=weights > 0, initial=-np.inf)
+        low = -float(np.logaddexp(0.0, top)) if top > -np.inf else 0.0
+        return BlockSums(nll, grad, gram(X, h), weight, low)
 
     def hess_root(self, params, X, y, weights=None):
         """The weighted design ``sqrt(h) X``, ``h = p (1 - p)`` (times the weights): its Gram

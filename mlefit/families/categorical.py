@@ -100,7 +100,11 @@ class Categorical(Family):
         total = P.sum(axis=0)
         picked = y * n_obs + np.arange(n_obs)  # flat index of each row's observed class
         loss = np.log(total)
-        loss += top
+        loss += top  # logsumexp(eta): the smallest class log-probability of a row is min(eta) - this
+        if order >= 2:
+            lows = eta.min(axis=0)
+            lows -= loss
+            low = float(lows.min(initial=0.0) if weights is None else lows.min(where=weights > 0, initial=0.0))
         loss -= eta.ravel()[picked]
         nll = weighted_sum(loss, weights)
         weight = total_weight(n_obs, weights)
@@ -115,7 +119,7 @@ class Categorical(Family):
         grad = linalg.tdot(X, R.T).T.ravel() if precise else (R @ X).ravel()
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
-        return BlockSums(nll, grad, self._hessian(X, P[1:], weights), weight)
+        return BlockSums(nll, grad, self._hessian(X, P[1:], weights), weight, low)
 
     @staticmethod
     def _hessian(X: np.ndarray, P: np.ndarray, weights: np.ndarray | None) -> np.ndarray:

@@ -1,0 +1,369 @@
+"""The in-memory engine's threads and the passes it saves: row blocks summed on several threads
+give the same sums to the last bit as one thread, run after run; the separation screen read from
+the optimiser's last pass; the threaded design copy and rank check."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import mlefit
+from mlefit import checks, data, objective, parallel
+from mlefit.errors import CollinearityError, DataError, UsageError
+from mlefit.families import get_family
+from mlefit.fit import _null_model
+from mlefit.objective import DataObjective
+
+
+@pytest.fixture
+def threads(monkeypatch):
+    """Set mlefit.parallel.THREADS for the test (restored afterwards)."""
+
+    def set_threads(n: int | None) -> None:
+        monkeypatch.setattr(parallel, "THREADS", n)
+
+    return set_threads
+
+
+def family_data(name: str, rng, n: int = 20_000, p: int = 4):
+    X = np.column_stack([np.ones(n), rng.standard_normal((n, p - 1))])
+    X = np.asfortranarray(X)
+    eta = X @ rng.normal(0.0, 0.5, p)
+    if name == "bernoulli":
+        y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+        params = rng.normal(0.0, 0.3, p)
+    elif name == "categorical":
+        y = rng.integers(0, 3, n).astype(np.intp)
+        params = rng.normal(0.0, 0.3, 2 * p)
+    else:
+        y = eta + rng.standard_normal(n)
+        params = np.append(rng.normal(0.0, 0.3, p), 0.1)
+    return X, y, params
+
+
+def assert_same_sums(a, b):
+    assert a.nll == b.nll and a.weight == b.weight and a.min_log_prob == b.min_log_prob
+    for u, v in ((a.grad, b.grad), (a.hess, b.hess)):
+        assert (u is None) == (v is None)
+        if u is not None:
+            np.testing.assert_array_equal(u, v)
+
+
+# -- sums on threads --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("name", ["bernoulli", "categorical", "gaussian"])
+def test_threaded_sums_equal_the_sequential_sums_bit_for_bit(name, weighted, rng, threads):
+    X, y, params = family_data(name, rng)
+    w = rng.integers(0, 3, len(y)).astype(float) if weighted else None
+    fam = get_family(name)
+    obj = DataObjective(fam, X, y, w, rows=700)  # 29 blocks of rows, in runs of blocks
+    for order in (0, 1, 2):
+        threads(1)
+        one = obj.sums(params, order)
+        threads(2)
+        two = obj.sums(params, order)
+        again = obj.sums(params, order)
+        threads(3)
+        three = obj.sums(params, order)
+        assert_same_sums(one, two)
+        assert_same_sums(two, again)
+        assert_same_sums(one, three)
+        # and the blocked sums are the sums over all rows, up to the order of the additions
+        whole = fam.evaluate(params, X, y, w, order=order)
+        assert one.nll == pytest.approx(whole.nll, rel=1e-12)
+        if order >= 1:
+            np.testing.assert_allclose(one.grad, whole.grad, rtol=1e-12, atol=1e-12 * np.abs(whole.grad).max())
+        if order == 2:
+            np.testing.assert_allclose(one.hess, whole.hess, rtol=1e-12, atol=1e-12 * np.abs(whole.hess).max())
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "categorical"])
+def test_a_threaded_fit_equals_a_sequential_fit(name, threads):
+    rng = np.random.default_rng(7)
+    n = 150_000  # past the warm start's threshold: the subsample fit runs on threads too
+    X = rng.standard_normal((n, 3))
+    if name == "bernoulli":
+        y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + X @ [0.5, -0.2, 0.1])))).astype(int)
+    else:
+        y = rng.integers(0, 3, n)
+    threads(1)
+    one = mlefit.fit(X=X, y=y, family=name)
+    threads(2)
+    two = mlefit.fit(X=X, y=y, family=name)
+    again = mlefit.fit(X=X, y=y, family=name)
+    assert one.converged and two.converged
+    for a, b in ((one, two), (two, again)):
+        np.testing.assert_array_equal(a.params, b.params)
+        np.testing.assert_array_equal(a.se, b.se)
+        assert a.nll == b.nll and a.n_iter == b.n_iter
+
+
+def test_task_runs_depend_on_the_shape_only():
+    assert objective.task_count(1, 5) == 1
+    assert objective.task_count(1000, 5) == objective.MAX_TASKS
+    # a big Hessian per task: fewer tasks, but enough to share among a few threads
+    assert objective.task_count(1000, 4000) == 4
+
+
+# -- the thread pool ---------------------------------------------------------------------------------
+
+
+def test_map_tasks_returns_results_in_task_order_from_several_threads(threads):
+    threads(3)
+    seen = set()
+    barrier = threading.Barrier(3, timeout=10)
+
+    def task(i):
+        if i < 3:  # the first three tasks wait for each other: they must be on three threads
+            barrier.wait()
+        seen.add(threading.get_ident())
+        return i * i
+
+    assert parallel.map_tasks(task, 50) == [i * i for i in range(50)]
+    assert len(seen) == 3
+
+
+def test_map_tasks_raises_a_task_error_and_carries_numpy_error_state(threads):
+    threads(2)
+
+    def task(i):
+        if i == 7:
+            raise ValueError("task 7")
+        return i
+
+    with pytest.raises(ValueError, match="task 7"):
+        parallel.map_tasks(task, 20)
+    # np.errstate set by the caller holds in the other threads too
+    with np.errstate(over="raise"):
+        with pytest.raises(FloatingPointError):
+            parallel.map_tasks(lambda i: np.exp(np.full(4, 1000.0)), 8)
+    with np.errstate(all="ignore"):
+        out = parallel.map_tasks(lambda i: np.exp(np.full(1, 1000.0))[0], 8)
+    assert out == [np.inf] * 8
+
+
+def test_map_tasks_off_the_main_thread_stays_on_that_thread(threads):
+    threads(4)
+    result = {}
+
+    def run():
+        result["threads"] = set(parallel.map_tasks(lambda i: threading.get_ident(), 16))
+        result["self"] = threading.get_ident()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert result["threads"] == {result["self"]}
+
+
+def test_thread_count_from_the_setting_and_the_environment(threads, monkeypatch):
+    threads(None)
+    monkeypatch.delenv(parallel.ENV_VAR, raising=False)
+    assert parallel.n_threads() == min(parallel.usable_cores(), parallel.MAX_THREADS)
+    monkeypatch.setenv(parallel.ENV_VAR, "3")
+    assert parallel.n_threads() == 3
+    threads(1)
+    assert parallel.n_threads() == 1  # the module setting wins
+    threads(None)
+    for bad in ("0", "-2", "two"):
+        monkeypatch.setenv(parallel.ENV_VAR, bad)
+        with pytest.raises(UsageError, match="MLEFIT_THREADS"):
+            parallel.n_threads()
+
+
+def test_bad_thread_setting_is_a_usage_error_from_the_cli(invoke, monkeypatch):
+    from conftest import SAMPLES
+
+    monkeypatch.setattr(parallel, "THREADS", None)
+    monkeypatch.setenv(parallel.ENV_VAR, "many")
+    result = invoke("fit", str(SAMPLES / "admissions.csv"), "--family", "bernoulli", "--target", "admitted")
+    assert result.exit_code == 2
+    assert "MLEFIT_THREADS must be a whole number" in result.stderr
+
+
+# -- the separation screen from the last pass -------------------------------------------------------
+
+
+def class_log_prob_min(name, params, X, w=None):
+    fam = get_family(name)
+    eta = fam.linear_predictor(params, X) if name == "categorical" else np.column_stack([np.zeros(len(X)), X @ params])
+    logp = checks.class_log_probabilities(eta)
+    if w is not None:
+        logp = logp[w > 0]
+    return logp.min()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("name", ["bernoulli", "categorical"])
+def test_block_sums_carry_the_smallest_class_log_probability(name, weighted, rng):
+    X, y, params = family_data(name, rng, n=3000)
+    params = params * 8.0  # some probabilities far from 1/2
+    w = None
+    if weighted:
+        w = rng.integers(1, 3, len(y)).astype(float)
+        eta_rows = np.abs(X @ params[: X.shape[1]])
+        w[np.argsort(eta_rows)[-50:]] = 0.0  # the most extreme rows do not count
+    fam = get_family(name)
+    s = DataObjective(fam, X, y, w, rows=512).sums(params, 2)
+    expected = class_log_prob_min(name, params, X, w)
+    assert expected < -5
+    assert s.min_log_prob == pytest.approx(expected, rel=1e-12)
+    assert fam.evaluate(params, X, y, w, order=1).min_log_prob is None  # only with the Hessian
+    assert get_family("gaussian").evaluate(np.array([0.0, 0.0]), X[:, :1], X[:, 1], order=2).min_log_prob is None
+
+
+def test_no_row_with_a_positive_weight_has_no_small_probability(rng):
+    X, y, params = family_data("bernoulli", rng, n=100)
+    s = get_family("bernoulli").evaluate(params * 100, X, y, np.zeros(100), order=2)
+    assert s.min_log_prob == 0.0
+
+
+def test_the_screen_reuses_the_last_pass(rng, monkeypatch):
+    """An ordinary fit makes no pass of its own for the separation screen."""
+    calls = []
+    monkeypatch.setattr(checks, "suspect_separation", lambda *a, **k: calls.append(1) or False)
+    X = rng.standard_normal((5000, 3))
+    y = (rng.random(5000) < 1 / (1 + np.exp(-X @ [1.0, -1.0, 0.5]))).astype(int)
+    for method in ("newton", "lbfgs", "gd"):
+        assert mlefit.fit(X=X, y=y, family="bernoulli", method=method, max_iter=100_000).converged
+    assert mlefit.fit(X=X, y=rng.integers(0, 3, 5000), family="categorical").converged
+    assert mlefit.fit(X=X, y=y, family="bernoulli", gradient="numeric").converged
+    assert calls == []
+
+
+def test_the_screen_from_the_last_pass_still_calls_the_exact_check(rng, monkeypatch):
+    """A strong but finite effect: probabilities below exp(-20) at the estimate, so the exact check
+    runs (and finds the classes overlap); separated data are still refused."""
+    exact = []
+    real = checks.check_separation
+    monkeypatch.setattr(checks, "check_separation", lambda *a, **k: exact.append(1) or real(*a, **k))
+    x = np.linspace(-15, 15, 401)
+    y = (rng.random(401) < 1 / (1 + np.exp(-2 * x))).astype(int)
+    y[200], y[205] = 1, 0
+    res = mlefit.fit(X=x, y=y, family="bernoulli")
+    assert res.converged and exact == [1]
+    sep = (x > 0).astype(int)
+    with pytest.raises(mlefit.errors.SeparationError):
+        mlefit.fit(X=x, y=sep, family="bernoulli")
+
+
+def test_the_objective_answers_only_for_the_point_it_last_saw(rng):
+    X, y, params = family_data("bernoulli", rng, n=2000)
+    obj = DataObjective(get_family("bernoulli"), X, y)
+    assert obj.min_log_prob(params) is None
+    low = obj.sums(params, 2).min_log_prob
+    assert obj.min_log_prob(params) == low
+    assert obj.min_log_prob(params + 1e-9) is None
+    obj.sums(params + 1.0, 0)  # an NLL-only evaluation elsewhere does not forget it
+    assert obj.min_log_prob(params) == low
+
+
+# -- the design copy and the rank check on threads --------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_design_copy_on_threads_equals_stacking_a_column_of_ones(order, rng, threads):
+    X = np.asarray(rng.standard_normal((100_000, 3)), order=order)  # several runs of rows
+    threads(2)
+    out = data.as_design_array(X, True)
+    assert out.flags.f_contiguous
+    np.testing.assert_array_equal(out, np.column_stack([np.ones(len(X)), X]))
+    bad = X.copy()
+    bad[-3, 1] = np.nan  # in the last run
+    with pytest.raises(DataError, match="missing or infinite"):
+        data.as_design_array(bad, True)
+
+
+def test_an_intercept_fit_equals_the_fit_with_a_column_of_ones(rng, threads):
+    threads(2)
+    n = 120_000
+    X = rng.standard_normal((n, 2))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.5 + X @ [1.0, -0.5])))).astype(int)
+    fam = get_family("bernoulli")
+    ones = np.column_stack([np.ones(n), X])
+    np.testing.assert_array_equal(
+        data.dataset_from_arrays(X, y, fam).X, data.dataset_from_arrays(ones, y, fam, intercept=False).X
+    )
+    implicit = mlefit.fit(X=X, y=y, family="bernoulli")
+    explicit = mlefit.fit(X=ones, y=y, family="bernoulli", intercept=False)
+    assert implicit.converged and explicit.converged
+    # different starts (the intercept-only fit, zeros): the same optimum to far below the tolerance
+    np.testing.assert_allclose(implicit.params, explicit.params, rtol=1e-10)
+    np.testing.assert_allclose(implicit.se, explicit.se, rtol=1e-10)
+    assert implicit.nll == pytest.approx(explicit.nll, rel=1e-14)
+
+
+def test_rank_check_on_threads(rng, threads):
+    n = 3 * checks.QR_BLOCK + 5
+    X = np.column_stack([np.ones(n), rng.standard_normal((n, 2))])
+    w = rng.random(n)
+    threads(1)
+    one = checks.check_rank(X, ["intercept", "a", "b"], w, intercept=True)
+    threads(2)
+    two = checks.check_rank(X, ["intercept", "a", "b"], w, intercept=True)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_allclose(two, (X * w[:, None]).T @ X, rtol=1e-12)
+    dup = np.column_stack([X, 2.0 * X[:, 1]])
+    with pytest.raises(CollinearityError, match="'c' is 2 times 'a'"):
+        checks.check_rank(dup, ["intercept", "a", "b", "c"], intercept=True)
+
+
+def test_null_model_from_blocks_equals_one_call(rng):
+    X, y, _ = family_data("bernoulli", rng, n=300_000, p=2)
+    ds = data.dataset_from_arrays(X[:, 1:], y, get_family("bernoulli"))
+    loglik, k, params0 = _null_model(ds, get_family("bernoulli"), 2)
+    whole = get_family("bernoulli").evaluate(params0, ds.X[:, :1], ds.y, order=0).nll
+    assert k == 1 and -loglik == pytest.approx(whole, rel=1e-12)
+
+
+# -- the chord step ----------------------------------------------------------------------------------
+
+
+class CountingObjective(DataObjective):
+    """Records the order of every evaluation."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.orders = []
+
+    def sums(self, params, order, precise=False):
+        self.orders.append(order)
+        return super().sums(params, order, precise)
+
+
+def chord_problem():
+    rng = np.random.default_rng(3)
+    n, p = 200_000, 4
+    X = np.asfortranarray(np.column_stack([np.ones(n), rng.standard_normal((n, p - 1))]))
+    y = rng.integers(0, 3, n)
+    return CountingObjective(get_family("categorical"), X, y), np.zeros(2 * p)
+
+
+def test_a_chord_step_spares_a_hessian_and_ends_on_a_fresh_one():
+    from mlefit.optimize import newton
+
+    plain_obj, x0 = chord_problem()
+    plain = newton(plain_obj, x0, tol=1e-8, max_iter=50)
+    obj, _ = chord_problem()
+    res = newton(obj, x0, tol=1e-8, max_iter=50, chord=True)
+    assert plain.converged and res.converged and res.decrement <= 1e-8
+    assert 1 in obj.orders and 1 not in plain_obj.orders  # the chord step ran, and only then
+    assert obj.orders.count(2) < plain_obj.orders.count(2)
+    assert len(obj.orders) <= len(plain_obj.orders)
+    # the Hessian returned (for the covariance) is the final point's own
+    np.testing.assert_array_equal(res.hess, obj.value_grad_hess(res.params)[2])
+    np.testing.assert_allclose(res.params, plain.params, rtol=1e-9)
+
+
+def test_a_chord_step_at_the_iteration_limit_returns_a_fresh_hessian():
+    from mlefit.optimize import newton
+
+    obj, x0 = chord_problem()
+    res = newton(obj, x0, tol=1e-8, max_iter=2, chord=True)
+    assert not res.converged and res.n_iter == 2
+    assert obj.orders[-2:] == [1, 2]  # the chord point, then its own Hessian for the verdict
+    np.testing.assert_array_equal(res.hess, obj.value_grad_hess(res.params)[2])
