@@ -665,7 +665,9 @@ def as_design_array(X: np.ndarray, intercept: bool) -> np.ndarray:
     evaluation: with each column contiguous that is a long, vectorised loop per column rather
     than a short one per row. The copy goes in blocks of rows small enough for both sides to stay
     in cache (3-4x faster than one transposing copy), and checks each block while it is there;
-    runs of blocks are copied on several threads (:mod:`mlefit.parallel`).
+    runs of blocks are copied on several threads (:mod:`mlefit.parallel`). The copy lives in a
+    memory map of ordinary pages (:func:`_empty_matrix`): with numpy's transparent huge pages a
+    gaussian fit in the benchmark took 0.23-0.31 s instead of 0.19 s.
     """
     from . import parallel
 
@@ -674,7 +676,7 @@ def as_design_array(X: np.ndarray, intercept: bool) -> np.ndarray:
         if not np.all(np.isfinite(X)):
             raise DataError("X has missing or infinite values.")
         return X
-    out = np.empty((X.shape[0], X.shape[1] + offset), dtype=np.float64, order="F")
+    out = _empty_matrix(X.shape[0], X.shape[1] + offset)  # ordinary pages: see _empty_matrix
     rows, run = 512, 512 * 64
 
     def copy(i: int) -> bool:
