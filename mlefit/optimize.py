@@ -250,7 +250,8 @@ def _trial(evaluate: Callable[[np.ndarray], tuple], x: np.ndarray) -> tuple[floa
 
 
 def newton(
-    objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int, chord: bool = False
+    objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int, chord: bool = False,
+    hess0: np.ndarray | None = None,
 ) -> OptimizeResult:
     """Newton's method on the analytic Hessian with a backtracking line search.
 
@@ -269,14 +270,22 @@ def newton(
     fit. The next point gets a fresh Hessian, and so does every verdict: the decrement that
     decides convergence and the Hessian returned (for the covariance) are always the final
     point's own.
+
+    ``hess0``: an approximation of the Hessian at ``x0`` (a warm start's, from a subsample, scaled
+    to the full data): the first point is then evaluated without a Hessian and the first step taken
+    with ``hess0``, a chord step like the above, with the same fresh-Hessian rule for verdicts.
     """
     rec = _Recorder()
     prec = _Precision(objective)
     x = np.array(x0, dtype=float)
-    f, g, H = prec.evaluate(x)
+    stale = hess0 is not None  # H is not this point's own (after a chord step, or hess0)
+    if stale:
+        f, g = objective.value_grad(x)
+        H = hess0
+    else:
+        f, g, H = prec.evaluate(x)
     rec.add(f, g, math.nan)
     it = 0
-    stale = False  # H is the previous point's (after a chord step)
     lam_prev = math.nan  # the decrement at the previous point with its own Hessian
     while True:
         lam_last = lam_prev

@@ -4,6 +4,7 @@ the optimiser's last pass; the threaded design copy and rank check."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 import numpy as np
@@ -370,7 +371,7 @@ def test_a_chord_step_at_the_iteration_limit_returns_a_fresh_hessian():
 
 
 def test_a_chord_step_when_the_next_point_is_predicted_to_pass_only_just(monkeypatch):
-    """The benchmark's categorical fit: from the warm start, Newton's prediction for its fourth
+    """The benchmark's categorical fit: from the warm start (with a Hessian of its own), Newton's prediction for its fourth
     point (9.7e-9 standard errors) is within CHORD_MARGIN of the tolerance and the point misses it
     (1.2e-8); with the margin a chord step takes its place, one Hessian pass fewer, same optimum."""
     import mlefit
@@ -393,6 +394,10 @@ def test_a_chord_step_when_the_next_point_is_predicted_to_pass_only_just(monkeyp
         return original(self, params, order, precise)
 
     monkeypatch.setattr(DataObjective, "sums", counting)
+    # From the warm start with its own Hessian, as when the subsample's is not used (hess0)
+    fit_module = importlib.import_module("mlefit.fit")
+    warm_start = fit_module._warm_start
+    monkeypatch.setattr(fit_module, "_warm_start", lambda *args: (warm_start(*args)[0], None))
     with_margin = mlefit.fit(X=X, y=y, family="categorical")
     hessians = orders.count(2)
     orders.clear()
@@ -402,3 +407,59 @@ def test_a_chord_step_when_the_next_point_is_predicted_to_pass_only_just(monkeyp
     assert orders.count(2) == hessians + 1  # the margin spared one Hessian pass
     np.testing.assert_allclose(with_margin.params, without.params, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(with_margin.se, without.se, rtol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1.02, 0.5, 3.0])
+def test_a_first_step_with_a_given_hessian_spares_a_pass_and_ends_on_a_fresh_one(scale):
+    """newton(hess0=...): the start is evaluated without a Hessian and the first step uses hess0
+    (here the true one, off by a factor: a warm start's subsample Hessian is off by a few percent);
+    the verdict and the Hessian returned are still the final point's own, and the optimum is the
+    same as plain Newton's."""
+    from mlefit.optimize import newton
+
+    plain_obj, x0 = chord_problem()
+    plain = newton(plain_obj, x0, tol=1e-8, max_iter=50)
+    obj, _ = chord_problem()
+    H0 = obj.value_grad_hess(x0)[2] * scale
+    obj.orders.clear()
+    res = newton(obj, x0, tol=1e-8, max_iter=50, hess0=H0)
+    assert res.converged and res.decrement <= 1e-8
+    assert obj.orders[0] == 1  # the start: NLL and gradient only
+    assert obj.orders[-1] == 2 or obj.orders[-2:] == [2, 0]
+    np.testing.assert_array_equal(res.hess, obj.value_grad_hess(res.params)[2])
+    se = np.sqrt(np.diag(np.linalg.inv(plain.hess)))
+    assert np.all(np.abs(res.params - plain.params) <= 1e-7 * se)  # both within tol of the optimum
+    if scale == 1.02:  # no more Hessian passes than plain Newton (fewer from a warm start: below)
+        assert obj.orders.count(2) <= plain_obj.orders.count(2)
+
+
+def test_the_warm_start_hessian_spares_the_first_hessian_pass(monkeypatch):
+    """A large fit's first pass (at the warm start) computes no Hessian: the subsample's, scaled to
+    the full data, takes its place; estimates and standard errors are those of a fit without it."""
+    import mlefit
+
+    rng = np.random.default_rng(11)
+    n, p = 120_000, 6
+    X = rng.standard_normal((n, p))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + X @ rng.normal(0, 0.5, p))))).astype(float)
+    orders = []
+    original = DataObjective.sums
+
+    def counting(self, params, order, precise=False):
+        if self.X.shape[0] == n:
+            orders.append(order)
+        return original(self, params, order, precise)
+
+    monkeypatch.setattr(DataObjective, "sums", counting)
+    fast = mlefit.fit(X=X, y=y, family="bernoulli")
+    first, hessians = orders[0], orders.count(2)
+    orders.clear()
+    fit_module = importlib.import_module("mlefit.fit")
+    warm_start = fit_module._warm_start
+    monkeypatch.setattr(fit_module, "_warm_start", lambda *args: (warm_start(*args)[0], None))
+    slow = mlefit.fit(X=X, y=y, family="bernoulli")
+    assert first == 1 and orders[0] == 2
+    assert hessians < orders.count(2)
+    assert fast.converged and slow.converged
+    np.testing.assert_allclose(fast.params, slow.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fast.se, slow.se, rtol=1e-9)
