@@ -370,34 +370,45 @@ def test_a_chord_step_at_the_iteration_limit_returns_a_fresh_hessian():
     np.testing.assert_array_equal(res.hess, obj.value_grad_hess(res.params)[2])
 
 
-def test_a_chord_step_when_the_next_point_is_predicted_to_pass_only_just(monkeypatch):
-    """The benchmark's categorical fit: from the warm start (with a Hessian of its own), Newton's prediction for its fourth
-    point (9.7e-9 standard errors) is within CHORD_MARGIN of the tolerance and the point misses it
-    (1.2e-8); with the margin a chord step takes its place, one Hessian pass fewer, same optimum."""
-    import mlefit
-    from mlefit import optimize
-
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import compare
-
-    n = 200_000
-    X, y = compare.categorical_data(np.random.default_rng(compare.SEED + 1), n, 20, 5)
+def count_full_passes(monkeypatch, n_rows: int) -> list[int]:
+    """The orders of DataObjective's evaluations on all ``n_rows`` rows (not the warm start's)."""
     orders = []
     original = DataObjective.sums
 
     def counting(self, params, order, precise=False):
-        if self.X.shape[0] == n:
+        if self.X.shape[0] == n_rows:
             orders.append(order)
         return original(self, params, order, precise)
 
     monkeypatch.setattr(DataObjective, "sums", counting)
-    # From the warm start with its own Hessian, as when the subsample's is not used (hess0)
+    return orders
+
+
+def without_warm_start_hessian(monkeypatch) -> None:
+    """Large fits start from the warm start with a Hessian of their own (no hess0)."""
     fit_module = importlib.import_module("mlefit.fit")
     warm_start = fit_module._warm_start
     monkeypatch.setattr(fit_module, "_warm_start", lambda *args: (warm_start(*args)[0], None))
+
+
+def test_a_chord_step_when_the_next_point_is_predicted_to_pass_only_just(monkeypatch):
+    """The benchmark's categorical fit: from the warm start (with a Hessian of its own), Newton's
+    prediction for its fourth point (9.7e-9 standard errors) is within CHORD_MARGIN of the
+    tolerance and the point misses it (1.2e-8); with the margin a chord step takes its place, one
+    Hessian pass fewer, same optimum."""
+    from pathlib import Path
+
+    import mlefit
+    from mlefit import optimize
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import compare
+
+    n = 200_000
+    X, y = compare.categorical_data(np.random.default_rng(compare.SEED + 1), n, 20, 5)
+    orders = count_full_passes(monkeypatch, n)
+    # From the warm start with its own Hessian, as when the subsample's is not used (hess0)
+    without_warm_start_hessian(monkeypatch)
     with_margin = mlefit.fit(X=X, y=y, family="categorical")
     hessians = orders.count(2)
     orders.clear()
@@ -442,21 +453,11 @@ def test_the_warm_start_hessian_spares_the_first_hessian_pass(monkeypatch):
     n, p = 120_000, 6
     X = rng.standard_normal((n, p))
     y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + X @ rng.normal(0, 0.5, p))))).astype(float)
-    orders = []
-    original = DataObjective.sums
-
-    def counting(self, params, order, precise=False):
-        if self.X.shape[0] == n:
-            orders.append(order)
-        return original(self, params, order, precise)
-
-    monkeypatch.setattr(DataObjective, "sums", counting)
+    orders = count_full_passes(monkeypatch, n)
     fast = mlefit.fit(X=X, y=y, family="bernoulli")
     first, hessians = orders[0], orders.count(2)
     orders.clear()
-    fit_module = importlib.import_module("mlefit.fit")
-    warm_start = fit_module._warm_start
-    monkeypatch.setattr(fit_module, "_warm_start", lambda *args: (warm_start(*args)[0], None))
+    without_warm_start_hessian(monkeypatch)
     slow = mlefit.fit(X=X, y=y, family="bernoulli")
     assert first == 1 and orders[0] == 2
     assert hessians < orders.count(2)
