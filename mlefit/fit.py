@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -253,7 +253,7 @@ def fit_dataset(
     else:
         options = {}
         if method == "newton" and gradient == "analytic" and closed is None and l2 is None:
-            x0, options["hess0"] = _warm_start(ds, fam, x0)
+            x0, options["hess0"] = _warm_start(ds, fam, x0, n_weight)
             # a large fit: spare a Hessian pass with a chord step near the optimum (small fits
             # keep the plain Newton iterates)
             options["chord"] = ds.n_obs >= CHORD_ROWS
@@ -326,27 +326,55 @@ WARM_START_STRIDE = 16
 WARM_START_RUN = 256
 
 
-def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """A start near the optimum for a large fit: Newton on a 1-in-WARM_START_STRIDE subsample.
+def wants_warm_start(n_obs: int, n_params: int) -> bool:
+    """Whether a Newton fit on ``n_obs`` rows starts from a subsample's fit (see :func:`warm_start`)."""
+    return n_obs >= max(WARM_START_ROWS, WARM_START_STRIDE * WARM_START_ROWS_PER_PARAM * n_params)
 
-    Returns the start and, when it is the subsample's optimum, the subsample's Hessian there scaled
-    to the full data (its total weight over the subsample's): within a few percent of the full
-    Hessian at that point, good enough for the first Newton step, which then costs a gradient pass
-    instead of a Hessian pass (see ``optimize.newton``'s ``hess0``). Otherwise ``(x0, None)``.
+
+def warm_start(
+    subsample: Callable[[int], DataObjective], x0: np.ndarray, total_weight: float | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A start near the optimum for a large fit: Newton on a subsample, ``subsample(0)``, of rows
+    spread over all of them (in memory: :func:`_warm_start`; streamed: ``stream._warm_start``).
 
     The subsample's optimum lies a few standard errors of the full fit from it (about
     sqrt(WARM_START_STRIDE) in each parameter), well inside the region where Newton converges
     quadratically, so the full fit needs two or three fewer iterations, each a pass over all rows,
     for the price of a fit to 1/16 of them. The trace and iteration count are the full fit's,
     from this start. The start is kept only if the subsample fit converged and it beats the usual
-    start on another 1/16 of the rows (a subsample can be separated when the data are not).
+    start on other rows, ``subsample(1)`` (a subsample can be separated when the data are not).
+
+    Returns the start and, when it is the subsample's optimum, the subsample's Hessian there scaled
+    to the full data (``total_weight`` over the subsample's; None: not wanted): within a few percent of the full
+    Hessian at that point, good enough for the first Newton step, which then costs a gradient pass
+    instead of a Hessian pass (see ``optimize.newton``'s ``hess0``). Otherwise ``(x0, None)``.
     """
-    if ds.n_obs < max(WARM_START_ROWS, WARM_START_STRIDE * WARM_START_ROWS_PER_PARAM * x0.size):
+    sample = subsample(0)
+    # To a quarter of the subsample's standard errors: far below its distance from the full optimum.
+    opt = OPTIMIZERS["newton"](sample, x0, tol=0.25, max_iter=20)
+    if not opt.converged:
+        return x0, None
+    held_out = subsample(1)
+    with np.errstate(all="ignore"):
+        better = held_out.value(opt.params) < held_out.value(x0)
+    if not better:
+        return x0, None
+    if total_weight is None:
+        return opt.params, None
+    part = float(len(sample.y) if sample.weights is None else sample.weights.sum())
+    return opt.params, opt.hess * (total_weight / part)
+
+
+def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray, total_weight: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`warm_start` from every WARM_START_STRIDE-th run of WARM_START_RUN rows in memory."""
+    if not wants_warm_start(ds.n_obs, x0.size):
         return x0, None
 
-    def subsample(first: int) -> DataObjective:
-        # Every WARM_START_STRIDE-th run of WARM_START_RUN consecutive rows, from run ``first``:
-        # spread over all the data like single rows, but copied as contiguous pieces (5x faster).
+    def subsample(which: int) -> DataObjective:
+        # Every WARM_START_STRIDE-th run of WARM_START_RUN consecutive rows, from run 0 (or half a
+        # stride on, for the held-out rows): spread over all the data like single rows, but copied
+        # as contiguous pieces (5x faster).
+        first = which * (WARM_START_STRIDE // 2)
         starts = range(first * WARM_START_RUN, ds.n_obs, WARM_START_STRIDE * WARM_START_RUN)
         X = np.empty((len(starts) * WARM_START_RUN, ds.X.shape[1]), order="F")
         y = np.empty(len(starts) * WARM_START_RUN, dtype=ds.y.dtype)
@@ -361,19 +389,7 @@ def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray) -> tuple[np.ndarray, n
             n += m
         return DataObjective(fam, X[:n], y[:n], None if w is None else w[:n])
 
-    # To a quarter of the subsample's standard errors: far below its distance from the full optimum.
-    sample = subsample(0)
-    opt = OPTIMIZERS["newton"](sample, x0, tol=0.25, max_iter=20)
-    if not opt.converged:
-        return x0, None
-    held_out = subsample(WARM_START_STRIDE // 2)
-    with np.errstate(all="ignore"):
-        better = held_out.value(opt.params) < held_out.value(x0)
-    if not better:
-        return x0, None
-    full = float(ds.n_obs if ds.weights is None else ds.weights.sum())
-    part = float(len(sample.y) if sample.weights is None else sample.weights.sum())
-    return opt.params, opt.hess * (full / part)
+    return warm_start(subsample, x0, total_weight)
 
 
 def _se_method(l2: float | None, cov: str) -> str:

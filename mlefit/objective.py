@@ -61,7 +61,27 @@ def add_up(sums: Iterable[BlockSums]) -> BlockSums:
     return BlockSums(nll, grad, hess, weight, low)
 
 
-class DataObjective:
+class ScreenMemory:
+    """Remembers the smallest fitted class log-probability of the last evaluation that computed it
+    (``BlockSums.min_log_prob``, reported with the Hessian), so the separation screen at the
+    estimate needs no pass of its own."""
+
+    _screened: tuple[np.ndarray, float] | None = None
+
+    def _remember(self, params: np.ndarray, s: BlockSums) -> BlockSums:
+        if s.min_log_prob is not None:
+            self._screened = (params.copy(), s.min_log_prob)
+        return s
+
+    def min_log_prob(self, params: np.ndarray) -> float | None:
+        """The smallest fitted class log-probability at ``params`` (see ``BlockSums.min_log_prob``)
+        when the last evaluation that computed it was at ``params``, else None."""
+        if self._screened is not None and np.array_equal(self._screened[0], params):
+            return self._screened[1]
+        return None
+
+
+class DataObjective(ScreenMemory):
     """NLL, gradient and Hessian of ``family`` on ``(X, y, weights)`` held in memory.
 
     The rows are evaluated in blocks of :func:`block_rows` rows and the family's
@@ -80,7 +100,6 @@ class DataObjective:
         self.rows = rows
         #: The family supplies a Hessian root and precise gradients (see ``Family.hess_root``).
         self.refinable = type(family).hess_root is not Family.hess_root
-        self._screened: tuple[np.ndarray, float] | None = None
 
     def sums(self, params: np.ndarray, order: int, precise: bool = False) -> BlockSums:
         X, y, w, evaluate = self.X, self.y, self.weights, self.family.evaluate
@@ -99,18 +118,6 @@ class DataObjective:
         with one_blas_thread():
             parts = parallel.map_tasks(task, -(-len(starts) // per_task))
         return self._remember(params, add_up(parts))
-
-    def _remember(self, params: np.ndarray, s: BlockSums) -> BlockSums:
-        if s.min_log_prob is not None:
-            self._screened = (params.copy(), s.min_log_prob)
-        return s
-
-    def min_log_prob(self, params: np.ndarray) -> float | None:
-        """The smallest fitted class log-probability at ``params`` (see ``BlockSums.min_log_prob``)
-        when the last evaluation that computed it was at ``params``, else None."""
-        if self._screened is not None and np.array_equal(self._screened[0], params):
-            return self._screened[1]
-        return None
 
     def value(self, params: np.ndarray) -> float:
         return self.sums(params, 0).nll

@@ -44,6 +44,7 @@ import numpy as np
 
 from .errors import DataError, UsageError
 from .families.base import BlockSums, Family, label_text
+from .objective import ScreenMemory
 
 #: Rows per chunk when none is given: about 8 MB of a 32-column design.
 DEFAULT_CHUNK_ROWS = 1 << 15
@@ -175,7 +176,7 @@ class CachedRows:
         return NotImplemented
 
 
-class ChunkedObjective:
+class ChunkedObjective(ScreenMemory):
     """NLL, gradient and Hessian of ``family`` summed over the cache, one chunk at a time."""
 
     def __init__(self, family: Family, cache: Cache):
@@ -184,7 +185,7 @@ class ChunkedObjective:
 
     def sums(self, params: np.ndarray, order: int) -> BlockSums:
         self.passes += 1
-        return self.cache.map_sum(partial(block_sums, self.family, params, order))
+        return self._remember(params, self.cache.map_sum(partial(block_sums, self.family, params, order)))
 
     def value(self, params):
         return self.sums(params, 0).nll
@@ -806,7 +807,7 @@ def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max
     hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
     cov_model = inference.covariance(hess)
     if n_classes is not None and l2 is None:
-        opt = _check_separation(sd, fam, opt, cov_model, n_classes, memory_limit)
+        opt = _check_separation(sd, fam, analytic, opt, cov_model, n_classes, memory_limit)
     return _finish(
         sd, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
         method, gradient, tol, n_weight, l2, cov, null_data=_null_data(sd, fam),
@@ -827,10 +828,23 @@ def _suspect_rows(fam: Family, params: np.ndarray, X, y, w) -> float:
     return float(checks.suspect_separation(eta[wide], None if w is None else w[wide]))
 
 
-def _check_separation(sd: Streamed, fam: Family, opt, cov_model, n_classes: int, memory_limit: int | None):
+def _suspect(objective: ChunkedObjective, sd: Streamed, fam: Family, params: np.ndarray) -> bool:
+    """The separation screen at ``params``: from the optimiser's last pass when it was there (the
+    families report the smallest class log-probability with the Hessian), else one more pass."""
+    from . import checks
+
+    low = objective.min_log_prob(params)
+    if low is not None:
+        return low < checks.SUSPECT_LOG_PROB
+    return bool(sd.cache.map_sum(partial(_suspect_rows, fam, params)))
+
+
+def _check_separation(
+    sd: Streamed, fam: Family, objective: ChunkedObjective, opt, cov_model, n_classes: int, memory_limit: int | None,
+):
     """The in-memory fit's separation check (:func:`mlefit.checks.check_separation`, exit 4) on the
     rows read back from the cache, when the fit shows the symptoms: no convergence, a singular
-    Hessian, or a class probability below ``exp(-20)`` in some row (one more pass). The linear
+    Hessian, or a class probability below ``exp(-20)`` in some row (:func:`_suspect`). The linear
     programmes need every row in memory: when those are larger than ``memory_limit``, the check is
     not run and the result's message says so.
     """
@@ -842,7 +856,7 @@ def _check_separation(sd: Streamed, fam: Family, opt, cov_model, n_classes: int,
         symptom = "it did not converge"
     elif cov_model is None:
         symptom = "its Hessian is singular"
-    elif sd.cache.map_sum(partial(_suspect_rows, fam, opt.params)):
+    elif _suspect(objective, sd, fam, opt.params):
         symptom = "a class probability is below exp(-20)"
     else:
         return opt
@@ -889,21 +903,20 @@ WARM_START_MAX_ROWS = 1 << 17
 
 
 def _warm_start(cache: Cache, fam: Family, x0: np.ndarray) -> np.ndarray:
-    """The in-memory fit's warm start (:func:`mlefit.fit._warm_start`) from runs of rows of the cache.
+    """The in-memory fit's warm start (:func:`mlefit.fit.warm_start`) from runs of rows of the cache.
 
     Newton on runs of ``WARM_START_RUN`` rows spread evenly over the file, 1 in
-    ``WARM_START_STRIDE`` of them but at most :data:`WARM_START_MAX_ROWS` rows, to a quarter of
-    the subsample's standard errors; kept only if it converged and beats ``x0`` on as many other
-    runs. Its optimum is a few (at 16M rows about a dozen) standard errors of the full fit from
-    the full one, well inside Newton's quadratic region, so the full fit takes about 3 passes
-    over the cache instead of 5-7.
+    ``WARM_START_STRIDE`` of them but at most :data:`WARM_START_MAX_ROWS` rows, held out against
+    as many other runs. Its optimum is a few (at 16M rows about a dozen) standard errors of the
+    full fit from the full one, well inside Newton's quadratic region, so the full fit takes about
+    3 passes over the cache instead of 5-7. (The subsample's Hessian, which the in-memory fit
+    passes on to its first step, is not used here yet.)
     """
-    from .fit import WARM_START_ROWS, WARM_START_ROWS_PER_PARAM, WARM_START_RUN, WARM_START_STRIDE
+    from .fit import WARM_START_ROWS_PER_PARAM, WARM_START_RUN, WARM_START_STRIDE, wants_warm_start, warm_start
     from .objective import DataObjective
-    from .optimize import OPTIMIZERS
 
     n = cache.n_obs
-    if n < max(WARM_START_ROWS, WARM_START_STRIDE * WARM_START_ROWS_PER_PARAM * x0.size):
+    if not wants_warm_start(n, x0.size):
         return x0
     n_runs = -(-n // WARM_START_RUN)
     k = min(n_runs // WARM_START_STRIDE, WARM_START_MAX_ROWS // WARM_START_RUN)
@@ -911,14 +924,8 @@ def _warm_start(cache: Cache, fam: Family, x0: np.ndarray) -> np.ndarray:
         return x0
     spacing = n_runs / k
 
-    def subsample(shift: float) -> DataObjective:
-        starts = np.floor((np.arange(k) + shift) * spacing).astype(np.int64) * WARM_START_RUN
+    def subsample(which: int) -> DataObjective:
+        starts = np.floor((np.arange(k) + 0.5 * which) * spacing).astype(np.int64) * WARM_START_RUN
         return DataObjective(fam, *cache.runs(starts, WARM_START_RUN))
 
-    opt = OPTIMIZERS["newton"](subsample(0.0), x0, tol=0.25, max_iter=20)
-    if not opt.converged:
-        return x0
-    held_out = subsample(0.5)
-    with np.errstate(all="ignore"):
-        better = held_out.value(opt.params) < held_out.value(x0)
-    return opt.params if better else x0
+    return warm_start(subsample, x0)[0]

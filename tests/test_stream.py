@@ -323,3 +323,30 @@ def test_ordinary_streamed_fit_runs_no_linear_programme(tmp_path, monkeypatch):
     path = make_csv(tmp_path / "d.csv", "categorical")
     res = mlefit.fit(path, "categorical", stream=True, chunk_rows=97)
     assert res.converged
+
+
+def test_streamed_separation_screen_reads_the_last_pass(tmp_path, monkeypatch, rng):
+    """A converged streamed fit with a class probability below exp(-20) (one far outlier, not
+    separated) is screened from the optimiser's last pass, with no pass of its own, and then
+    checked exactly, as in memory."""
+    from mlefit import checks, stream
+
+    n = 400
+    x = rng.standard_normal(n)
+    x[0] = 80.0  # eta there about 80 x slope: the other class's probability far below exp(-20)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.2 + 0.8 * x)))).astype(int)
+    y[0] = 1
+    path = tmp_path / "outlier.csv"
+    pd.DataFrame({"x": x, "y": y}).to_csv(path, index=False)
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the screen made a pass of its own")
+
+    calls = []
+    real_check = checks.check_separation
+    monkeypatch.setattr(stream, "_suspect_rows", no_pass)
+    monkeypatch.setattr(checks, "check_separation", lambda *a, **k: calls.append(1) or real_check(*a, **k))
+    streamed = mlefit.fit(path, "bernoulli", stream=True, chunk_rows=97)
+    assert streamed.converged and calls == [1]  # screened positive, checked, not separated
+    in_memory = mlefit.fit(path, "bernoulli")
+    np.testing.assert_allclose(streamed.params, in_memory.params, rtol=1e-10)
