@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_data"
-REFERENCE = ROOT.parent / "shared" / "reference"
-NIST_EXTRA = Path(__file__).resolve().parent / "data" / "nist"
+#: NIST StRD linear least-squares problems (public data; tests/data/nist/README.md names the source).
+NIST = Path(__file__).resolve().parent / "data" / "nist"
 MLEFIT = str(Path(sys.executable).with_name("mlefit"))
 
 

@@ -11,7 +11,7 @@ import statsmodels.api as sm
 
 import mlefit
 
-from conftest import REFERENCE, SAMPLES
+from conftest import NIST, SAMPLES
 
 RTOL = 1e-6
 
@@ -114,8 +114,8 @@ def lre(estimate: float, certified: float) -> float:
 
 @pytest.mark.parametrize("problem", ["longley", "norris"])
 def test_nist_certified_coefficients_to_nine_digits(problem):
-    cert = json.loads((REFERENCE / f"{problem}.json").read_text())
-    frame = pd.read_csv(REFERENCE / f"{problem}.csv")
+    cert = json.loads((NIST / f"{problem}.json").read_text())
+    frame = pd.read_csv(NIST / f"{problem}.csv")
     target = next(c for c in frame.columns if c.lower() == "y")
     res = mlefit.fit(frame, "gaussian", target=target)
     est = dict(zip(res.names, res.params))

@@ -1,7 +1,7 @@
 """The NIST StRD linear least-squares problems: every certified digit, exact fits, full precision out.
 
 Accuracy is the log relative error (LRE, the number of correct significant digits) against NIST's
-certified values (../shared/reference/README.md). Standard errors are compared on the
+certified values (tests/data/nist/README.md). Standard errors are compared on the
 maximum-likelihood scale (`derived.bse_ml_scale`: sigma^2 = RSS / n), which is what mlefit reports.
 Polynomial problems get their power columns x^2..x^k built here; NoInt1/NoInt2 have no intercept.
 Filip's certified digits need the power columns beyond float64: through ``fit`` a formula's power
@@ -28,13 +28,13 @@ from mlefit.data import load_dataset
 from mlefit.errors import DataError
 from mlefit.families import get_family
 
-from conftest import MLEFIT, NIST_EXTRA, REFERENCE, subprocess_env
+from conftest import MLEFIT, NIST, subprocess_env
 
-SHARED = ("norris", "pontius", "noint1", "noint2", "longley", "wampler1", "wampler2", "wampler3")
+CLASSIC = ("norris", "pontius", "noint1", "noint2", "longley", "wampler1", "wampler2", "wampler3")
 EXTRA = ("filip", "wampler4", "wampler5")
 EXACT = ("wampler1", "wampler2")
 #: Every problem with a non-zero residual, except Filip (see its own tests).
-NOISY = tuple(p for p in SHARED + EXTRA if p not in EXACT and p != "filip")
+NOISY = tuple(p for p in CLASSIC + EXTRA if p not in EXACT and p != "filip")
 
 LONGDOUBLE_WIDER = np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
 PRECISIONS = ["auto", "double-double"] + (["longdouble"] if LONGDOUBLE_WIDER else [])
@@ -42,9 +42,8 @@ PRECISIONS = ["auto", "double-double"] + (["longdouble"] if LONGDOUBLE_WIDER els
 
 def load(name: str):
     """``(meta, frame, features)``: certified values, the data with power columns, feature names."""
-    folder = REFERENCE if name in SHARED else NIST_EXTRA
-    meta = json.loads((folder / f"{name}.json").read_text())
-    frame = pd.read_csv(folder / f"{name}.csv")
+    meta = json.loads((NIST / f"{name}.json").read_text())
+    frame = pd.read_csv(NIST / f"{name}.csv")
     features = [k for k in meta["certified"]["params"] if k != "const"]
     for k in features:
         if k.startswith("x^"):
@@ -198,13 +197,13 @@ FILIP_FORMULAS = {
 
 
 def filip_frame() -> pd.DataFrame:
-    return pd.read_csv(NIST_EXTRA / "filip.csv")
+    return pd.read_csv(NIST / "filip.csv")
 
 
 def filip_digits(coef, se, sigma, loglik) -> dict[str, float]:
     """Fewest correct digits of the coefficients, ML-scale standard errors, sigma and loglik
     (in the certified order: intercept, x, x^2, ..., x^10)."""
-    meta = json.loads((NIST_EXTRA / "filip.json").read_text())
+    meta = json.loads((NIST / "filip.json").read_text())
     derived = meta["derived"]
     return {
         "coef": min(lre(a, b) for a, b in zip(coef, meta["certified"]["params"].values(), strict=True)),
@@ -232,7 +231,7 @@ def test_filip_formula_has_every_certified_digit(form, precision):
 def test_filip_formula_through_the_cli(fit_json):
     """``mlefit fit - --formula "y ~ poly(x, 10, raw=True)" --format json`` from standard input."""
     out, _ = fit_json("-", "--family", "gaussian", "--formula", FILIP_FORMULAS["poly"],
-                      input=(NIST_EXTRA / "filip.csv").read_text())
+                      input=(NIST / "filip.csv").read_text())
     assert out["converged"] is True and out["exact_fit"] is False
     assert "exact power columns" in out["message"]
     params = out["parameters"]
@@ -330,7 +329,7 @@ def test_saved_polynomial_model_predicts(tmp_path, invoke):
     assert predicted.exit_code == 0, predicted.stderr
     rows = pd.read_csv(io.StringIO(predicted.stdout))
     rms = math.sqrt(float(np.mean((rows["y"] - rows["predicted_y"]) ** 2)))
-    sigma_ml = json.loads((NIST_EXTRA / "filip.json").read_text())["derived"]["sigma_ml"]
+    sigma_ml = json.loads((NIST / "filip.json").read_text())["derived"]["sigma_ml"]
     assert lre(rms, sigma_ml) >= 8
     frame = filip_frame()
     rng = np.random.default_rng(2)

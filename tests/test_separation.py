@@ -13,7 +13,7 @@ import mlefit
 from mlefit.checks import check_rank, find_separation, suspect_separation
 from mlefit.errors import EXIT_INPUT, EXIT_SEPARATION, CollinearityError, DataError, SeparationError
 
-from conftest import NIST_EXTRA, SAMPLES
+from conftest import NIST, SAMPLES
 
 
 def write(tmp_path, frame: pd.DataFrame, name: str = "data.csv") -> str:
@@ -171,7 +171,7 @@ def test_collinear_one_hot_column(rng):
 
 
 def filip_design():
-    frame = pd.read_csv(NIST_EXTRA / "filip.csv")
+    frame = pd.read_csv(NIST / "filip.csv")
     x = frame["x"].to_numpy()
     columns = {"x" if k == 1 else f"x^{k}": x**k for k in range(1, 11)}
     return pd.DataFrame({**columns, "y": frame["y"]})
