@@ -573,12 +573,16 @@ def _build(
     aic, bic = inference.information_criteria(loglik, n_params, n_weight)
     if l2 is not None:  # a penalised fit has fewer effective parameters than it estimates
         aic = bic = math.nan
+    message = opt.message
+    note = fam.boundary_note(estimates)
+    if note is not None:
+        message = f"{message}; {note}"
     return FitResult(
         method=method, gradient=gradient, **_described(src, fam),
         params=estimates, se=se, z=z, p_values=p_values, ci_low=ci_low, ci_high=ci_high, cov=cov,
         n_obs=_n_obs(src, n_weight), n_params=n_params, nll=nll, mean_nll=nll / n_weight,
         loglik=loglik, aic=aic, bic=bic,
-        converged=opt.converged, message=opt.message, n_iter=opt.n_iter, tol=tol,
+        converged=opt.converged, message=message, n_iter=opt.n_iter, tol=tol,
         decrement=opt.decrement, trace=opt.trace,
         penalty=None if l2 is None else "l2", l2=l2,
         objective="NLL" if l2 is None else fam.penalty_statement,

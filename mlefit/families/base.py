@@ -380,6 +380,12 @@ class Family:
         k = len(self.ancillary)
         return {name: float(v) for name, v in zip(self.ancillary, np.asarray(estimates)[len(estimates) - k:])}
 
+    def boundary_note(self, estimates: np.ndarray) -> str | None:
+        """A sentence for the result's message when the estimate lies on the boundary of the
+        parameter space (an ancillary parameter at its limit, where the model reduces to a simpler
+        one); None (the default) otherwise."""
+        return None
+
     def summary_statistics(
         self, estimates: np.ndarray, n_weight: float, loglik: float, null: "dict[str, Any] | None"
     ) -> dict[str, Any]:
