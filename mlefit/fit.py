@@ -289,14 +289,20 @@ def fit_source(
             options["chord"] = rows.n_obs >= CHORD_ROWS
         opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter, **options)
         hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
-        cov_model = None
-        if l2 is None and arrays is not None:
-            cov_model = fam.covariance(opt.params, arrays.X, arrays.y, arrays.weights, offset=arrays.offset)
-        if cov_model is None:
-            root = None
-            if l2 is None and inference.ill_conditioned(hess):
-                root = analytic.hess_root(opt.params)
-            cov_model = inference.covariance(hess, root)
+        at_boundary = fam.boundary(opt.params) if l2 is None else None
+        if at_boundary is not None and at_boundary.any():
+            # the others' covariance with the boundary parameters held at their limit
+            keep = ~at_boundary
+            cov_model = embed(inference.covariance(hess[np.ix_(keep, keep)]), keep)
+        else:
+            cov_model = None
+            if l2 is None and arrays is not None:
+                cov_model = fam.covariance(opt.params, arrays.X, arrays.y, arrays.weights, offset=arrays.offset)
+            if cov_model is None:
+                root = None
+                if l2 is None and inference.ill_conditioned(hess):
+                    root = analytic.hess_root(opt.params)
+                cov_model = inference.covariance(hess, root)
     if fam.separable and l2 is None:
         opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
     return _finish(
@@ -381,6 +387,15 @@ def _check_separation(
     return opt
 
 
+def embed(cov: np.ndarray | None, keep: np.ndarray) -> np.ndarray | None:
+    """A covariance of the parameters ``keep`` as one of all parameters, NaN for the others."""
+    if cov is None:
+        return None
+    full = np.full((keep.size, keep.size), np.nan)
+    full[np.ix_(keep, keep)] = cov
+    return full
+
+
 def _megabytes(n: int) -> str:
     mb = n / 2**20
     return f"{mb:,.0f} MB" if mb >= 10 else f"{mb:.2g} MB"
@@ -398,7 +413,10 @@ def _finish(
             "the Hessian is singular at the estimate, so standard errors do not exist.",
             "Check for nearly collinear columns, or use --l2.",
         )
-    cov_used = inference.sandwich(cov_model, score_outer()) if cov == "robust" else cov_model
+    cov_used = cov_model
+    if cov == "robust":  # over the parameters with a covariance (not those at a boundary)
+        keep = np.isfinite(np.diag(cov_model))
+        cov_used = embed(inference.sandwich(cov_model[np.ix_(keep, keep)], score_outer()[np.ix_(keep, keep)]), keep)
     nll = opt.nll if l2 is None else analytic.value(opt.params)
     result = _build(src, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, null)
     if not result.converged:

@@ -380,6 +380,13 @@ class Family:
         k = len(self.ancillary)
         return {name: float(v) for name, v in zip(self.ancillary, np.asarray(estimates)[len(estimates) - k:])}
 
+    def boundary(self, params: np.ndarray) -> np.ndarray | None:
+        """Which parameters (a mask over the optimiser's parameters) lie on the boundary of the
+        parameter space at ``params`` (an ancillary parameter at its limit, where the model reduces
+        to a simpler one), or None (the default). Those get no standard error; the others' covariance
+        is that of the model with them held there. :meth:`boundary_note` says so in the message."""
+        return None
+
     def boundary_note(self, estimates: np.ndarray) -> str | None:
         """A sentence for the result's message when the estimate lies on the boundary of the
         parameter space (an ancillary parameter at its limit, where the model reduces to a simpler
