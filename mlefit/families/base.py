@@ -380,11 +380,12 @@ class Family:
         k = len(self.ancillary)
         return {name: float(v) for name, v in zip(self.ancillary, np.asarray(estimates)[len(estimates) - k:])}
 
-    def boundary(self, params: np.ndarray) -> np.ndarray | None:
-        """Which parameters (a mask over the optimiser's parameters) lie on the boundary of the
-        parameter space at ``params`` (an ancillary parameter at its limit, where the model reduces
-        to a simpler one), or None (the default). Those get no standard error; the others' covariance
-        is that of the model with them held there. :meth:`boundary_note` says so in the message."""
+    def boundary(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Whether ``params`` (optimiser scale) has reached the boundary of the parameter space (an
+        ancillary parameter going to its limit, where the model reduces to a simpler one): None (the
+        default) or ``(mask, held)``, the parameters at the boundary and ``params`` with those set to
+        a value that stands for the limit. The fit then optimises the others with them held there;
+        they get no standard error, and :meth:`boundary_note` says so in the result's message."""
         return None
 
     def boundary_note(self, estimates: np.ndarray) -> str | None:
@@ -520,3 +521,30 @@ def label_text(level: Any) -> str:
 def python_scalar(value: Any) -> Any:
     """numpy scalars to plain Python values (for levels kept in results and JSON)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def data_row(rows: np.ndarray | None, i: int) -> int:
+    """The 1-based data-row number of value ``i`` (``rows``: each value's row, default 1..n)."""
+    return i + 1 if rows is None else int(rows[i])
+
+
+def numeric_target(values: np.ndarray, column: str, rows: np.ndarray | None, needs: str) -> np.ndarray:
+    """A target column's values as float64, or a FamilyError naming the first value that is not a
+    number and its data row (``needs``: what the family needs, for the sentence)."""
+    if values.dtype.kind == "b" or values.dtype.kind not in "iuf":
+        first = next((i for i, v in enumerate(values) if not _is_number(v)), 0)
+        raise FamilyError(
+            f"target column '{column}' is not numeric: data row {data_row(rows, first)} has '{values[first]}'; "
+            f"{needs}."
+        )
+    return values.astype(np.float64)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
