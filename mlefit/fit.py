@@ -23,7 +23,7 @@ from .engines.memory import WARM_START_STRIDE as WARM_STRIDE, MemoryRows
 from .errors import ConvergenceWarning, DataError, UsageError
 from .families import DEFAULT_FAMILY, get_family
 from .families.base import ClosedForm, Family, label_text
-from .objective import NumericObjective, PenalizedObjective
+from .objective import FixedObjective, NumericObjective, PenalizedObjective
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, METHODS, OPTIMIZERS, OptimizeResult
 from .results import FitResult
 
@@ -287,10 +287,16 @@ def fit_source(
             # a large fit: spare a Hessian pass with a chord step near the optimum (small fits
             # keep the plain Newton iterates)
             options["chord"] = rows.n_obs >= CHORD_ROWS
+        if type(fam).boundary is not Family.boundary and l2 is None and method == "newton":
+            options["stop"] = lambda x: fam.boundary(x) is not None
         opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter, **options)
+        limit = fam.boundary(opt.params) if l2 is None else None
+        at_boundary = None
+        if limit is not None:
+            at_boundary, held = limit
+            opt = _fit_at_boundary(objective, opt, at_boundary, held, method, tol, max_iter)
         hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
-        at_boundary = fam.boundary(opt.params) if l2 is None else None
-        if at_boundary is not None and at_boundary.any():
+        if at_boundary is not None:
             # the others' covariance with the boundary parameters held at their limit
             keep = ~at_boundary
             cov_model = embed(inference.covariance(hess[np.ix_(keep, keep)]), keep)
@@ -385,6 +391,24 @@ def _check_separation(
         rows.weights, intercept=src.intercept,
     )
     return opt
+
+
+def _fit_at_boundary(
+    objective, opt: OptimizeResult, at_boundary: np.ndarray, held: np.ndarray, method: str, tol: float, max_iter: int,
+) -> OptimizeResult:
+    """Go on from ``opt`` with the parameters ``at_boundary`` held at ``held`` (their limit): the
+    optimum of the others, with the trace of both runs and the verdict of the second."""
+    from dataclasses import replace
+
+    reduced = FixedObjective(objective, ~at_boundary, held)
+    sub = OPTIMIZERS[method](reduced, held[~at_boundary], tol=tol, max_iter=max(max_iter - opt.n_iter, 1))
+    offset = opt.n_iter + 1
+    trace = opt.trace + tuple(replace(r, iteration=r.iteration + offset) for r in sub.trace)
+    params = reduced.expand(sub.params)
+    _, grad, hess = objective.value_grad_hess(params)
+    return OptimizeResult(
+        params, sub.nll, grad, hess, sub.converged, sub.message, opt.n_iter + 1 + sub.n_iter, sub.decrement, trace,
+    )
 
 
 def embed(cov: np.ndarray | None, keep: np.ndarray) -> np.ndarray | None:

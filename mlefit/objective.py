@@ -71,3 +71,29 @@ class PenalizedObjective:
         f, g, H = self.inner.value_grad_hess(params)
         pf, pg = self._pen(params)
         return f + pf, g + pg, H + self.lam * self.penalty
+
+
+class FixedObjective:
+    """``inner`` as a function of the free parameters (``free``, a mask), the others held at their
+    values in ``full``: for a parameter held at a boundary, or a point of a profile likelihood."""
+
+    def __init__(self, inner, free: np.ndarray, full: np.ndarray):
+        self.inner, self.free = inner, np.asarray(free, dtype=bool)
+        self.full = np.array(full, dtype=float)
+
+    def expand(self, x: np.ndarray) -> np.ndarray:
+        """The full parameter vector of free parameters ``x``."""
+        out = self.full.copy()
+        out[self.free] = x
+        return out
+
+    def value(self, x: np.ndarray) -> float:
+        return self.inner.value(self.expand(x))
+
+    def value_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = self.inner.value_grad(self.expand(x))
+        return f, g[self.free]
+
+    def value_grad_hess(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        f, g, H = self.inner.value_grad_hess(self.expand(x))
+        return f, g[self.free], H[np.ix_(self.free, self.free)]
