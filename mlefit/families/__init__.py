@@ -19,6 +19,7 @@ _REGISTRY = {
     "bernoulli": "bernoulli:Bernoulli",
     "categorical": "categorical:Categorical",
     "gaussian": "gaussian:Gaussian",
+    "poisson": "poisson:Poisson",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
