@@ -20,6 +20,7 @@ _REGISTRY = {
     "categorical": "categorical:Categorical",
     "gaussian": "gaussian:Gaussian",
     "poisson": "poisson:Poisson",
+    "negbin": "negbin:NegBin",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
