@@ -21,6 +21,7 @@ _REGISTRY = {
     "gaussian": "gaussian:Gaussian",
     "poisson": "poisson:Poisson",
     "negbin": "negbin:NegBin",
+    "gamma": "gamma:Gamma",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
