@@ -11,7 +11,7 @@ The package has one module per job: :mod:`~mlefit.textmodel.grammar` reads the t
 expression tree (:mod:`~mlefit.textmodel.expr`, which also holds the stable rewrites),
 :mod:`~mlefit.textmodel.distributions` is the table of distributions,
 :mod:`~mlefit.textmodel.symbolic` derives exact derivatives with sympy and compiles them, and
-:mod:`~mlefit.textmodel.model` is the compiled object. sympy (the extra ``mlefit[model]``) is
+:mod:`~mlefit.textmodel.compiled` is the compiled object, with the fast elementwise kernels in :mod:`~mlefit.textmodel.kernels`. sympy (the extra ``mlefit[model]``) is
 imported on the first compile, never by ``import mlefit``.
 """
 
@@ -24,7 +24,7 @@ from typing import Sequence
 from . import expr as E
 from .distributions import DISTRIBUTIONS
 from .grammar import MAX_DEPTH, MAX_LENGTH, parse_model, parse_nll, split_names
-from .model import DerivativeCheck, TextModel
+from .compiled import DerivativeCheck, TextModel
 from .symbolic import INSTALL_HINT, derive, have_sympy
 
 __all__ = [

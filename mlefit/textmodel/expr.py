@@ -23,7 +23,7 @@ written                         becomes                           why
 ``sigmoid(logit(p))``           ``p`` (and the converse)          exact
 ==============================  ================================  ==========================
 
-``softplus(x) = log(1 + exp(x))`` is computed as ``logaddexp(0, x)``, ``sigmoid`` as
+``softplus(x) = log(1 + exp(x))`` is computed as ``max(x, 0) + log1p(exp(-|x|))``, ``sigmoid`` as
 ``scipy.special.expit`` and ``lgamma`` as ``scipy.special.gammaln`` (never ``log(gamma(x))``).
 """
 
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from . import kernels
 
 #: The functions of the grammar and how many arguments each takes.
 FUNCTIONS: dict[str, int] = {
@@ -226,9 +228,7 @@ def mul(*factors: Expr) -> Expr:
                 flat.append(u)
     if not flat:
         return Num(const)
-    if const == 0.0:
-        return ZERO
-    if const != 1.0:
+    if const != 1.0:  # a factor 0 stays: the names it multiplies are still the user's names
         flat.insert(0, Num(const))
     return flat[0] if len(flat) == 1 else Mul(tuple(flat))
 
@@ -348,10 +348,6 @@ def substitute(e: Expr, values: Mapping[str, Expr]) -> Expr:
 
 
 # -- numpy evaluation -----------------------------------------------------------------------------
-def _softplus(x):
-    return np.logaddexp(0.0, x)
-
-
 def _special(name: str) -> Callable:
     def f(x):
         import scipy.special
@@ -369,7 +365,7 @@ _NUMPY_FUNCTIONS: dict[str, Callable] = {
     "sqrt": np.sqrt,
     "sigmoid": _special("expit"),
     "logit": _special("logit"),
-    "softplus": _softplus,
+    "softplus": kernels.softplus,
     "lgamma": _special("gammaln"),
     "digamma": _special("psi"),
 }

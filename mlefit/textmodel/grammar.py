@@ -24,7 +24,7 @@ import ast
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..errors import UsageError
 from . import expr as E
@@ -85,6 +85,8 @@ class ParsedModel:
         The distribution's arguments in the table's order.
     nll : Expr or None
         The per-row NLL of an ``--nll`` text (None for a model).
+    written : tuple of str
+        The argument names in the order the text gives them (names are found in this order).
     """
 
     text: str
@@ -92,14 +94,16 @@ class ParsedModel:
     distribution: str | None
     args: tuple[tuple[str, E.Expr], ...]
     nll: E.Expr | None
+    written: tuple[str, ...] = ()
 
     def names(self) -> list[str]:
         """Every name in the text in order of first appearance, the target first."""
         found: dict[str, None] = {}
         if self.target is not None:
             found[self.target] = None
-        for _, e in self.args:
-            E.names_in(e, found)
+        args = dict(self.args)
+        for name in self.written:
+            E.names_in(args[name], found)
         if self.nll is not None:
             E.names_in(self.nll, found)
         return list(found)
@@ -166,7 +170,7 @@ def parse_model(text: str) -> ParsedModel:
                 f"the target '{target}' appears in the argument '{name}' of {dist_name}; "
                 "an argument may use only other columns and parameters."
             )
-    return ParsedModel(text, target, dist_name, tuple((n, given[n]) for n in names), None)
+    return ParsedModel(text, target, dist_name, tuple((n, given[n]) for n in names), None, tuple(given))
 
 
 def parse_nll(text: str) -> ParsedModel:
@@ -219,6 +223,11 @@ def _clean(text: str, what: str) -> str:
         raise UsageError(f"the {what} is empty; {EXAMPLE}.")
     if len(text) > MAX_LENGTH:
         raise UsageError(f"the {what} is {len(text)} characters long; the limit is {MAX_LENGTH}.")
+    control = re.search(r"[\x00-\x08\x0e-\x1f\x7f]", text)
+    if control:
+        raise UsageError(
+            f"the {what} contains the control character {control.group()!r} at character {control.start() + 1}."
+        )
     # Line breaks and tabs become spaces so a text from a file reads like one line; each is one
     # character, so positions in messages stay those of the text.
     return re.sub(r"[\r\n\t\f\v]", " ", text)
@@ -288,18 +297,20 @@ def _name(node: ast.Name, source: str) -> str:
 
 def _convert(node: ast.expr, source: str, what: str) -> E.Expr:
     """The ast ``node`` (found in ``source``) as an expression tree, checked against the grammar."""
-    segment = _short(ast.get_source_segment(source, node) or "")
+    def segment() -> str:  # only on the way to an error: it costs a scan of the text
+        return _short(ast.get_source_segment(source, node) or "")
+
     if isinstance(node, ast.Constant):
         value = node.value
         if isinstance(value, bool) or value is None or value is Ellipsis:
-            raise UsageError(f"'{segment}' is not allowed in a model; write numbers, names and functions.")
+            raise UsageError(f"'{segment()}' is not allowed in a model; write numbers, names and functions.")
         if isinstance(value, (str, bytes)):
-            raise UsageError(f"the string {segment} is not allowed in a model; write numbers, names and functions.")
+            raise UsageError(f"the string {segment()} is not allowed in a model; write numbers, names and functions.")
         if isinstance(value, complex):
-            raise UsageError(f"the imaginary number '{segment}' is not allowed in a model.")
+            raise UsageError(f"the imaginary number '{segment()}' is not allowed in a model.")
         number = float(value)
         if number != number or number in (float("inf"), float("-inf")):
-            raise UsageError(f"the number '{segment}' is too large for a model (beyond float64).")
+            raise UsageError(f"the number '{segment()}' is too large for a model (beyond float64).")
         return E.Num(number)
     if isinstance(node, ast.Name):
         return E.Sym(_name(node, source))
@@ -308,10 +319,10 @@ def _convert(node: ast.expr, source: str, what: str) -> E.Expr:
             return E.neg(_convert(node.operand, source, what))
         if isinstance(node.op, ast.UAdd):
             return _convert(node.operand, source, what)
-        raise _operator_error(node.op, segment)
+        raise _operator_error(node.op, segment())
     if isinstance(node, ast.BinOp):
         if type(node.op) not in _BINARY:
-            raise _operator_error(node.op, segment)
+            raise _operator_error(node.op, segment())
         # A chain a + b - c ... is a left-leaning tree: walk its spine in a loop, not by recursion.
         kind, rights, left = _chain(node.op), [], node
         while isinstance(left, ast.BinOp) and kind is not None and _chain(left.op) == kind:
@@ -333,27 +344,28 @@ def _convert(node: ast.expr, source: str, what: str) -> E.Expr:
         return _convert_call(node, source, what, segment)
     for kind, description in _REFUSED.items():
         if isinstance(node, kind):
-            raise UsageError(f"{description} ('{segment}') is not allowed in a model.")
-    raise UsageError(f"'{segment}' is not allowed in a model.")
+            raise UsageError(f"{description} ('{segment()}') is not allowed in a model.")
+    raise UsageError(f"'{segment()}' is not allowed in a model.")
 
 
-def _convert_call(node: ast.Call, source: str, what: str, segment: str) -> E.Expr:
+def _convert_call(node: ast.Call, source: str, what: str, segment: Callable[[], str]) -> E.Expr:
     functions = ", ".join([*E.FUNCTIONS, *E.ALIASES])
     if not isinstance(node.func, ast.Name):
         callee = _short(ast.get_source_segment(source, node.func) or "")
-        if isinstance(node.func, ast.Attribute):
-            raise UsageError(f"attribute access ('{callee}') is not allowed in a model.")
+        for kind, description in _REFUSED.items():
+            if isinstance(node.func, kind):
+                raise UsageError(f"{description} ('{callee}') is not allowed in a model.")
         raise UsageError(f"only the functions {functions} may be called; '{callee}' is not one.")
     name = node.func.id
     if name in DISTRIBUTIONS and name not in E.FUNCTIONS:
-        raise UsageError(f"the distribution '{name}' may appear only right of '~', not inside an expression ('{segment}').")
+        raise UsageError(f"the distribution '{name}' may appear only right of '~', not inside an expression ('{segment()}').")
     func = E.ALIASES.get(name, name)
     if func not in E.FUNCTIONS:
-        raise UsageError(f"unknown function '{name}' in '{segment}'; the functions are {functions}.")
+        raise UsageError(f"unknown function '{name}' in '{segment()}'; the functions are {functions}.")
     if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-        raise UsageError(f"{name}() takes its argument without a name or '*': '{segment}'.")
+        raise UsageError(f"{name}() takes its argument without a name or '*': '{segment()}'.")
     if len(node.args) != E.FUNCTIONS[func]:
-        raise UsageError(f"{name}() takes {E.FUNCTIONS[func]} argument; '{segment}' gives {len(node.args)}.")
+        raise UsageError(f"{name}() takes {E.FUNCTIONS[func]} argument; '{segment()}' gives {len(node.args)}.")
     return E.call(func, *(_convert(a, source, what) for a in node.args))
 
 

@@ -24,9 +24,10 @@ rather than every coefficient.
 **Compilation.** ``f`` and its derivatives are simplified together by common-subexpression
 elimination (``sympy.cse``) and compiled with ``sympy.lambdify`` into one numpy function per
 order (value; value and gradient; value, gradient and Hessian) using ``numpy`` and
-``scipy.special``: ``loggamma`` as ``gammaln``, ``polygamma(0, x)`` as ``psi``, ``softplus`` as
-``logaddexp(0, x)``, ``sigmoid`` as ``expit`` (whose derivative is written
-``sigmoid(x) sigmoid(-x)``, exact in both tails), small integer powers as products.
+``scipy.special``: ``loggamma`` as ``gammaln``, ``polygamma(0, x)`` as ``psi``, ``sigmoid`` as
+``expit``, small integer powers as products, and ``softplus``, the sigmoid's derivative
+``sigmoid(x) sigmoid(-x)`` and ``polygamma(1, x)`` with the kernels of
+:mod:`mlefit.textmodel.kernels`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 
 from ..errors import UsageError
 from . import expr as E
+from . import kernels
 
 #: The install hint given when sympy is missing.
 INSTALL_HINT = "install it with: pip install 'mlefit[model]'"
@@ -89,8 +91,20 @@ def _sympy_functions() -> dict[str, Any]:
             return None
 
         def fdiff(self, argindex=1):
+            return dsigmoid(self.args[0])
+
+        def _eval_is_extended_real(self):
+            return self.args[0].is_extended_real
+
+        def _eval_is_positive(self):
+            return self.args[0].is_extended_real
+
+    class dsigmoid(sympy.Function):  # noqa: N801
+        """``sigmoid(x) sigmoid(-x)``: the sigmoid's derivative, exact in both tails."""
+
+        def fdiff(self, argindex=1):
             x = self.args[0]
-            return sigmoid(x) * sigmoid(-x)
+            return dsigmoid(x) * (sigmoid(-x) - sigmoid(x))
 
         def _eval_is_extended_real(self):
             return self.args[0].is_extended_real
@@ -128,10 +142,6 @@ def _sympy_functions() -> dict[str, Any]:
     }
 
 
-def _softplus(x):
-    return np.logaddexp(0.0, x)
-
-
 @functools.cache
 def _printer_class():
     from sympy.printing.numpy import SciPyPrinter
@@ -152,6 +162,8 @@ def _printer_class():
             n, x = expr.args
             if n == 0:
                 return f"psi({self._print(x)})"
+            if n == 1:
+                return f"trigamma({self._print(x)})"
             return f"polygamma({self._print(n)}, {self._print(x)})"
 
     return Printer
@@ -161,7 +173,9 @@ def _namespace() -> dict[str, Any]:
     import scipy.special
 
     return {
-        "softplus": _softplus,
+        "softplus": kernels.softplus,
+        "dsigmoid": kernels.dsigmoid,
+        "trigamma": kernels.trigamma,
         "sigmoid": scipy.special.expit,
         "logit": scipy.special.logit,
         "psi": scipy.special.psi,
@@ -375,8 +389,12 @@ def derive(nll: E.Expr, params: Sequence[str], columns: Sequence[str]) -> Deriva
 
     grads = [sympy.diff(f, v) for v in vsyms]
     hessians = [sympy.diff(grads[k], vsyms[m]) for k in range(len(vsyms)) for m in range(k, len(vsyms))]
-    printer = _printer_class()({"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True})
-    modules = [_namespace(), "scipy", "numpy"]
+    namespace = _namespace()
+    printer = _printer_class()({
+        "fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
+        "user_functions": {k: k for k in namespace},
+    })
+    modules = [namespace, "scipy", "numpy"]
 
     def compile_(outputs: list[Any], args: list[Any]) -> Callable:
         return sympy.lambdify(args, outputs, modules=modules, printer=printer, cse=True, docstring_limit=0)
