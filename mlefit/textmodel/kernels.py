@@ -23,6 +23,8 @@ _ASYMPTOTIC_FROM = 10.0
 def softplus(x):
     """``log(1 + exp(x))`` for an array or scalar ``x``."""
     x = np.asarray(x, dtype=float)
+    if x.ndim == 0:  # a parameter standing alone: a scalar
+        return float(np.logaddexp(0.0, x))
     out = np.exp(-np.abs(x))
     np.log1p(out, out=out)
     out += np.maximum(x, 0.0)
