@@ -320,3 +320,22 @@ def test_blocks_give_the_same_sums_as_one_pass(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     np.testing.assert_allclose(m.scores(theta, D).sum(axis=0), whole[1], rtol=1e-10)
     np.testing.assert_allclose(m.nll_rows(theta, D).sum(), whole[0], rtol=1e-12)
+
+
+def test_rows_of_weight_zero_do_not_count_even_when_not_finite():
+    m = compile_model("y ~ poisson(rate = exp(a + b*x))", columns=["y", "x"])
+    D = np.array([[1.0, 0.5], [2.0, -0.3], [np.nan, 1.0], [3.0, 0.1]])
+    w = np.array([1.0, 2.0, 0.0, 1.0])
+    got = m.evaluate([0.2, 0.4], D, w)
+    want = m.evaluate([0.2, 0.4], np.repeat(D[[0, 1, 1, 3]], 1, axis=0))
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_check_derivatives_uses_a_subset_of_many_rows():
+    case, m, D, x, y, size, points = setup("gamma", seed=10, n=5000)
+    theta = vector(m, points[0])
+    full = m.check_derivatives(theta, D, max_rows=None)
+    part = m.check_derivatives(theta, D, max_rows=500)
+    assert full.passed(1e-6) and part.passed(1e-6)
+    assert not np.allclose(full.grad, part.grad)  # a different sum: fewer rows

@@ -202,6 +202,8 @@ def tree(text: str) -> E.Expr:
         ("sigmoid(logit(a))", "a"),
         ("logit(expit(a))", "a"),
         ("exp(a)**2", "exp(2*a)"),
+        ("1/(1 + exp(-a))", "sigmoid(a)"),
+        ("1/(exp(a*x) + 1)", "sigmoid(-a*x)"),
     ],
 )
 def test_unstable_forms_are_rewritten(written, stable):
@@ -214,6 +216,8 @@ def test_bernoulli_with_a_sigmoid_becomes_softplus_terms():
 
     nll = DISTRIBUTIONS["bernoulli"].nll(E.Sym("y"), **dict(parsed.args))
     assert nll == tree("softplus(a + b*x) - y*(a + b*x)")
+    written_out = parse_model("y ~ bernoulli(prob = 1/(1 + exp(-(a + b*x))))")
+    assert DISTRIBUTIONS["bernoulli"].nll(E.Sym("y"), **dict(written_out.args)) == nll
     m = compile_model("y ~ bernoulli(prob = sigmoid(a + b*x))", columns=["y", "x"])
     D = np.array([[1.0, 1.0], [0.0, 1.0], [1.0, -1.0], [0.0, -1.0]])
     # Far in both tails: a naive log(sigmoid) gives log(0) = -inf and 0 * inf = nan.

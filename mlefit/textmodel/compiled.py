@@ -144,7 +144,8 @@ class TextModel:
         params : array_like of shape (n_params,)
         D : array_like of shape (n_obs, len(data_columns))
         weights : array_like of shape (n_obs,), optional
-            Frequency weights: a row of weight 3 counts as three rows.
+            Frequency weights: a row of weight 3 counts as three rows, a row of weight 0 not at
+            all (whatever its NLL).
         order : {0, 1, 2}
 
         Returns
@@ -162,6 +163,10 @@ class TextModel:
         """
         p, D = self._params(params), self._data(D)
         w = None if weights is None else np.asarray(weights, dtype=float).reshape(-1)
+        if w is not None and not (w > 0).all():
+            # A row of weight 0 does not count, even where its NLL is not finite (0 * inf is NaN).
+            keep = w > 0
+            D, w = D[keep], w[keep]
         if order not in (0, 1, 2):
             raise ValueError(f"order must be 0, 1 or 2; got {order}")
         if order > 0 and self._derivatives is None:
@@ -325,9 +330,15 @@ class TextModel:
         count = f" and {bad.size - 1} other row(s)" if bad.size > 1 else ""
         return f"the NLL is {f[i]:g} in data row {i + 1}{count}{reason}."
 
-    def check_derivatives(self, params: Any, D: Any, weights: Any = None) -> DerivativeCheck:
+    def check_derivatives(
+        self, params: Any, D: Any, weights: Any = None, max_rows: int | None = 20_000
+    ) -> DerivativeCheck:
         """Compare the derived gradient and Hessian with central finite differences at ``params``
         (gradient: differences of the NLL; Hessian: differences of the derived gradient).
+
+        A wrong derivation is wrong on any rows, so at most ``max_rows`` rows, evenly spaced,
+        are used (None: all): the check costs about ``12 n_params`` evaluations. Relative errors
+        of a correct derivation are about 1e-9 or less; above 1e-6 means a bug.
 
         Raises
         ------
@@ -335,6 +346,10 @@ class TextModel:
             Without sympy (there are no derived derivatives to check).
         """
         p, D = self._params(params), self._data(D)
+        if max_rows is not None and D.shape[0] > max_rows:
+            rows = np.linspace(0, D.shape[0] - 1, max_rows).round().astype(np.intp)
+            D = D[rows]
+            weights = None if weights is None else np.asarray(weights, dtype=float).reshape(-1)[rows]
         _, g, H = self.evaluate(p, D, weights, order=2)
 
         def value(x):

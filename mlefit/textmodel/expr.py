@@ -20,6 +20,7 @@ written                         becomes                           why
 ``log1p(-sigmoid(x))``          ``-softplus(x)``                  as above
 ``log(1/x)``, ``log(sqrt(x))``  ``-log(x)``, ``log(x)/2``         one log, no overflow
 ``exp(x) - 1``                  ``expm1(x)``                      accurate for small x
+``1/(1 + exp(-x))``             ``sigmoid(x)``                    no ``log(0)`` downstream
 ``sigmoid(logit(p))``           ``p`` (and the converse)          exact
 ==============================  ================================  ==========================
 
@@ -187,7 +188,7 @@ def wrap(x: Any) -> Expr:
     raise TypeError(f"cannot use {type(x).__name__} in a model expression")
 
 
-ZERO, ONE = Num(0.0), Num(1.0)
+ONE = Num(1.0)
 
 
 # -- constructors: flatten, fold numbers, rewrite to stable forms ---------------------------------
@@ -257,6 +258,10 @@ def power(base: Expr, exponent: Expr) -> Expr:
             return power(base.base, Num(base.exponent.value * exponent.value))
         if isinstance(base, Call) and base.func == "exp":  # exp(x)**k = exp(k x) for real k
             return call("exp", mul(exponent, base.args[0]))
+        if exponent.value == -1.0 and isinstance(base, Add) and len(base.terms) == 2 and base.terms[1] == ONE:
+            t = base.terms[0]
+            if isinstance(t, Call) and t.func == "exp":  # 1/(1 + exp(-x)) = sigmoid(x)
+                return call("sigmoid", neg(t.args[0]))
     return Pow(base, exponent)
 
 
