@@ -20,8 +20,10 @@ from .distributions import DISTRIBUTIONS, DOMAINS, Distribution, in_domain
 from .grammar import ParsedModel
 from .symbolic import INSTALL_HINT, Derivatives
 
-#: Rows evaluated at a time: the per-row temporaries of a block stay in the processor's cache.
-BLOCK_ROWS = 16384
+#: Rows evaluated at a time: a block's per-row temporaries (64 KB each) stay in the processor's
+#: cache and below glibc's 128 KB threshold for allocating with mmap, so they are not mapped and
+#: unmapped (and page-faulted) at every operation.
+BLOCK_ROWS = 8192
 
 
 @dataclass(frozen=True)

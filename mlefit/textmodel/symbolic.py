@@ -151,11 +151,16 @@ def _printer_class():
         """SciPyPrinter with small integer powers as products and digamma as ``psi``."""
 
         def _print_Pow(self, expr, rational=False):
+            # numpy computes x**2 as one square and 1/x as one division; x**3 and x**-2 would be
+            # a general power, slower than products of an already computed base.
             base, exponent = expr.as_base_exp()
             if exponent.is_Integer and 1 <= abs(int(exponent)) <= 3:
+                k = abs(int(exponent))
                 b = self.parenthesize(base, precedence(expr), strict=False)
-                prod = "*".join([b] * abs(int(exponent)))
-                return f"({prod})" if exponent > 0 else f"(1/({prod}))"
+                if k == 3 and not base.is_Atom:
+                    return super()._print_Pow(expr, rational=rational)
+                power = {1: b, 2: f"{b}**2", 3: f"{b}*{b}*{b}"}[k]
+                return f"({power})" if exponent > 0 else f"(1/({power}))"
             return super()._print_Pow(expr, rational=rational)
 
         def _print_polygamma(self, expr):
@@ -251,7 +256,7 @@ class Derivatives:
                 blocks.append(None)
                 values.append(float(params[var.params[0]]))
             else:
-                A = np.empty((n, len(var.coefs)))
+                A = np.empty((n, len(var.coefs)), order="F")  # contiguous columns to fill
                 for c, i in enumerate(var.coefs):
                     A[:, c] = coefs[i]
                 blocks.append(A)
@@ -279,7 +284,7 @@ class Derivatives:
         grad = np.zeros(self.n_params)
         for k, var in enumerate(self.variables):
             fk = _weighted(out[1 + k], w, n)
-            grad[list(var.params)] += _t_dot(blocks[k], fk)
+            grad[list(var.params)] += _t_dot(blocks[k], fk, n)
         if order == 1:
             return nll, grad, None
         hess = np.zeros((self.n_params, self.n_params))
@@ -288,7 +293,9 @@ class Derivatives:
             for m in range(k, q):
                 h = _weighted(out[i], w, n)
                 i += 1
-                block = _quad(blocks[k], h, blocks[m])
+                if np.ndim(h) == 0 and h == 0.0:  # f is linear in this pair of variables
+                    continue
+                block = _quad(blocks[k], h, blocks[m], n)
                 rk, rm = list(self.variables[k].params), list(self.variables[m].params)
                 hess[np.ix_(rk, rm)] += block
                 if m != k:
@@ -315,18 +322,34 @@ def _per_row(x: Any, n: int) -> np.ndarray:
     return x if x.shape == (n,) else np.broadcast_to(x, (n,))
 
 
-def _weighted(x: Any, w: np.ndarray | None, n: int) -> np.ndarray:
+def _weighted(x: Any, w: np.ndarray | None, n: int) -> Any:
+    """``w * x`` per row; a scalar stays a scalar when there are no weights (a derivative that
+    is the same in every row, such as a normal model's ``1/sd**2``)."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 0:
+        return float(x) if w is None else x * w
     x = _per_row(x, n)
     return x if w is None else x * w
 
 
-def _t_dot(A: np.ndarray | None, h: np.ndarray) -> np.ndarray:
-    """``A.T @ h``, with None standing for a column of ones."""
+def _t_dot(A: np.ndarray | None, h: Any, n: int) -> np.ndarray:
+    """``A.T @ h``, with None standing for a column of ones and a scalar ``h`` for a constant."""
+    if np.ndim(h) == 0:
+        return np.array([h * n]) if A is None else h * A.sum(axis=0)
     return np.array([h.sum()]) if A is None else A.T @ h
 
 
-def _quad(A: np.ndarray | None, h: np.ndarray, B: np.ndarray | None) -> np.ndarray:
-    """``A.T @ diag(h) @ B``, with None standing for a column of ones."""
+def _quad(A: np.ndarray | None, h: Any, B: np.ndarray | None, n: int) -> np.ndarray:
+    """``A.T @ diag(h) @ B``, with None standing for a column of ones and a scalar ``h`` for a
+    constant diagonal."""
+    if np.ndim(h) == 0:
+        if A is None and B is None:
+            return np.array([[h * n]])
+        if A is None:
+            return h * B.sum(axis=0)[None, :]
+        if B is None:
+            return h * A.sum(axis=0)[:, None]
+        return h * (A.T @ B)
     if A is None and B is None:
         return np.array([[h.sum()]])
     if A is None:
