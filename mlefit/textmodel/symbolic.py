@@ -291,10 +291,11 @@ class Derivatives:
         i = 1 + q
         for k in range(q):
             for m in range(k, q):
-                h = _weighted(out[i], w, n)
+                value = out[i]
                 i += 1
-                if np.ndim(h) == 0 and h == 0.0:  # f is linear in this pair of variables
+                if np.ndim(value) == 0 and value == 0:  # f is linear in this pair of variables
                     continue
+                h = _weighted(value, w, n)
                 block = _quad(blocks[k], h, blocks[m], n)
                 rk, rm = list(self.variables[k].params), list(self.variables[m].params)
                 hess[np.ix_(rk, rm)] += block
