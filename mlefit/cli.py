@@ -115,6 +115,13 @@ MaxIterOpt = Annotated[
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output: tables, one JSON document, or CSV estimates.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every row of the convergence table.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the estimates.")]
+SepOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--sep", metavar="CHAR", help="The CSV's field separator, one character ('\\t' for a tab).",
+        show_default="from the header: ';' or tab when it has no comma, else ','",
+    ),
+]
 
 # -- options of simulate and recover (the truth and how to draw the data) -------------------------
 CoefOpt = Annotated[
@@ -299,6 +306,7 @@ def fit(
         Optional[str],
         typer.Option("--scheduler", help="With --engine dask: tcp://HOST:PORT, or local for a LocalCluster here."),
     ] = None,
+    sep: SepOpt = None,
 ) -> None:
     """Fit a model to a CSV and print estimates, fit statistics and the convergence table.
 
@@ -322,7 +330,7 @@ def fit(
                 formula=formula, weights=weights, dropna=dropna, l2=l2, cov=cov.value,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
                 stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
-                memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler,
+                memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler, sep=sep,
             )
         if truth is not None:
             from .simulate import compare_truth, read_truth
@@ -505,19 +513,24 @@ def predict(
         typer.Option("--digits", min=1, max=17, help="Round the predictions to this many significant digits.",
                      show_default="full precision"),
     ] = None,
+    sep: SepOpt = None,
 ) -> None:
     """Score rows with a saved model: CSV to stdout with the input's columns plus the predictions.
 
     bernoulli adds prob_<label of 1>; categorical adds prob_<label> per class and
     predicted_<target> (the most likely class); gaussian adds predicted_<target> (the mean). A name
-    already used by an input column gets _2 (_3, ...) appended.
+    already used by an input column gets _2 (_3, ...) appended. The output is comma-separated.
     """
     from . import render
+    from .data import read_table
     from .model import load_model
 
     with user_errors():
         loaded = load_model(model)
-        scored = loaded.predict(data)
+        frame, header = read_table(data, sep)
+        scored = loaded.predict(frame)
+    if header.detected:
+        _stderr(f"Note: {render.separator_note(header.sep)}.")
     sys.stdout.write(render.predictions_csv(scored, n_added=len(loaded.prediction_names()), digits=digits))
     sys.stdout.flush()
 
@@ -539,6 +552,7 @@ def check_grad(
     ] = ReportFormat.table,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every parameter at every point.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+    sep: SepOpt = None,
 ) -> None:
     """Check the family's analytic gradient and Hessian against central finite differences at
     the start, at random points near it and at the optimum.
@@ -551,7 +565,7 @@ def check_grad(
     with user_errors():
         check = run_check(
             data, family.value, target=target, features=features, intercept=intercept,
-            n_random=points, seed=seed, tol=tol,
+            n_random=points, seed=seed, tol=tol, sep=sep,
         )
     if format is ReportFormat.json:
         sys.stdout.write(render.gradcheck_json(check))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import csvformat
 from .errors import DataError, UsageError
 from .families.base import Family
 
@@ -108,15 +109,15 @@ def _client(scheduler: str | None):
 def fit_dask(
     path, fam: Family, *, scheduler=None, client=None, target=None, features=None, intercept=True,
     weights=None, formula=None, dropna=False, l2=None, cov="model", method="newton", gradient="analytic",
-    tol, max_iter, chunk_rows=None, blocksize=None,
+    tol, max_iter, chunk_rows=None, blocksize=None, sep=None,
 ):
-    """Fit a CSV on a Dask cluster (``scheduler``: ``tcp://HOST:PORT`` or ``local``), or with ``client``."""
+    """Fit a CSV on a Dask cluster (``scheduler``: ``tcp://HOST:PORT`` or ``local``), or with ``client``.
+    ``sep``: the separator (default: detected from the header, see :mod:`mlefit.csvformat`)."""
     dd, _ = _require_dask()
     if formula is not None:
         raise UsageError("--formula is not supported with --engine dask.")
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"file '{path}' not found.")
+    header = csvformat.read_header(path, csvformat.check_sep(sep))
     cluster = None
     if client is None:
         client, cluster = _client(scheduler)
@@ -126,7 +127,7 @@ def fit_dask(
     try:
         sd = load_dask(
             client, dd, path, fam, target=target, features=features, intercept=intercept,
-            weights=weights, dropna=dropna, blocksize=blocksize or _blocksize(path, chunk_rows),
+            weights=weights, dropna=dropna, blocksize=blocksize or _blocksize(path, chunk_rows), header=header,
         )
         from .stream import fit_source
 
@@ -149,15 +150,16 @@ def _blocksize(path: Path, chunk_rows: int | None) -> int:
     return max(1024, int(chunk_rows * len(head) / lines))
 
 
-def load_dask(client, dd, path, fam, *, target, features, intercept, weights, dropna, blocksize):
+def load_dask(client, dd, path, fam, *, target, features, intercept, weights, dropna, blocksize, header=None):
     from dask import delayed
 
     from . import stream
 
     import pandas as pd
 
+    header = header or csvformat.read_header(path)
     try:
-        ddf = dd.read_csv(str(path), blocksize=blocksize, dtype=object)
+        ddf = dd.read_csv(str(path), blocksize=blocksize, dtype=object, sep=header.sep)
     except (pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"'{path}' is not a readable CSV file ({str(exc).splitlines()[0]}).") from None
     columns = [str(c) for c in ddf.columns]
@@ -188,7 +190,7 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, weights, dr
     return stream.Streamed(
         source, tuple(enc.design["features"]), target, None if encoded is None else encoded.levels,
         None if encoded is None else encoded.note, intercept, weights, n_dropped, enc.design, counts,
-        mean, m2 / sw if sw > 0 else 0.0, sw,
+        mean, m2 / sw if sw > 0 else 0.0, sw, header.sep, header.detected,
     )
 
 
@@ -202,3 +204,4 @@ def _parse(frame):
     import pandas as pd
 
     return pd.read_csv(buffer)
+

@@ -50,6 +50,7 @@ def fit(
     memory_limit: int | None = None,
     engine: str = "local",
     scheduler: str | None = None,
+    sep: str | None = None,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
@@ -102,6 +103,9 @@ def fit(
     engine : {"local", "dask"}
         ``dask``: read the CSV with dask.dataframe on the cluster at ``scheduler``
         (``tcp://HOST:PORT`` or ``local``) and sum the block sums there; see :mod:`mlefit.dask_engine`.
+    sep : str, optional
+        The CSV's separator, one character; default the one its header shows (``;`` or a tab in a
+        header without a comma), else a comma. The result's ``separator`` says which was used.
 
     Returns
     -------
@@ -136,7 +140,7 @@ def fit(
         return fit_dask(
             data, fam, scheduler=scheduler, target=target, features=features, intercept=intercept,
             weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
-            gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows,
+            gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows, sep=sep,
         )
     if data is not None and not isinstance(data, Dataset) and X is None:
         from . import stream as streaming
@@ -150,7 +154,7 @@ def fit(
                 data, fam, target=target, features=features, intercept=intercept, weights=weights,
                 formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient,
                 tol=tol, max_iter=max_iter, chunk_rows=chunk_rows, cache_dir=cache_dir,
-                memory_limit=memory_limit,
+                memory_limit=memory_limit, sep=sep,
             )
     if isinstance(data, Dataset):
         ds = data
@@ -163,7 +167,7 @@ def fit(
             raise UsageError("with a table, weights names one of its columns.")
         ds = load_dataset(
             data, fam, target=target, features=features, intercept=intercept, weights=weights,
-            formula=formula, dropna=dropna,
+            formula=formula, dropna=dropna, sep=sep,
         )
     else:
         raise UsageError("no data: give a table, a CSV path, or X and y.")
@@ -493,7 +497,7 @@ def _build(
         objective="NLL" if l2 is None else PENALISED_OBJECTIVE[fam.name],
         objective_value=opt.nll, se_method=_se_method(l2, cov_type),
         cov_type="HC0" if cov_type == "robust" else "model", se_model=se_model,
-        **extra,
+        separator=ds.separator, separator_detected=ds.separator_detected, **extra,
     )
 
 
@@ -534,5 +538,6 @@ def _exact_fit(
         mse=0.0, residual_std_error=0.0, df_resid=df_resid, exact_fit=True,
         n_rows=ds.n_obs, weights=ds.weights_name, n_dropped=ds.n_dropped, design=ds.design,
         objective_value=-math.inf, se_method="exact fit: the standard errors are 0",
+        separator=ds.separator, separator_detected=ds.separator_detected,
         **_fit_statistics(ds, fam, None, math.inf, k, n_weight, 0.0, False),
     )

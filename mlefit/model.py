@@ -241,10 +241,10 @@ class Model:
             raise ModelError("the model's design does not match its feature names; the model file is damaged.")
         return X
 
-    def predict_values(self, data: "pd.DataFrame | str | Path") -> np.ndarray:
+    def predict_values(self, data: "pd.DataFrame | str | Path", sep: str | None = None) -> np.ndarray:
         """The raw predictions: ``P(y = 1)`` (n_obs,) for bernoulli, class probabilities
         (n_obs, n_classes) for categorical, the mean (n_obs,) for gaussian."""
-        frame = _frame(data)
+        frame = _frame(data, sep)
         return get_family(self.family).predict(self.params, self.design_matrix(frame))
 
     def prediction_names(self, taken: "list[str] | tuple[str, ...]" = ()) -> list[str]:
@@ -273,7 +273,7 @@ class Model:
             out.append(unique)
         return out
 
-    def predict(self, data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+    def predict(self, data: "pd.DataFrame | str | Path", sep: str | None = None) -> "pd.DataFrame":
         """The input table with the prediction columns appended (see :meth:`prediction_names`).
 
         Parameters
@@ -281,8 +281,10 @@ class Model:
         data : DataFrame, path or ``"-"``
             Rows to score: the model's feature columns (any others, such as the target, are
             carried through untouched).
+        sep : str, optional
+            The CSV's separator (default: detected from its header, see :func:`mlefit.data.read_table`).
         """
-        frame = _frame(data)
+        frame = _frame(data, sep)
         values = self.predict_values(frame)
         names = self.prediction_names([str(c) for c in frame.columns])
         out = frame.copy()
@@ -311,20 +313,22 @@ def load_model(path: "str | Path") -> Model:
     return Model.load(path)
 
 
-def predict(model: "Model | FitResult | str | Path", data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+def predict(
+    model: "Model | FitResult | str | Path", data: "pd.DataFrame | str | Path", sep: str | None = None
+) -> "pd.DataFrame":
     """Score ``data`` with a model (a :class:`Model`, a ``FitResult`` or a model file's path):
     the input table plus the prediction columns (see :meth:`Model.prediction_names`)."""
     if isinstance(model, FitResult):
         model = Model.from_result(model)
     elif not isinstance(model, Model):
         model = Model.load(model)
-    return model.predict(data)
+    return model.predict(data, sep)
 
 
-def _frame(data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+def _frame(data: "pd.DataFrame | str | Path", sep: str | None = None) -> "pd.DataFrame":
     import pandas as pd
 
-    frame = data if isinstance(data, pd.DataFrame) else read_csv(data)
+    frame = data if isinstance(data, pd.DataFrame) else read_csv(data, sep)
     if any(not isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)
     return frame

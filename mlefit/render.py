@@ -43,6 +43,15 @@ def p_value(value: float) -> str:
     return "<1e-16" if value < 1e-16 else f"{value:.3g}"
 
 
+def separator_note(sep: str) -> str:
+    """The report's line for a separator detected from the header."""
+    return f"read with separator {SEPARATOR_NAMES.get(sep, repr(sep))} (detected from the header)"
+
+
+#: How the reports name a separator that is not a visible character.
+SEPARATOR_NAMES = {"\t": "tab", " ": "space"}
+
+
 def use_rich(stream: TextIO) -> bool:
     """Rich output only on a terminal and never with NO_COLOR set."""
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
@@ -60,6 +69,8 @@ def header_lines(result: FitResult) -> list[str]:
         f"{result.gradient} gradient",
         f"target: {result.target}" + (f"; {result.target_note}" if result.target_note else ""),
     ]
+    if result.separator_detected:
+        lines.append(separator_note(result.separator))
     if result.weights is not None:
         lines.append(
             f"weights: '{result.weights}' (frequency weights: {number(result.n_obs)} observations "
@@ -437,6 +448,8 @@ def gradcheck_text(check: Any, *, verbose: bool = False, quiet: bool = False) ->
         f"relative error of the Hessian:  {doc['metric']['hessian']}",
         f"tolerance: {number(check.tol)} on every relative error",
     ]
+    if check.separator_detected:
+        head.append(separator_note(check.separator))
     point_rows = []
     for p in doc["points"]:
         worst = _worst(p["grad_rel_err"] + p["hess_rel_err"])

@@ -35,13 +35,14 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from . import csvformat
 from .errors import DataError, UsageError
 from .families.base import BlockSums, Family, label_text
 from .objective import ScreenMemory
@@ -240,7 +241,7 @@ def _class_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, inverse.reshape(-1)
 
 
-def _load_numeric(path: Path, fam: Family, target, features, intercept, weights, chunk_rows, folder):
+def _load_numeric(path: Path, fam: Family, target, features, intercept, weights, chunk_rows, folder, sep=","):
     """One pass over a CSV whose feature (and weight) columns are all complete numbers: every chunk
     parsed once, typed float64 by pandas' C parser, and written straight to the cache.
 
@@ -255,7 +256,7 @@ def _load_numeric(path: Path, fam: Family, target, features, intercept, weights,
     from . import data
 
     try:
-        columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        columns = [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
         target, wanted, used = _header(columns, target, features, intercept, weights)
     except (DataError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
@@ -270,10 +271,9 @@ def _load_numeric(path: Path, fam: Family, target, features, intercept, weights,
     n_obs = 0
     n_distinct = 0
     try:
-        reader = pd.read_csv(
-            path, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
-        )
-        with reader, open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
+        with open(path, "rb") as source, pd.read_csv(
+            source, sep=sep, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
+        ) as reader, open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
                 (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw:
             for chunk in reader:
                 chunk = chunk.set_axis([str(c) for c in chunk.columns], axis=1)
@@ -381,6 +381,8 @@ class Streamed:
     y_mean: float
     y_var: float
     total_weight: float
+    separator: str | None = None
+    separator_detected: bool = False
 
     @property
     def n_obs(self) -> int:
@@ -391,16 +393,16 @@ class Streamed:
         return True if self.cache.weighted else None
 
 
-def _chunks(path: Path, chunk_rows: int):
+def _chunks(path: Path, chunk_rows: int, sep: str = ",", what: str = "reading"):
     import pandas as pd
 
     name = f"'{path}'"
     try:
-        reader = pd.read_csv(path, chunksize=chunk_rows)
         first = True
-        for chunk in reader:
-            first = False
-            yield chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+        with open(path, "rb") as source, pd.read_csv(source, sep=sep, chunksize=chunk_rows) as reader:
+            for chunk in reader:
+                first = False
+                yield chunk.set_axis([str(c) for c in chunk.columns], axis=1)
         if first:
             raise DataError(f"{name} has a header but no data rows.")
     except pd.errors.EmptyDataError:
@@ -519,11 +521,11 @@ def combine_summaries(summaries: list[dict], wanted: list[str], used: list[str],
     return cols, target_values, n_na_rows if dropna else 0
 
 
-def _first_pass(path, fam, target, features, intercept, weights, dropna, chunk_rows):
+def _first_pass(path, fam, target, features, intercept, weights, dropna, chunk_rows, sep=","):
     summaries = []
     offset = 0
     header = None
-    for chunk in _chunks(path, chunk_rows):
+    for chunk in _chunks(path, chunk_rows, sep, "reading (pass 1 of 2)"):
         if header is None:
             target, wanted, used = header = _header(list(chunk.columns), target, features, intercept, weights)
         summaries.append(summarise_chunk(chunk, offset, target, wanted, used))
@@ -639,14 +641,16 @@ def _design(cols: dict, wanted: list[str], intercept: bool) -> dict:
 
 def load_streamed(
     source: "str | Path", fam: Family, *, target=None, features=None, intercept=True, weights=None,
-    formula=None, dropna=False, chunk_rows: int | None = None, folder: Path,
+    formula=None, dropna=False, chunk_rows: int | None = None, folder: Path, sep: str | None = None,
 ) -> Streamed:
-    """The binary cache in ``folder``: one pass over a numeric CSV, else two (levels and validation, then the cache)."""
+    """The binary cache in ``folder``: one pass over a numeric CSV, else two (levels and validation, then the cache).
+    ``sep``: the separator (default: detected from the header, see :mod:`mlefit.csvformat`)."""
     if formula is not None:
         raise UsageError("--formula is not supported when streaming.", "Drop --stream, or build the columns beforehand.")
     chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}.")
+    sep = csvformat.check_sep(sep)
     if str(source) == "-":
         path = folder / "stdin.csv"
         with open(path, "wb") as out:
@@ -659,11 +663,12 @@ def load_streamed(
             raise DataError(f"file '{source}' not found.")
         if path.is_dir():
             raise DataError(f"'{source}' is a directory, not a CSV file.")
-    found = _load_numeric(path, fam, target, features, intercept, weights, chunk_rows, folder)
+    header = csvformat.read_header(path, sep, csvformat.describe(source))
+    found = _load_numeric(path, fam, target, features, intercept, weights, chunk_rows, folder, header.sep)
     if found is not None:
-        return found
+        return replace(found, separator=header.sep, separator_detected=header.detected)
     target, wanted, cols, target_values, n_dropped = _first_pass(
-        path, fam, target, features, intercept, weights, dropna, chunk_rows
+        path, fam, target, features, intercept, weights, dropna, chunk_rows, header.sep
     )
     enc, encoded = make_encoding(fam, target, wanted, cols, target_values, weights, dropna, intercept)
     design = enc.design
@@ -675,7 +680,7 @@ def load_streamed(
     offset = 0
     with open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
             (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw:
-        for chunk in _chunks(path, chunk_rows):
+        for chunk in _chunks(path, chunk_rows, header.sep, "reading (pass 2 of 2)"):
             X, y, w = encode_chunk(chunk, offset, enc)
             offset += len(chunk)
             if not len(y):
@@ -693,7 +698,7 @@ def load_streamed(
     return Streamed(
         cache, tuple(design["features"]), target, None if encoded is None else encoded.levels,
         None if encoded is None else encoded.note, intercept, weights, n_dropped, design, counts,
-        mean, m2 / sw if sw > 0 else 0.0, sw,
+        mean, m2 / sw if sw > 0 else 0.0, sw, header.sep, header.detected,
     )
 
 
@@ -725,7 +730,7 @@ def _null_data(sd: Streamed, fam: Family) -> _NullData:
 def fit_streamed(
     source, fam: Family, *, target=None, features=None, intercept=True, weights=None, formula=None,
     dropna=False, l2=None, cov="model", method="newton", gradient="analytic", tol, max_iter,
-    chunk_rows=None, cache_dir=None, memory_limit=None,
+    chunk_rows=None, cache_dir=None, memory_limit=None, sep=None,
 ):
     """The streamed counterpart of :func:`mlefit.fit.fit_dataset`: the same FitResult."""
     if cache_dir is None:
@@ -734,22 +739,22 @@ def fit_streamed(
                 source, fam, Path(folder), target=target, features=features, intercept=intercept,
                 weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
                 gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows,
-                memory_limit=memory_limit,
+                memory_limit=memory_limit, sep=sep,
             )
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return _fit_streamed(
         source, fam, folder, target=target, features=features, intercept=intercept, weights=weights,
         formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol,
-        max_iter=max_iter, chunk_rows=chunk_rows, memory_limit=memory_limit,
+        max_iter=max_iter, chunk_rows=chunk_rows, memory_limit=memory_limit, sep=sep,
     )
 
 
 def _fit_streamed(source, fam, folder, *, target, features, intercept, weights, formula, dropna, l2, cov,
-                  method, gradient, tol, max_iter, chunk_rows, memory_limit):
+                  method, gradient, tol, max_iter, chunk_rows, memory_limit, sep):
     sd = load_streamed(
         source, fam, target=target, features=features, intercept=intercept, weights=weights,
-        formula=formula, dropna=dropna, chunk_rows=chunk_rows, folder=folder,
+        formula=formula, dropna=dropna, chunk_rows=chunk_rows, folder=folder, sep=sep,
     )
     return fit_source(
         sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter,
