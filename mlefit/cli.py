@@ -313,7 +313,7 @@ def fit(
     Exit codes: 0 converged; 2 usage or input error; 3 not converged (results still printed);
     4 the classes are separated (the MLE does not exist; try --l2).
     """
-    from . import render
+    from . import progress, render
     from .errors import ConvergenceWarning
     from .fit import fit as fit_model
 
@@ -323,7 +323,9 @@ def fit(
             from .plot import require_matplotlib
 
             require_matplotlib()
-        with warnings.catch_warnings():
+        # a streamed or Dask fit draws its progress on standard error when that is a terminal
+        with warnings.catch_warnings(), render.fit_progress(enabled=not quiet) as reporter, \
+                progress.reporting(reporter):
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit_model(
                 data, family.value, target=target, features=features, intercept=intercept,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import csvformat
+from . import csvformat, progress
 from .errors import DataError, UsageError
 from .families.base import Family
 
@@ -167,7 +167,7 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, weights, dr
     # dtype=object: every partition as text, parsed the way pandas parses a whole file
     parts = [delayed(_parse)(p) for p in ddf.to_delayed()]
     parts = client.persist(parts)
-    lengths = client.gather(client.compute([delayed(len)(p) for p in parts]))
+    lengths = _gather_reporting(client, client.compute([delayed(len)(p) for p in parts]), path)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
     summaries = client.gather(client.compute([
         delayed(stream.summarise_chunk)(p, o, target, wanted, used) for p, o in zip(parts, offsets)
@@ -205,3 +205,13 @@ def _parse(frame):
 
     return pd.read_csv(buffer)
 
+
+def _gather_reporting(client, futures: list, path: Path) -> list:
+    """``client.gather(futures)``, telling :mod:`mlefit.progress` of each partition read: the
+    first pass parses the file on the workers in partitions of (nearly) equal byte ranges."""
+    from distributed import as_completed
+
+    size = Path(path).stat().st_size
+    for k, _ in enumerate(as_completed(futures), 1):
+        progress.read(size * k // len(futures), size)
+    return client.gather(futures)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from . import checks, inference
+from . import checks, inference, progress
 from .data import Dataset, dataset_from_arrays, load_dataset
 from .errors import ConvergenceWarning, DataError, UsageError
 from .families import get_family
@@ -355,7 +355,8 @@ def warm_start(
     """
     sample = subsample(0)
     # To a quarter of the subsample's standard errors: far below its distance from the full optimum.
-    opt = OPTIMIZERS["newton"](sample, x0, tol=0.25, max_iter=20)
+    with progress.muted():  # not the fit the user asked for: its iterations are not shown
+        opt = OPTIMIZERS["newton"](sample, x0, tol=0.25, max_iter=20)
     if not opt.converged:
         return x0, None
     held_out = subsample(1)

@@ -314,6 +314,64 @@ def progress_bar(description: str, total: int, stream: TextIO | None = None) -> 
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
+class FitProgress:
+    """A :mod:`mlefit.progress` reporter drawing a fit's progress on a terminal: the bytes each
+    pass over the file has read, then each iteration of the optimiser with its NLL.
+
+    The display starts with the first read reported, so only a streamed or Dask fit shows it; an
+    in-memory fit, which reports its iterations only (and is over in moments), shows nothing. It
+    is removed when the fit ends (``close``). Standard output is left alone.
+    """
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.progress: Any = None
+        self.task: Any = None
+
+    def read(self, done: int, total: int | None, what: str) -> None:
+        if self.progress is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"))
+            self.progress = Progress(
+                *columns, console=Console(file=self.stream), transient=True, redirect_stdout=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(what, total=total, detail="")
+        detail = f"{done / 1e6:,.1f} of {total / 1e6:,.1f} MB" if total else f"{done / 1e6:,.1f} MB"
+        # drawn at once at the start and the end of a pass (a short pass would not be seen)
+        edge = done == 0 or done == total or what != self.progress.tasks[0].description
+        self.progress.update(self.task, description=what, completed=done, total=total, detail=detail, refresh=edge)
+
+    def iteration(self, iteration: int, nll: float) -> None:
+        if self.progress is None:
+            return
+        self.progress.update(
+            self.task, description="fitting", completed=0, total=None,
+            detail=f"iteration {iteration}, NLL {number(nll, 10)}", refresh=True,
+        )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@contextmanager
+def fit_progress(stream: TextIO | None = None, enabled: bool = True) -> Iterator[FitProgress | None]:
+    """A :class:`FitProgress` on ``stream`` (default stderr) when it is a terminal, NO_COLOR is
+    not set and ``enabled`` (the command line passes ``not --quiet``), else None (no reporter)."""
+    stream = stream or sys.stderr
+    if not enabled or not use_rich(stream):
+        yield None
+        return
+    reporter = FitProgress(stream)
+    try:
+        yield reporter
+    finally:
+        reporter.close()
+
+
 def recovery_header(result: Any) -> list[str]:
     design = (f"the design {result.design}" if result.design else "a fixed design") if result.fixed_design \
         else "standard-normal features redrawn each time"

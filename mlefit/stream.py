@@ -42,7 +42,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import csvformat
+from . import csvformat, progress
 from .errors import DataError, UsageError
 from .families.base import BlockSums, Family, label_text
 from .objective import ScreenMemory
@@ -271,11 +271,13 @@ def _load_numeric(path: Path, fam: Family, target, features, intercept, weights,
     n_obs = 0
     n_distinct = 0
     try:
+        size = path.stat().st_size
         with open(path, "rb") as source, pd.read_csv(
             source, sep=sep, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
         ) as reader, open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
                 (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw:
             for chunk in reader:
+                progress.read(source.tell(), size)
                 chunk = chunk.set_axis([str(c) for c in chunk.columns], axis=1)
                 m = len(chunk)
                 X = np.empty((m, p))
@@ -398,9 +400,10 @@ def _chunks(path: Path, chunk_rows: int, sep: str = ",", what: str = "reading"):
 
     name = f"'{path}'"
     try:
-        first = True
+        first, size = True, path.stat().st_size
         with open(path, "rb") as source, pd.read_csv(source, sep=sep, chunksize=chunk_rows) as reader:
             for chunk in reader:
+                progress.read(source.tell(), size, what)
                 first = False
                 yield chunk.set_axis([str(c) for c in chunk.columns], axis=1)
         if first:

@@ -209,3 +209,24 @@ def test_dask_reads_the_separator_and_refuses_duplicate_names(tmp_path, client):
         fit_dask(dup, get_family("bernoulli"), client=client, tol=1e-8, max_iter=100, blocksize=5000)
     assert str(err.value) == f"column 'x1' appears twice in the header of '{dup}' (columns 1 and 4); rename one."
 
+
+def test_dask_reports_partitions_read_then_iterations(tmp_path, client):
+    from mlefit import progress
+    from mlefit.dask_engine import fit_dask
+
+    path = make_csv(tmp_path / "d.csv", "gaussian")
+    reads, iterations = [], []
+
+    class Recorder:
+        def read(self, done, total, what):
+            reads.append((done, total))
+
+        def iteration(self, iteration, nll):
+            iterations.append((iteration, nll))
+
+    with progress.reporting(Recorder()):
+        result = fit_dask(path, get_family("gaussian"), client=client, tol=1e-8, max_iter=100, blocksize=5000)
+    size = path.stat().st_size
+    assert len(reads) >= size // 5000  # one per partition of about 5,000 bytes
+    assert [d for d, _ in reads] == sorted(d for d, _ in reads) and reads[-1] == (size, size)
+    assert iterations == [(r.iteration, r.nll) for r in result.trace]
