@@ -52,7 +52,7 @@ _ARMIJO = 1e-4
 class Objective(Protocol):
     """The function an optimiser minimises: NLL, gradient and Hessian at ``params``.
 
-    Optionally (see :class:`~mlefit.objective.DataObjective`), when its ``refinable`` attribute is
+    Optionally (see :class:`~mlefit.engines.base.RowsObjective`), when its ``refinable`` attribute is
     true, ``value_grad_hess(params, precise=True)`` sums the gradient in extended precision and
     ``hess_root(params)`` returns a matrix ``Z`` with ``Z'Z`` the Hessian; Newton uses them on
     ill-conditioned problems.

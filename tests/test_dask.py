@@ -36,12 +36,10 @@ def client():
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("options", [{}, {"weights": "w", "cov": "robust"}], ids=["plain", "weights-robust"])
 def test_dask_fit_agrees_with_local(tmp_path, client, family, options):
-    from mlefit.dask_engine import fit_dask
-
     path = make_csv(tmp_path / "d.csv", family)
     local = mlefit.fit(path, family, **options)
-    # partitions of about 5 KB (~100 rows): classes and text levels missing from the first ones
-    remote = fit_dask(path, get_family(family), client=client, tol=1e-8, max_iter=100, blocksize=5000, **options)
+    # partitions of about 100 rows: classes and text levels missing from the first ones
+    remote = mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100, **options)
     assert remote.names == local.names and remote.levels == local.levels
     assert _rel(remote.params, local.params) < RTOL
     assert _rel(remote.se, local.se) < RTOL
@@ -52,7 +50,6 @@ def test_dask_fit_agrees_with_local(tmp_path, client, family, options):
 def test_dask_late_bad_value_names_the_row(tmp_path, client):
     import pandas as pd
 
-    from mlefit.dask_engine import fit_dask
     from mlefit.errors import DataError
 
     path = make_csv(tmp_path / "d.csv", "bernoulli")
@@ -61,7 +58,7 @@ def test_dask_late_bad_value_names_the_row(tmp_path, client):
     frame.loc[849, "x2"] = "oops"
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match="data row 850 has 'oops'"):
-        fit_dask(path, get_family("bernoulli"), client=client, tol=1e-8, max_iter=100, blocksize=5000)
+        mlefit.fit(path, "bernoulli", engine="dask", client=client, chunk_rows=100)
 
 
 def test_missing_dask_is_one_clear_sentence(tmp_path, invoke, monkeypatch):
@@ -87,7 +84,6 @@ def test_unknown_engine(tmp_path, invoke):
 
 
 def test_dask_separated_data_gives_the_in_memory_error(tmp_path, client, rng):
-    from mlefit.dask_engine import fit_dask
     from mlefit.errors import SeparationError
     from test_stream import _separated_frames
 
@@ -97,7 +93,7 @@ def test_dask_separated_data_gives_the_in_memory_error(tmp_path, client, rng):
     with pytest.raises(SeparationError) as local:
         mlefit.fit(path, family)
     with pytest.raises(SeparationError) as remote:
-        fit_dask(path, get_family(family), client=client, tol=1e-8, max_iter=100, blocksize=3000)
+        mlefit.fit(path, family, engine="dask", client=client, chunk_rows=60)
     assert str(remote.value) == str(local.value)
 
 
@@ -168,7 +164,7 @@ def test_tcp_scheduler_fit_agrees_with_local(tmp_path, tcp_scheduler, family):
 
 def test_local_scheduler_is_a_cluster_of_worker_processes(tmp_path, monkeypatch):
     """``--scheduler local``: a LocalCluster of worker processes on 127.0.0.1, closed afterwards."""
-    from mlefit import dask_engine
+    from mlefit.engines import cluster as dask_engine
 
     clusters = []
     original = dask_engine._client
@@ -191,7 +187,6 @@ def test_local_scheduler_is_a_cluster_of_worker_processes(tmp_path, monkeypatch)
 
 def test_dask_reads_the_separator_and_refuses_duplicate_names(tmp_path, client):
     """The Dask reader settles the header as every reader does (mlefit.csvformat)."""
-    from mlefit.dask_engine import fit_dask
     from mlefit.errors import DataError
 
     path = make_csv(tmp_path / "d.csv", "bernoulli")
@@ -199,20 +194,19 @@ def test_dask_reads_the_separator_and_refuses_duplicate_names(tmp_path, client):
     semi = tmp_path / "d.txt"
     semi.write_text(path.read_text().replace(",", ";"))
     for sep, detected in ((None, True), (";", False)):
-        remote = fit_dask(semi, get_family("bernoulli"), client=client, tol=1e-8, max_iter=100, blocksize=5000, sep=sep)
+        remote = mlefit.fit(semi, "bernoulli", engine="dask", client=client, chunk_rows=100, sep=sep)
         assert remote.names == local.names and _rel(remote.params, local.params) < RTOL
         assert (remote.separator, remote.separator_detected) == (";", detected)
     lines = path.read_text().splitlines()
     dup = tmp_path / "dup.csv"
     dup.write_text("\n".join(["x1,x2,g,x1,y", *lines[1:]]) + "\n")
     with pytest.raises(DataError) as err:
-        fit_dask(dup, get_family("bernoulli"), client=client, tol=1e-8, max_iter=100, blocksize=5000)
+        mlefit.fit(dup, "bernoulli", engine="dask", client=client, chunk_rows=100)
     assert str(err.value) == f"column 'x1' appears twice in the header of '{dup}' (columns 1 and 4); rename one."
 
 
 def test_dask_reports_partitions_read_then_iterations(tmp_path, client):
     from mlefit import progress
-    from mlefit.dask_engine import fit_dask
 
     path = make_csv(tmp_path / "d.csv", "gaussian")
     reads, iterations = [], []
@@ -225,8 +219,8 @@ def test_dask_reports_partitions_read_then_iterations(tmp_path, client):
             iterations.append((iteration, nll))
 
     with progress.reporting(Recorder()):
-        result = fit_dask(path, get_family("gaussian"), client=client, tol=1e-8, max_iter=100, blocksize=5000)
+        result = mlefit.fit(path, "gaussian", engine="dask", client=client, chunk_rows=100)
     size = path.stat().st_size
-    assert len(reads) >= size // 5000  # one per partition of about 5,000 bytes
+    assert len(reads) >= 5  # one per partition of about 100 rows
     assert [d for d, _ in reads] == sorted(d for d, _ in reads) and reads[-1] == (size, size)
     assert iterations == [(r.iteration, r.nll) for r in result.trace]

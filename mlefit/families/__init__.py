@@ -22,6 +22,8 @@ _REGISTRY = {
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+#: The family of ``mlefit.fit`` when none is named.
+DEFAULT_FAMILY = "bernoulli"
 
 
 def _load(name: str) -> type:
