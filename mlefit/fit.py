@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from . import checks, inference
+from . import checks, inference, progress
 from .data import Dataset, dataset_from_arrays, load_dataset
 from .engines.base import RowsObjective, Source
 from .engines.memory import WARM_START_STRIDE as WARM_STRIDE, MemoryRows
@@ -62,6 +62,7 @@ def fit(
     engine: str = "local",
     scheduler: str | None = None,
     client: Any = None,
+    sep: str | None = None,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
@@ -124,6 +125,9 @@ def fit(
         :mod:`mlefit.engines.cluster`.
     client : distributed.Client, optional
         With ``engine="dask"``: an existing client to use instead of connecting to ``scheduler``.
+    sep : str, optional
+        The CSV's separator, one character; default the one its header shows (``;`` or a tab in a
+        header without a comma), else a comma. The result's ``separator`` says which was used.
 
     Returns
     -------
@@ -168,7 +172,7 @@ def fit(
 
         if not isinstance(data, (str, Path)) or str(data) == "-":
             raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
-        with dask_source(data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, **columns) as src:
+        with dask_source(data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, sep=sep, **columns) as src:
             return fit_source(src, fam, **settings)
     if data is not None and not isinstance(data, Dataset) and X is None:
         from .engines import stream as streaming
@@ -178,7 +182,9 @@ def fit(
                 raise UsageError("streaming reads a CSV file or standard input ('-'), not a table in memory.")
             if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure)):
                 raise UsageError("with a table, weights, offset and exposure name its columns.")
-            with streaming.streamed_source(data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, **columns) as src:
+            with streaming.streamed_source(
+                data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, sep=sep, **columns
+            ) as src:
                 return fit_source(src, fam, **settings)
     if isinstance(data, Dataset):
         ds = data
@@ -192,7 +198,7 @@ def fit(
     elif data is not None:
         if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure)):
             raise UsageError("with a table, weights, offset and exposure name its columns.")
-        ds = load_dataset(data, fam, **columns)
+        ds = load_dataset(data, fam, sep=sep, **columns)
     else:
         raise UsageError("no data: give a table, a CSV path, or X and y.")
     return fit_source(source_of(ds), fam, **settings)
@@ -203,6 +209,7 @@ def source_of(ds: Dataset) -> Source:
     return Source(
         MemoryRows(ds.X, ds.y, ds.weights, ds.offset, ds.X_lo), ds.feature_names, ds.target, ds.levels,
         ds.target_note, ds.intercept, ds.weights_name, ds.offset_name, ds.exposure_name, ds.n_dropped, ds.design,
+        ds.separator, ds.separator_detected,
     )
 
 
@@ -498,7 +505,8 @@ def warm_start(
     """
     sample = subsample(0)
     # To a quarter of the subsample's standard errors: far below its distance from the full optimum.
-    opt = OPTIMIZERS["newton"](sample, x0, tol=0.25, max_iter=20)
+    with progress.muted():  # not the fit the user asked for: its iterations are not shown
+        opt = OPTIMIZERS["newton"](sample, x0, tol=0.25, max_iter=20)
     if not opt.converged:
         return x0, None
     held_out = subsample(1)
@@ -559,7 +567,7 @@ def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, A
     if not np.all(np.isfinite(x0)):
         return None
     objective = RowsObjective(fam, src.rows, null_columns=1)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), progress.muted():  # not the user's fit: its iterations are not shown
         warnings.simplefilter("ignore", ConvergenceWarning)
         opt = OPTIMIZERS["newton"](objective, x0, tol=DEFAULT_TOL["newton"], max_iter=DEFAULT_MAX_ITER["newton"])
     if not opt.converged:
@@ -598,6 +606,7 @@ def _described(src: Source, fam: Family) -> dict[str, Any]:
         names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
         n_rows=src.n_obs, weights=src.weights_name, offset=src.offset_name, exposure=src.exposure_name,
         n_dropped=src.n_dropped, design=src.design, loss_name=fam.loss_name,
+        separator=src.separator, separator_detected=src.separator_detected,
     )
 
 

@@ -117,6 +117,10 @@ class FitResult:
     pseudo_r2: float | None = None
     r2: float | None = None
     design: dict | None = None
+    #: The CSV's separator (None when the data were a table or arrays), and whether it was
+    #: detected from the header (``;`` or a tab in a header without a comma).
+    separator: str | None = None
+    separator_detected: bool = False
 
     @property
     def error_se(self) -> np.ndarray | None:
@@ -202,6 +206,8 @@ class FitResult:
             "pseudo_r2": self.pseudo_r2,
             "r2": self.r2,
             "design": self.design,
+            "separator": self.separator,
+            "separator_detected": self.separator_detected,
         }
         return json_safe(out)
 

@@ -212,6 +212,9 @@ class Source:
         Rows dropped for missing values.
     design : dict or None
         How the design was built, JSON-ready (see ``mlefit.data.design_matrix``).
+    separator, separator_detected : str or None, bool
+        The CSV's separator (None for a table or arrays), and whether it was detected from the
+        header rather than given or the default comma (see ``mlefit.csvformat``).
     """
 
     rows: Rows
@@ -225,6 +228,8 @@ class Source:
     exposure_name: str | None = None
     n_dropped: int = 0
     design: dict | None = None
+    separator: str | None = None
+    separator_detected: bool = False
 
     @property
     def n_obs(self) -> int:
