@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -250,10 +251,25 @@ def fit_source(
     (:func:`checks.check_separation`) on the rows gathered in memory (when they fit within
     ``memory_limit`` bytes; else the message says it was not run).
     """
-    rows = src.rows
     n_classes = len(src.levels) if fam.classes and src.levels is not None else None
     p = len(src.feature_names)
     n_params = fam.n_params(p, n_classes)
+    # Columns of extreme magnitude are fitted scaled by powers of two (exact): the estimates of the
+    # scaled design times `factor` are those of the data as given.
+    factor = None
+    scale = column_scale(src.rows)
+    if scale is not None:
+        if l2 is not None:
+            j = int(np.flatnonzero(scale != 1.0)[0])
+            raise UsageError(
+                f"--l2 penalises the coefficients on the scale of the data, and feature column "
+                f"'{src.feature_names[j]}' has values of magnitude about 2^{-int(np.log2(scale[j]))} "
+                f"(about 1e{-np.log10(scale[j]):.0f}), where a coefficient's penalty leaves float64's range.",
+                "Rescale the column (the unpenalised fit needs no rescaling).",
+            )
+        src = replace(src, rows=src.rows.scaled(scale))
+        factor = fam.design_scale(scale, n_classes)
+    rows = src.rows
     n_weight, counts = _target_summary(fam, rows, n_classes)
     if n_weight <= n_params:
         raise DataError(
@@ -279,6 +295,8 @@ def fit_source(
         closed = fam.closed_form(arrays.X, arrays.y, arrays.weights, gram=gram, X_lo=arrays.X_lo, offset=arrays.offset)
     null = _null_model(src, fam, n_classes)
     if closed is not None and closed.exact_fit:
+        if factor is not None:
+            closed = replace(closed, params=closed.params * factor)
         return _exact_fit(src, fam, closed, method, gradient, tol, n_weight, null)
     x0 = _start(src, fam, n_classes, closed, null)
 
@@ -320,8 +338,30 @@ def fit_source(
         opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
     return _finish(
         src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
-        method, gradient, tol, n_weight, l2, cov, null,
+        method, gradient, tol, n_weight, l2, cov, null, factor,
     )
+
+
+#: Design columns whose largest magnitude is outside 2^-LIMIT .. 2^LIMIT are fitted scaled.
+SCALE_LIMIT = 64
+
+
+def column_scale(rows) -> np.ndarray | None:
+    """Powers of two that bring every design column whose largest magnitude (in the engine's sample
+    of rows) lies outside ``2^-SCALE_LIMIT .. 2^SCALE_LIMIT`` to magnitudes in [0.5, 1), and leave
+    the others as they are; None when no column needs it.
+
+    A column of values near 1e200 squares to infinity in the Gram matrix and the Hessian, one near
+    1e-200 to zero; multiplied by a power of two, every value of the column is represented exactly,
+    so the fit of the scaled design is that of the data rescaled, and its estimates scale back
+    exactly (``Family.design_scale``).
+    """
+    top = rows.sample().column_range()
+    exponent = np.frexp(top)[1]
+    extreme = (top > 0) & (np.abs(exponent) > SCALE_LIMIT)
+    if not extreme.any():
+        return None
+    return np.where(extreme, np.ldexp(1.0, -exponent), 1.0)
 
 
 def _start(src: Source, fam: Family, n_classes, closed: ClosedForm | None, null: "dict | None") -> np.ndarray:
@@ -435,10 +475,12 @@ def _megabytes(n: int) -> str:
 def _finish(
     src: Source, fam: Family, opt: OptimizeResult, cov_model: np.ndarray | None, score_outer, analytic,
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov: str, null: "dict | None",
+    factor: np.ndarray | None = None,
 ) -> FitResult:
     """From the optimum to the result: the covariance used (model-based, or the HC0 sandwich with
     the summed score outer products ``score_outer()``), the unpenalised NLL, the FitResult, and a
-    ConvergenceWarning when the optimiser stopped early."""
+    ConvergenceWarning when the optimiser stopped early. ``factor``: the parameters of a scaled
+    design (:func:`column_scale`) are ``factor`` times those of the data as given."""
     if cov_model is None:
         raise DataError(
             "the Hessian is singular at the estimate, so standard errors do not exist.",
@@ -449,7 +491,7 @@ def _finish(
         keep = np.isfinite(np.diag(cov_model))
         cov_used = embed(inference.sandwich(cov_model[np.ix_(keep, keep)], score_outer()[np.ix_(keep, keep)]), keep)
     nll = opt.nll if l2 is None else analytic.value(opt.params)
-    result = _build(src, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, null)
+    result = _build(src, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, null, factor)
     if not result.converged:
         warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
     return result
@@ -613,6 +655,7 @@ def _described(src: Source, fam: Family) -> dict[str, Any]:
 def _build(
     src: Source, fam: Family, opt: OptimizeResult, nll: float, cov: np.ndarray, cov_model: np.ndarray,
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str, null: "dict | None",
+    factor: np.ndarray | None = None,
 ) -> FitResult:
     estimates, cov = fam.natural(opt.params, cov)
     n_params = len(estimates)
@@ -620,6 +663,13 @@ def _build(
     se_model = None
     if cov_type == "robust":
         se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model)[1]), 0.0))
+    if factor is not None:
+        # back from the scaled design: every figure but the covariance matrix itself scales exactly
+        # (a variance of a coefficient of a column near 1e200 is below float64's range: zero there)
+        estimates, se, ci_low, ci_high = (v * factor for v in (estimates, se, ci_low, ci_high))
+        se_model = None if se_model is None else se_model * factor
+        with np.errstate(over="ignore", under="ignore"):
+            cov = cov * np.outer(factor, factor)
     loglik = -nll
     aic, bic = inference.information_criteria(loglik, n_params, n_weight)
     if l2 is not None:  # a penalised fit has fewer effective parameters than it estimates

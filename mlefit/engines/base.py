@@ -73,6 +73,10 @@ class Rows(Protocol):
         ``X'WX`` when it was formed in memory (else None)."""
         ...
 
+    def scaled(self, scale: np.ndarray) -> "Rows":
+        """The same rows with design column j multiplied by ``scale[j]`` (powers of two: exact)."""
+        ...
+
 
 def add_up(sums: Iterable[Any]) -> Any:
     """The sum of block sums (or of arrays), added in the order given, in place (one copy of each

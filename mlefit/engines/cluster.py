@@ -43,13 +43,22 @@ class DaskParts:
     """Encoded partitions ``(X, y, w, o)`` held on the workers; sums come back to the client.
     The Dask engine's :class:`~mlefit.engines.base.Rows`."""
 
-    def __init__(self, client, parts: list, n_obs: int, n_features: int, weighted: bool, has_offset: bool):
+    def __init__(
+        self, client, parts: list, n_obs: int, n_features: int, weighted: bool, has_offset: bool,
+        scale: np.ndarray | None = None,
+    ):
         self.client, self.parts = client, parts
         self.n_obs, self.n_features, self.weighted, self.has_offset = n_obs, n_features, weighted, has_offset
+        #: Design column j is multiplied by ``scale[j]`` on the workers (see :meth:`scaled`).
+        self.scale = scale
+
+    def scaled(self, scale: np.ndarray) -> "DaskParts":
+        both = scale if self.scale is None else self.scale * scale
+        return DaskParts(self.client, self.parts, self.n_obs, self.n_features, self.weighted, self.has_offset, both)
 
     def map_sum(self, fn, *, design: bool = True, n_params: int | None = None):
         n = len(self.parts)
-        futures = self.client.map(_apply, [fn] * n, self.parts, [design] * n, [n_params] * n, pure=False)
+        futures = self.client.map(_apply, [fn] * n, self.parts, [design] * n, [n_params] * n, [self.scale] * n, pure=False)
         return add_up(self.client.gather(futures))
 
     def arrays(self) -> None:
@@ -63,7 +72,7 @@ class DaskParts:
         for part in self.parts:
             X, y, w, o = self.client.gather(part)
             if len(y):
-                return MemoryRows(np.asfortranarray(X), y, w, o)
+                return MemoryRows(np.asfortranarray(X if self.scale is None else X * self.scale), y, w, o)
         raise DataError("the data have no rows.")
 
     def gather(self, limit: int | None) -> MemoryRows | None:
@@ -80,6 +89,8 @@ class DaskParts:
         y = np.concatenate([part[1] for part in parts])
         w = np.concatenate([part[2] for part in parts]) if self.weighted else None
         o = np.concatenate([part[3] for part in parts]) if self.has_offset else None
+        if self.scale is not None:
+            X = X * self.scale
         return MemoryRows(np.asfortranarray(X), y, w, o)
 
     def check_rank(self, names, intercept: bool) -> None:
@@ -98,10 +109,12 @@ class DaskParts:
         checks.check_rank(R, names, intercept=intercept)
 
 
-def _apply(fn, part, design, n_params):
+def _apply(fn, part, design, n_params, scale=None):
     X, y, w, o = part
     if not len(y):
         return None
+    if scale is not None and design:
+        X = X * scale
     return MemoryRows(X, y, w, o).map_sum(fn, design=design, n_params=n_params)
 
 

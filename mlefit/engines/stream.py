@@ -92,6 +92,8 @@ class Cache:
     weighted: bool
     chunk_rows: int
     has_offset: bool = False
+    #: Design column j is multiplied by ``scale[j]`` as it is read (see :meth:`scaled`).
+    scale: np.ndarray | None = None
 
     def read(self, start: int, stop: int, design: bool = True):
         """``(X, y, w, o)`` of rows ``start:stop`` (``X`` None unless ``design``)."""
@@ -105,6 +107,8 @@ class Cache:
                 X = np.memmap(self.folder / "X.bin", dtype=np.float64, mode="r", offset=8 * start * p, shape=(m, p))
             else:
                 X = np.empty((m, p))
+            if self.scale is not None:
+                X = X * self.scale
         y = np.fromfile(self.folder / "y.bin", dtype=self.y_dtype, count=m, offset=self.y_dtype.itemsize * start)
         w = np.fromfile(self.folder / "w.bin", dtype=np.float64, count=m, offset=8 * start) if self.weighted else None
         o = np.fromfile(self.folder / "o.bin", dtype=np.float64, count=m, offset=8 * start) if self.has_offset else None
@@ -130,7 +134,15 @@ class Cache:
                     fh.seek(int(start) * width * out.itemsize)
                     fh.readinto(memoryview(flat[at : at + k]).cast("B"))
                     at += k
+        if self.scale is not None:
+            X *= self.scale
         return MemoryRows(np.asfortranarray(X), y, w, o)
+
+    def scaled(self, scale: np.ndarray) -> "Cache":
+        """The same cache, design column j multiplied by ``scale[j]`` as it is read."""
+        from dataclasses import replace
+
+        return replace(self, scale=scale if self.scale is None else self.scale * scale)
 
     def chunks(self, design: bool = True):
         for start in range(0, self.n_obs, self.chunk_rows):
