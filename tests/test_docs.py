@@ -69,6 +69,7 @@ def test_python_examples_are_doctests(page, tmp_path, monkeypatch):
         line = text.count("\n", 0, match.start(1))
         test = parser.get_doctest(match.group(1), globs, name(page), name(page), line)
         runner.run(test, out=report.append, clear_globs=False)
+        globs = test.globs  # a DocTest works on a copy: the next block goes on from this one's names
     assert runner.failures == 0, "".join(report)
     assert runner.tries > 0
 
