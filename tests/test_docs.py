@@ -18,7 +18,7 @@ import pytest
 
 import mlefit.errors
 from docs_examples import (
-    DOCS, README, ROOT, differences, examples, make_workdir, normalise, pages, run, run_page,
+    DOCS, README, ROOT, differences, examples, make_workdir, normalise, pages, run, run_page, updated,
 )
 
 PAGES = pages()
@@ -55,6 +55,16 @@ def test_examples_parser_reads_commands_continuations_and_outputs():
     found = examples(page)
     assert [(e.command, e.expected, e.line) for e in found] == [("echo a \\\nb", "a b", 3), ("true", "", 6)]
     assert normalise("        3  1.5  2e-3  0.1   0.0042  \n") == "        3  1.5  2e-3  0.1   <seconds>"
+
+
+def test_update_rewrites_only_outputs_that_changed():
+    page = "# t\n```console\n$ a \\\n> b\nold\n$ c\n        1  2.5  3  4  0.0010\n```\nprose\n"
+    a, c = examples(page)
+    same = updated(page, [(a, "old\n"), (c, "        1  2.5  3  4  0.0099\n")])
+    assert same == page  # only the seconds column differs: kept as it is
+    new = updated(page, [(a, "new\nlines\n"), (c, "        1  2.5  3  4  0.0099\n")])
+    assert new == page.replace("old\n", "new\nlines\n")
+    assert [(e.command, e.expected) for e in examples(new)] == [("a \\\nb", "new\nlines"), (c.command, c.expected)]
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if PYCON.search(p.read_text())], ids=name)
@@ -159,8 +169,9 @@ def test_model_file_layout_lists_real_keys(tmp_path):
     real = json.loads((tmp_path / "model.json").read_text())
     assert set(layout) == set(real)
     assert set(layout["parameters"][0]) == set(real["parameters"][0])
-    assert set(layout["fit"]) <= set(real["fit"])
+    assert set(layout["fit"]) == set(real["fit"])
     assert set(layout["design"]) == set(real["design"])
+    assert layout["features"] == real["features"] and layout["levels"] == real["levels"]
 
 
 def test_recovery_json_layout_lists_real_keys():
