@@ -3,11 +3,12 @@
 Every ```console block of a page holds commands, each on a line starting with ``$ `` (a long
 command may go on over lines starting with ``> ``, as a shell's second prompt shows it), each
 followed by what it prints: its standard output, then its standard error (a page writes ``2>&1``
-where their order matters, as a terminal would show it). A page's commands run in order with bash, ``NO_COLOR=1`` and ``COLUMNS=100``, the running
-Python's ``bin`` folder first on ``PATH`` (so ``mlefit`` is the installed one), in a fresh
-temporary folder holding a copy of what the examples read (:data:`COPIED`). Files an example writes
-stay there, so a later command of the same page can read them, and never land in the repository.
-The seconds column of a convergence table is the only thing not compared.
+where their order matters, as a terminal would show it). A page's commands run in order with
+bash, ``NO_COLOR=1`` and ``COLUMNS=100``, the running Python's ``bin`` folder first on ``PATH``
+(so ``mlefit`` is the installed one), in a fresh temporary folder holding a copy of what the
+examples read (:data:`COPIED`). Files an example writes stay there, so a later command of the
+same page can read them, and never land in the repository. The seconds column of a convergence
+table is the only thing not compared.
 
 tests/test_docs.py checks every page. When an output changes on purpose, rerun a page's examples
 and write their real outputs into it (the maintainer's tool; read the diff before committing)::
