@@ -47,6 +47,36 @@ def test_dask_fit_agrees_with_local(tmp_path, client, family, options):
     assert set(remote.to_dict()) == set(local.to_dict())
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_numeric_files_take_the_one_pass_reader(tmp_path, client, family, monkeypatch):
+    """A CSV of numbers only is parsed once on the workers (float64 partitions, encoded there) and
+    gives the local engine's numbers, weights included; a text value sends it to the general reader."""
+    import pandas as pd
+
+    from mlefit.engines import cluster
+
+    path = make_csv(tmp_path / "d.csv", family)
+    frame = pd.read_csv(path).drop(columns="g")
+    frame.to_csv(path, index=False)
+    taken = []
+    real = cluster._load_numeric
+    monkeypatch.setattr(cluster, "_load_numeric", lambda *a, **k: taken.append(real(*a, **k)) or taken[-1])
+    local = mlefit.fit(path, family, weights="w")
+    remote = mlefit.fit(path, family, weights="w", engine="dask", client=client, chunk_rows=100)
+    assert taken[-1] is not None  # the one-pass reader took it
+    assert remote.names == local.names and remote.levels == local.levels
+    assert _rel(remote.params, local.params) < RTOL and _rel(remote.se, local.se) < RTOL
+    assert remote.to_dict()["levels"] == local.to_dict()["levels"]  # 0/1 labels stay integers
+    frame["x1"] = frame["x1"].astype(object)
+    frame.loc[len(frame) - 3, "x1"] = "oops"
+    frame.to_csv(path, index=False)
+    from mlefit.errors import DataError
+
+    with pytest.raises(DataError, match=f"data row {len(frame) - 2} has 'oops'"):
+        mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100)
+    assert taken[-1] is None  # not numeric: the general reader said where
+
+
 def test_dask_late_bad_value_names_the_row(tmp_path, client):
     import pandas as pd
 

@@ -68,12 +68,18 @@ class DaskParts:
         return None
 
     def sample(self) -> MemoryRows:
-        """The first partition with rows, brought to the client."""
-        for part in self.parts:
-            X, y, w, o = self.client.gather(part)
-            if len(y):
-                return MemoryRows(np.asfortranarray(X if self.scale is None else X * self.scale), y, w, o)
-        raise DataError("the data have no rows.")
+        """The first :data:`SAMPLE_ROWS` rows of the first partition with rows, brought to the
+        client once (a start is computed from them)."""
+        if getattr(self, "_sample", None) is None:
+            for part in self.parts:
+                X, y, w, o = self.client.submit(_head, part, SAMPLE_ROWS, pure=False).result()
+                if len(y):
+                    self._sample = MemoryRows(np.asfortranarray(X), y, w, o)
+                    break
+            else:
+                raise DataError("the data have no rows.")
+        s = self._sample
+        return s if self.scale is None else s.scaled(self.scale)
 
     def gather(self, limit: int | None) -> MemoryRows | None:
         """Every partition's rows, brought to the client (for the exact separation check), or None
@@ -107,6 +113,15 @@ class DaskParts:
 
             R = scipy.linalg.sqrtm(gram).real
         checks.check_rank(R, names, intercept=intercept)
+
+
+#: Rows of the sample a start is computed from (:meth:`DaskParts.sample`).
+SAMPLE_ROWS = 1 << 16
+
+
+def _head(part, k: int):
+    X, y, w, o = part
+    return X[:k], y[:k], None if w is None else w[:k], None if o is None else o[:k]
 
 
 def _apply(fn, part, design, n_params, scale=None):
@@ -191,6 +206,9 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, roles, drop
     import pandas as pd
 
     header = header or csvformat.read_header(path)
+    found = _load_numeric(client, dd, path, fam, target, features, intercept, roles, blocksize, header)
+    if found is not None:
+        return found
     try:
         ddf = dd.read_csv(str(path), blocksize=blocksize, dtype=object, sep=header.sep)
     except (pd.errors.EmptyDataError, ValueError) as exc:
@@ -207,7 +225,9 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, roles, drop
     ]))
     cols, target_values, n_dropped = stream.combine_summaries(summaries, wanted, used, dropna)
     enc, encoded = stream.make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept)
-    encoded_parts = client.persist([delayed(stream.encode_chunk)(p, o, enc) for p, o in zip(parts, offsets)])
+    encoded_parts = client.persist([
+        delayed(_column_major)(delayed(stream.encode_chunk)(p, o, enc)) for p, o in zip(parts, offsets)
+    ])
     del parts
     futures = client.compute(encoded_parts)
     sizes = client.gather(client.map(_size, futures))
@@ -223,6 +243,150 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, roles, drop
         None if encoded is None else encoded.note, intercept, weights, roles.get("offset"),
         roles.get("exposure"), n_dropped, enc.design, header.sep, header.detected,
     )
+
+
+def _load_numeric(client, dd, path, fam, target, features, intercept, roles, blocksize, header) -> Source | None:
+    """One pass for a CSV whose columns are all complete numbers: every partition parsed once by
+    pandas' C parser with float64 columns (``dd.read_csv``), encoded on its worker into a column-major
+    design (the streamed engine's one-pass reader, :func:`mlefit.engines.stream._load_numeric`, on
+    the workers); a family with classes learns its labels from every partition's distinct values,
+    then the workers map their codes. Returns None for anything else (text, a missing value, a bad
+    weight, a target the family refuses, ...): the general path then reports exactly what is
+    wrong, naming the row."""
+    from . import stream
+
+    import pandas as pd
+
+    try:
+        columns = [str(c) for c in pd.read_csv(path, nrows=0, sep=header.sep).columns]
+        target, wanted, used = stream.header_columns(columns, target, features, intercept, roles)
+        # class labels as text (each partition reads them as numbers when they all are)
+        dtype = {c: (object if c == target and fam.classes else np.float64) for c in used}
+        ddf = dd.read_csv(str(path), blocksize=blocksize, sep=header.sep, usecols=used, dtype=dtype)
+    except (DataError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    task = _NumericPart(fam, target, wanted, intercept, roles)
+    parts = client.compute([_delayed(task, part) for part in ddf.to_delayed()])
+    try:
+        summaries = _gather_reporting(client, client.map(_summary, parts), path)
+    except (ValueError, TypeError, pd.errors.ParserError, UnicodeDecodeError):
+        return None  # a value that is not a number
+    if any(summary is None for summary in summaries):
+        return None
+    if len({kind for _, _, _, kind in summaries if kind is not None}) > 1:
+        return None  # labels that are numbers in some partitions and text in others: one text column in memory
+    encoded = None
+    if fam.classes:
+        uniq = np.unique(np.concatenate([u for _, _, u, _ in summaries]))
+        if uniq.dtype.kind == "f" and np.all(uniq == np.floor(uniq)):
+            uniq = uniq.astype(np.int64)  # labels written as whole numbers are integers, as in memory
+        encoded = fam.encode_target(uniq, target)
+        parts = client.map(_recode, parts, uniq=uniq, codes=encoded.y.astype(np.dtype(fam.target_dtype)))
+    n_obs = int(sum(n for n, _, _, _ in summaries))
+    weights = roles.get("weights")
+    if weights and not sum(w for _, w, _, _ in summaries) > 0:
+        raise DataError(f"weights column '{weights}' is zero in every row.")
+    parts = [part for part, (n, _, _, _) in zip(parts, summaries) if n]
+    names = (("intercept",) if intercept else ()) + tuple(wanted)
+    design = {
+        "kind": "columns", "intercept": intercept,
+        "columns": [{"column": c, "type": "numeric"} for c in wanted], "features": list(names),
+    }
+    shifted = roles.get("offset") is not None or roles.get("exposure") is not None
+    rows = DaskParts(client, parts, n_obs, len(names), weights is not None, shifted)
+    return Source(
+        rows, names, target, None if encoded is None else encoded.levels, None if encoded is None else encoded.note,
+        intercept, weights, roles.get("offset"), roles.get("exposure"), 0, design, header.sep, header.detected,
+    )
+
+
+def _delayed(task, part):
+    from dask import delayed
+
+    return delayed(task)(part)
+
+
+class _NumericPart:
+    """Encodes one numeric partition on its worker: ``(X, y, w, o)`` with a column-major ``X``,
+    or None when the partition is not the clean numeric case (see :func:`_load_numeric`)."""
+
+    def __init__(self, fam, target, wanted, intercept, roles):
+        self.fam, self.target, self.wanted, self.intercept, self.roles = fam, target, wanted, intercept, roles
+
+    def __call__(self, frame):
+        import pandas as pd
+
+        from ..errors import FamilyError
+
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        m, first = len(frame), 1 if self.intercept else 0
+        X = np.empty((m, first + len(self.wanted)), order="F")
+        if self.intercept:
+            X[:, 0] = 1.0
+        if self.wanted:
+            X[:, first:] = frame[self.wanted].to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(X)):
+            return None
+        values = frame[self.target]
+        if self.fam.classes:  # labels: numbers if every one is, else text
+            if values.isna().any():
+                return None
+            numbers = pd.to_numeric(values, errors="coerce")
+            values = numbers.to_numpy(dtype=np.float64) if numbers.notna().all() else values.to_numpy(dtype=object)
+        else:
+            values = values.to_numpy(dtype=np.float64)
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            return None
+        roles = self.roles
+        w = o = ev = None
+        if roles.get("weights"):
+            w = frame[roles["weights"]].to_numpy(dtype=np.float64)
+            if not np.all(np.isfinite(w) & (w >= 0)):
+                return None
+        if roles.get("offset") or roles.get("exposure"):
+            o = np.zeros(m)
+            if roles.get("offset"):
+                o += frame[roles["offset"]].to_numpy(dtype=np.float64)
+            if roles.get("exposure"):
+                e = frame[roles["exposure"]].to_numpy(dtype=np.float64)
+                if not np.all(e > 0):
+                    return None
+                o += np.log(e)
+            if not np.all(np.isfinite(o)):
+                return None
+        if roles.get("event"):
+            ev = frame[roles["event"]].to_numpy(dtype=np.float64)
+            if not np.all((ev == 0) | (ev == 1)):
+                return None
+            ev = ev == 1
+        if self.fam.classes:
+            return X, values, w, o  # codes mapped once every partition's labels are known
+        try:
+            y = self.fam.encode(values, self.target, event=ev).y
+        except FamilyError:
+            return None
+        return X, y, w, o
+
+
+def _column_major(part):
+    """The partition's design column-major, as the families evaluate fastest."""
+    X, y, w, o = part
+    return np.asfortranarray(X), y, w, o
+
+
+def _summary(part) -> tuple[int, float, np.ndarray, str | None] | None:
+    """Rows, total weight, distinct target values and their kind ("number" or "text"; None for an
+    empty partition) of an encoded partition; None when it is not numeric."""
+    if part is None:
+        return None
+    _, y, w, _ = part
+    kind = None if not len(y) else "text" if y.dtype.kind == "O" else "number"
+    return len(y), float(len(y) if w is None else w.sum()), np.unique(y), kind
+
+
+def _recode(part, uniq, codes):
+    X, values, w, o = part
+    return X, codes[np.searchsorted(uniq, values)], w, o
 
 
 def _size(part) -> tuple[int, float]:
