@@ -1104,7 +1104,13 @@ def _parse_formula(text: str, columns: list[str], source: formula_check.Source):
     from formulaic.parser.algos.tokenize import tokenize
 
     formula_check.check_text(text, source)
-    unreadable = (FormulaicError, SyntaxError, ValueError, RecursionError)
+    # formulaic's parser fails on some malformed text with errors of its own making ('Token' object
+    # has no attribute 'fixity' for "y ~ - [ 1 )", StopIteration for "x ** (-1)"): each is text that
+    # cannot be read, not a fault of mlefit's
+    unreadable = (
+        FormulaicError, SyntaxError, ValueError, TypeError, AttributeError, IndexError, KeyError, StopIteration,
+        RecursionError,
+    )
     try:
         tokens = list(tokenize(text))
         for token in tokens:
@@ -1113,7 +1119,8 @@ def _parse_formula(text: str, columns: list[str], source: formula_check.Source):
         formula_check.term_bound(DefaultFormulaParser().get_ast(text), source)
         parsed = formulaic.Formula(text)
     except unreadable as exc:
-        raise source.error(f"cannot read {source.label} '{text}': {_first_line(exc)}.") from None
+        reason = _first_line(exc) if isinstance(exc, (FormulaicError, SyntaxError)) else "formulaic cannot parse it"
+        raise source.error(f"cannot read {source.label} '{text}': {reason}.") from None
     for factor in _factors(parsed):
         if factor.eval_method.value == "python":
             formula_check.check_expression(factor.expr, columns, source)
@@ -1199,6 +1206,8 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
     if not hasattr(mm, "columns"):
         raise UsageError(f"--formula '{formula}' must have one right side.")
     names = [str(c) for c in mm.columns]
+    if not names:
+        raise UsageError(f"--formula '{formula}' gives no design columns.", "Name at least one feature or keep the intercept.")
     X = mm.to_numpy(dtype=np.float64)
     has_intercept = "Intercept" in names
     if has_intercept:
@@ -1388,6 +1397,27 @@ def _from_jsonable(value: Any) -> Any:
     return value
 
 
+def _formula_text(formula) -> str:
+    """The right side of a parsed formula as text that formulaic reads back to the same terms.
+
+    ``str(formula)`` does not: it writes ``{x**3}`` as ``x ** 3`` (read back, the Wilkinson power of
+    the term x), a backtick-quoted name bare (``odd name``: two names) and leaves out the ``0`` of a
+    formula without intercept. Here Python factors keep their braces, names that are not identifiers
+    their backticks, and a formula without the intercept term starts with ``0``.
+    """
+
+    def factor(f) -> str:
+        method = f.eval_method.value
+        if method == "python":
+            return "{" + f.expr + "}"
+        if method == "lookup" and not f.expr.isidentifier():
+            return f"`{f.expr}`"
+        return f.expr
+
+    terms = [":".join(factor(f) for f in term.factors) for term in formula]
+    return " + ".join(terms if "1" in terms else ["0", *terms])
+
+
 def _describe_formula(spec, names: list[str], intercept: bool) -> dict:
     encoder = {}
     for expr, (kind, state) in spec.encoder_state.items():
@@ -1395,7 +1425,7 @@ def _describe_formula(spec, names: list[str], intercept: bool) -> dict:
         encoder[str(expr)] = [getattr(kind, "value", str(kind)), kept]
     return {
         "kind": "formula",
-        "formula": str(spec.formula),
+        "formula": _formula_text(spec.formula),
         "intercept": intercept,
         "features": list(names),
         "encoder_state": encoder,

@@ -13,14 +13,16 @@ evaluate is parsed here (:mod:`ast`, nothing is run) and held against this gramm
   ``knots=[1, 2]``);
 - strings only where a function needs one: a level (``Treatment('north')``,
   ``levels=['a', 'b']``), a column (``Q('my col')``), a spline option (``extrapolation='clip'``).
-  A string holding a quote, a backslash or a control character is refused: formulaic pastes call
-  texts into code of its own, where such a string could end the quotation.
+  A string holding a quote, a backslash, a brace or a control character is refused: formulaic
+  pastes call texts into code of its own, where such a string could end the quotation (and a brace
+  would end a ``{...}`` factor when the formula is read back from a model file).
 
 Anything else (attributes other than ``np.<function>``, other calls, subscripts, lambdas,
-comprehensions, comparisons, ``and``/``or``, conditional expressions, f-strings, names with double
-underscores, names that are not columns) is refused with one sentence naming it, as are formulas
-longer than :data:`MAX_CHARS` characters, expressions nested deeper than :data:`MAX_DEPTH` levels
-and formulas whose terms would multiply out to more than :data:`MAX_TERMS` terms.
+comprehensions, comparisons, ``and``/``or``, conditional expressions, f-strings, names starting
+with a double underscore, names that are not columns) is refused with one sentence naming it, as
+are formulas longer than :data:`MAX_CHARS` characters, expressions nested deeper than
+:data:`MAX_DEPTH` levels and formulas whose terms would multiply out to more than :data:`MAX_TERMS`
+terms.
 
 The module needs the standard library only; the caller hands it the pieces formulaic's parser
 produced (a factor's Python text, the parse tree of the Wilkinson operators).
@@ -233,16 +235,21 @@ class _Expression:
         self.text = text
         self.columns = columns
         self.source = source
-        self.quoted: dict[str, str] = {}  # placeholder name -> the backtick-quoted column name
+        self.backticked: dict[str, str] = {}  # placeholder name -> the backtick-quoted column name
 
     def refuse(self, message: str) -> MlefitError:
         return self.source.error(f"{self.source.label}: {message}.")
 
     def segment(self, node: ast.AST) -> str:
         text = ast.get_source_segment(self.parsed_text, node) or ast.unparse(node)
-        for placeholder, name in self.quoted.items():
+        for placeholder, name in self.backticked.items():
             text = text.replace(placeholder, f"`{name}`")
         return " ".join(text.split())
+
+    def quoted(self, node: ast.AST) -> str:
+        """The segment in quotes, unless it is a string written with its own."""
+        text = self.segment(node)
+        return text if isinstance(node, ast.Constant) and isinstance(node.value, str) else f"'{text}'"
 
     def check(self) -> None:
         text = self.unquote(self.text)
@@ -250,7 +257,7 @@ class _Expression:
         try:
             tree = ast.parse(text, mode="eval")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            raise self.refuse(f"cannot read '{self.text}' (it is not an expression the formula grammar allows)") from None
+            raise self.refuse(f"cannot read '{self.text}' (not an expression the formula grammar allows)") from None
         # a call of anything not allowed is named first, wherever it sits ('np.savetxt' in
         # "np.savetxt('f', x) or x" rather than the 'or' around it)
         for node in ast.walk(tree):
@@ -272,10 +279,10 @@ class _Expression:
             except ValueError:
                 raise self.refuse(f"'{self.text}' has a backtick that is not closed") from None
             name = "".join(parts[i + 1 : close])
-            placeholder = f"_quoted_{len(self.quoted)}"
+            placeholder = f"_quoted_{len(self.backticked)}_"
             while placeholder in text:
                 placeholder += "_"
-            self.quoted[placeholder] = name
+            self.backticked[placeholder] = name
             out.append(f" {placeholder} ")
             i = close + 1
         return "".join(out)
@@ -305,7 +312,7 @@ class _Expression:
                 # numbers only: Python computes 9**9**9 exactly, for as long as it takes
                 base, power = _number(node.left), _number(node.right)
                 if base is None or power is None or abs(power) > MAX_COUNT:
-                    raise self.refuse(f"'{self.segment(node)}' is too large a power of numbers; write the number itself")
+                    raise self.refuse(f"'{self.segment(node)}' is too large a power of numbers; write the number")
             self.expr(node.left, depth + 1)
             self.expr(node.right, depth + 1)
         elif isinstance(node, ast.UnaryOp):
@@ -335,9 +342,9 @@ class _Expression:
             raise self.refuse(f"'{self.segment(node)}' is not allowed: {what} is not part of the formula grammar")
 
     def name(self, node: ast.Name) -> None:
-        name = self.quoted.get(node.id, node.id)
-        if "__" in name:
-            raise self.refuse(f"the name '{name}' is not allowed (names with double underscores are refused)")
+        name = self.backticked.get(node.id, node.id)
+        if name.startswith("__"):
+            raise self.refuse(f"the name '{name}' is not allowed (names starting with a double underscore are refused)")
         if name not in self.columns and (name in FUNCTIONS or name in ("np", "contr")):
             raise self.refuse(f"'{name}' is a function, not a column; call it, as in {name}(x)")
         check_column(name, self.columns, self.source)
@@ -346,7 +353,7 @@ class _Expression:
         """The called function's dotted name (``np.log``); anything else called is refused."""
         func = node.func
         name = None
-        if isinstance(func, ast.Name) and func.id not in self.quoted:
+        if isinstance(func, ast.Name) and func.id not in self.backticked:
             name = func.id
         elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("np", "contr"):
             name = f"{func.value.id}.{func.attr}"
@@ -360,9 +367,12 @@ class _Expression:
         positional, keywords = signature
         for arg in node.args:
             if isinstance(arg, ast.Starred):
-                raise self.refuse(f"'{self.segment(arg)}' is not allowed: a starred argument is not part of the formula grammar")
+                what = "a starred argument is not part of the formula grammar"
+                raise self.refuse(f"'{self.segment(arg)}' is not allowed: {what}")
         if len(node.args) > len(positional):
-            raise self.refuse(f"'{self.segment(node)}' gives {name} {len(node.args)} arguments; it takes at most {len(positional)}")
+            raise self.refuse(
+                f"'{self.segment(node)}' gives {name} {len(node.args)} arguments; it takes at most {len(positional)}"
+            )
         for arg, kind in zip(node.args, positional):
             self.argument(arg, kind, name, depth)
         for keyword in node.keywords:
@@ -403,7 +413,7 @@ class _Expression:
         elif kind == "constraints":
             ok = isinstance(node, ast.Constant) and node.value in ("center", None)
         if not ok:
-            raise self.refuse(f"'{self.segment(node)}' is not allowed in {name}(...); it must be {_KIND_TEXT[kind]}")
+            raise self.refuse(f"{self.quoted(node)} is not allowed in {name}(...); it must be {_KIND_TEXT[kind]}")
 
     def contrasts(self, node: ast.AST, depth: int) -> None:
         if isinstance(node, ast.Call):
@@ -415,7 +425,7 @@ class _Expression:
             name = ast.unparse(node)
             if name in CONTRASTS:
                 return
-        raise self.refuse(f"'{self.segment(node)}' is not allowed in C(...); it must be {_KIND_TEXT['contrasts']}")
+        raise self.refuse(f"{self.quoted(node)} is not allowed in C(...); it must be {_KIND_TEXT['contrasts']}")
 
     def level(self, node: ast.AST) -> bool:
         return _number(node) is not None or self.string(node)
@@ -423,9 +433,9 @@ class _Expression:
     def string(self, node: ast.AST) -> bool:
         if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
             return False
-        if any(c in node.value for c in "'\"\\`") or not node.value.isprintable():
+        if any(c in node.value for c in "'\"\\`{}") or not node.value.isprintable():
             raise self.refuse(
-                f"the string {self.segment(node)} holds a quote, a backslash or a control character, "
+                f"the string {self.segment(node)} holds a quote, a backslash, a brace or a control character, "
                 "which a formula cannot carry"
             )
         return True
