@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from . import csvformat
+from . import csvformat, formula_check
 from .csvformat import CsvHeader
-from .errors import DataError, UsageError
+from .errors import DataError, ModelError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1090,6 +1090,58 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _parse_formula(text: str, columns: list[str], source: formula_check.Source):
+    """formulaic's parse of the formula ``text``, once every piece of it that formulaic would evaluate
+    has passed :mod:`mlefit.formula_check` (parsing runs nothing; building a design evaluates).
+
+    The Python text of each factor is checked twice: as the tokenizer cuts it from ``text`` (so a
+    refusal names what the user wrote, before formulaic's parser reformats it) and as the factor
+    formulaic will evaluate.
+    """
+    formulaic = _formulaic()
+    from formulaic.errors import FormulaicError
+    from formulaic.parser import DefaultFormulaParser
+    from formulaic.parser.algos.tokenize import tokenize
+
+    formula_check.check_text(text, source)
+    # formulaic's parser fails on some malformed text with errors of its own making ('Token' object
+    # has no attribute 'fixity' for "y ~ - [ 1 )", StopIteration for "x ** (-1)"): each is text that
+    # cannot be read, not a fault of mlefit's
+    unreadable = (
+        FormulaicError, SyntaxError, ValueError, TypeError, AttributeError, IndexError, KeyError, StopIteration,
+        RecursionError,
+    )
+    try:
+        tokens = list(tokenize(text))
+        for token in tokens:
+            if token.kind is token.Kind.PYTHON:
+                formula_check.check_expression(token.token, columns, source)
+        formula_check.term_bound(DefaultFormulaParser().get_ast(text), source)
+        parsed = formulaic.Formula(text)
+    except unreadable as exc:
+        reason = _first_line(exc) if isinstance(exc, (FormulaicError, SyntaxError)) else "formulaic cannot parse it"
+        raise source.error(f"cannot read {source.label} '{text}': {reason}.") from None
+    for factor in _factors(parsed):
+        if factor.eval_method.value == "python":
+            formula_check.check_expression(factor.expr, columns, source)
+        elif factor.eval_method.value == "lookup":
+            formula_check.check_column(factor.expr, columns, source)
+    return parsed
+
+
+def _factors(parsed) -> list:
+    """Every factor of every term of a parsed formula (both sides, every part)."""
+    factors, stack = [], [parsed]
+    while stack:
+        part = stack.pop()
+        terms = list(part)
+        if terms and all(hasattr(t, "factors") for t in terms):
+            factors += [f for t in terms for f in t.factors]
+        else:
+            stack += terms
+    return factors
+
+
 def _formula_dataset(frame, family, formula, *, target, features, intercept, roles, dropna) -> Dataset:
     formulaic = _formulaic()
     from formulaic.errors import FormulaicError
@@ -1100,10 +1152,7 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
         raise UsageError(
             "--no-intercept cannot be combined with --formula.", "Write '- 1' in the formula to drop the intercept."
         )
-    try:
-        parsed = formulaic.Formula(formula)
-    except FormulaicError as exc:
-        raise UsageError(f"cannot read --formula '{formula}': {_first_line(exc)}.") from None
+    parsed = _parse_formula(formula, [str(c) for c in frame.columns], formula_check.FIT)
     lhs = getattr(parsed, "lhs", None)
     if lhs is None or len(lhs) == 0:
         raise UsageError(
@@ -1136,7 +1185,9 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
             with np.errstate(all="ignore"):
                 # missing values in the data were handled above; any left come from a
                 # transformation (np.log(0)) and are named by the finiteness check below
-                return formulaic.model_matrix(part, frame, na_action="ignore")
+                # context={}: names resolve in the data and formulaic's transforms only, never
+                # in this function's frame (formulaic's default)
+                return formulaic.model_matrix(part, frame, na_action="ignore", context={})
         except FormulaicError as exc:
             raise DataError(f"cannot build the design of --formula '{formula}': {_first_line(exc)}.") from None
 
@@ -1155,6 +1206,8 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
     if not hasattr(mm, "columns"):
         raise UsageError(f"--formula '{formula}' must have one right side.")
     names = [str(c) for c in mm.columns]
+    if not names:
+        raise UsageError(f"--formula '{formula}' gives no design columns.", "Name at least one feature or keep the intercept.")
     X = mm.to_numpy(dtype=np.float64)
     has_intercept = "Intercept" in names
     if has_intercept:
@@ -1344,6 +1397,27 @@ def _from_jsonable(value: Any) -> Any:
     return value
 
 
+def _formula_text(formula) -> str:
+    """The right side of a parsed formula as text that formulaic reads back to the same terms.
+
+    ``str(formula)`` does not: it writes ``{x**3}`` as ``x ** 3`` (read back, the Wilkinson power of
+    the term x), a backtick-quoted name bare (``odd name``: two names) and leaves out the ``0`` of a
+    formula without intercept. Here Python factors keep their braces, names that are not identifiers
+    their backticks, and a formula without the intercept term starts with ``0``.
+    """
+
+    def factor(f) -> str:
+        method = f.eval_method.value
+        if method == "python":
+            return "{" + f.expr + "}"
+        if method == "lookup" and not f.expr.isidentifier():
+            return f"`{f.expr}`"
+        return f.expr
+
+    terms = [":".join(factor(f) for f in term.factors) for term in formula]
+    return " + ".join(terms if "1" in terms else ["0", *terms])
+
+
 def _describe_formula(spec, names: list[str], intercept: bool) -> dict:
     encoder = {}
     for expr, (kind, state) in spec.encoder_state.items():
@@ -1351,12 +1425,40 @@ def _describe_formula(spec, names: list[str], intercept: bool) -> dict:
         encoder[str(expr)] = [getattr(kind, "value", str(kind)), kept]
     return {
         "kind": "formula",
-        "formula": str(spec.formula),
+        "formula": _formula_text(spec.formula),
         "intercept": intercept,
         "features": list(names),
         "encoder_state": encoder,
         "transform_state": _jsonable(spec.transform_state),
     }
+
+
+def _formula_state(design: dict, factors: dict) -> tuple[dict, dict]:
+    """The encoder and transform states of a saved formula design, checked, so that a damaged (or
+    crafted) model file is a sentence: the encoder state names factors of the formula only (formulaic
+    evaluates the name of a factor whose level is unseen), each with its kind and levels."""
+    from formulaic.parser.types import Factor
+
+    kinds = {k.value for k in Factor.Kind} - {Factor.Kind.UNKNOWN.value}
+    encoder_state, transform_state = design.get("encoder_state"), design.get("transform_state")
+    if not (isinstance(encoder_state, dict) and isinstance(transform_state, dict)):
+        raise ModelError("the model's formula design is damaged: its encoder and transform states must be objects.")
+    encoder = {}
+    for expr, entry in encoder_state.items():
+        if expr not in factors:
+            raise ModelError(f"the model's encoder state names '{expr}', which is not a factor of its formula.")
+        kind, state = entry if isinstance(entry, list) and len(entry) == 2 else (None, None)
+        levels = state.get("categories", []) if isinstance(state, dict) else None
+        if kind not in kinds or not (
+            isinstance(levels, list) and all(v is None or isinstance(v, (str, int, float)) for v in levels)
+        ):
+            raise ModelError(f"the model's formula design is damaged: the encoder state of '{expr}' cannot be read.")
+        encoder[expr] = (kind, state)
+    try:
+        transform = _from_jsonable(transform_state)
+    except ValueError:
+        raise ModelError("the model's formula design is damaged: an array in its transform state is not rectangular.") from None
+    return encoder, transform
 
 
 def _rebuild_formula(design: dict, frame: "pd.DataFrame") -> np.ndarray:
@@ -1365,9 +1467,11 @@ def _rebuild_formula(design: dict, frame: "pd.DataFrame") -> np.ndarray:
     formulaic = _formulaic()
     from formulaic.errors import DataMismatchWarning, FormulaicError
 
-    encoder = {k: (v[0], v[1]) for k, v in design["encoder_state"].items()}
-    transform = _from_jsonable(design["transform_state"])
-    needed = sorted(formulaic.Formula(design["formula"]).required_variables)
+    # the model file's formula is text like --formula: checked before formulaic evaluates any of it
+    parsed = _parse_formula(design["formula"], list(frame.columns), formula_check.MODEL)
+    factors = {f.expr: f for f in _factors(parsed)}
+    encoder, transform = _formula_state(design, factors)
+    needed = sorted(parsed.required_variables)
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise DataError(
@@ -1375,20 +1479,21 @@ def _rebuild_formula(design: dict, frame: "pd.DataFrame") -> np.ndarray:
         )
     frame, _, _ = _missing(frame, needed, dropna=False)
 
-    def spec_for(formula: str, enc: dict):
+    def spec_for(formula, enc: dict):
         return formulaic.ModelSpec(formula=formula, encoder_state=enc, transform_state=transform, na_action="ignore")
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", DataMismatchWarning)
             with np.errstate(all="ignore"):
-                mm = spec_for(design["formula"], encoder).get_model_matrix(frame)
+                mm = spec_for(parsed, encoder).get_model_matrix(frame, context={})
     except DataMismatchWarning:
         # find the factor with the unseen level, to name it
         for expr, (kind, state) in encoder.items():
             if "categories" not in state:
                 continue
-            values = formulaic.model_matrix(f"0 + {expr}", frame, ensure_full_rank=False).model_spec
+            quoted = f"`{expr}`" if factors[expr].eval_method.value == "lookup" else expr
+            values = formulaic.model_matrix(f"0 + {quoted}", frame, ensure_full_rank=False, context={}).model_spec
             seen = values.encoder_state[expr][1].get("categories", [])
             unseen = [v for v in seen if v not in state["categories"]]
             if unseen:

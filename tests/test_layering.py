@@ -90,7 +90,9 @@ ALLOWED = {
     "progress": set(),
     "linalg": {"numpy", "scipy"},
     "families": {"numpy", "scipy", "errors", "families", "linalg"},
-    "data": {"numpy", "pandas", "errors", "families", "formulaic", "linalg", "parallel", "csvformat"},
+    "data": {"numpy", "pandas", "errors", "families", "formulaic", "formula_check", "linalg", "parallel", "csvformat"},
+    # what a formula may say: the standard library's ast only, never formulaic
+    "formula_check": {"errors"},
     "checks": {"numpy", "scipy", "errors", "parallel"},
     "parallel": {"threadpoolctl", "errors"},
     "optimize": {"numpy", "scipy", "results", "errors", "linalg", "progress"},
