@@ -8,6 +8,8 @@ The public API::
     mlefit.save_model(result, "model.json")
     mlefit.predict("model.json", "new_rows.csv")      # a DataFrame: the rows plus predictions
     mlefit.check_grad("data.csv", family="bernoulli").passed
+    fits = mlefit.fit_distributions("claims.csv", "amount")   # normal, gamma, ... ranked by AIC
+    fits.best.name, fits["gamma"].parameters, fits.to_dict()
 
     data = mlefit.simulate("bernoulli", [1, -2], intercept=0.5, n=1000, seed=0)
     study = mlefit.recover("bernoulli", [1, -2], n=500, reps=200, seed=0)
@@ -45,6 +47,8 @@ __all__ = [
     "predict",
     "check_grad",
     "GradCheck",
+    "fit_distributions",
+    "DistributionFits",
     "errors",
     "MlefitError",
     "DataError",
@@ -70,6 +74,8 @@ _LAZY = {
     "read_truth": "simulate",
     "simulate": "simulate",
     "GradCheck": "checkgrad",
+    "fit_distributions": "dist",
+    "DistributionFits": "dist",
     "check_grad": "checkgrad",
     "Model": "model",
     "load_model": "model",

@@ -41,7 +41,7 @@ def test_cli_module_loads_neither_pandas_nor_scipy():
     assert not {"scipy", "pandas", "rich"} & loaded
 
 
-COMMANDS = ("fit", "simulate", "recover", "predict", "check-grad", "families")
+COMMANDS = ("fit", "simulate", "recover", "predict", "check-grad", "dist", "families")
 
 
 def help_modules(*args: str) -> tuple[set[str], str]:
@@ -104,6 +104,8 @@ ALLOWED = {
                 "distributed", "csvformat", "progress"},
     "objective": {"numpy", "numdiff"},
     "plot": {"numpy", "matplotlib", "results", "errors"},
+    # a tool over the public API: the column (data), the fits (fit), their families and pictures
+    "dist": {"numpy", "scipy", "pandas", "errors", "results", "families", "fit", "data", "plot"},
     # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile
     "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff"},
 }
