@@ -156,7 +156,7 @@ def test_poisson_robust_covariance_matches_statsmodels_hc0():
         tol=1e-14, cov_type="HC0"
     )
     assert res.cov_type == "HC0"
-    assert rel(res.se, ref.bse) < 1e-8  # measured 2e-13
+    assert rel(res.se, ref.bse) < 1e-8  # measured 8e-14
     assert rel(res.cov, ref.cov_params()) < 1e-8
     model = mlefit.fit(frame, "poisson", target="EXECUTIONS", features=CPUNISH_FEATURES, exposure="VC100k96")
     assert rel(res.se_model, model.se) < 1e-12  # the model-based errors kept beside
@@ -272,7 +272,7 @@ def test_gamma_matches_statsmodels_glm_and_a_scipy_maximisation(case):
     # the coefficients' score does not involve the shape: they are the GLM's (measured 4e-14, 5e-10)
     assert rel(res.params[:-1], glm.params) < 1e-8
     coef, shape, nll, cov = scipy_gamma_fit(X, y)
-    assert rel(res.params[-1], shape) < 1e-6  # measured 5e-9 (scotvote), 7e-10 (claims)
+    assert rel(res.params[-1], shape) < 1e-6  # measured 8e-9 (scotvote), 5e-11 (claims)
     assert rel(res.params[:-1], coef) < 1e-6
     assert rel(res.nll, nll) < 1e-12
     # standard errors: the coefficients' are the GLM's with the scale held at 1/shape and the
@@ -280,7 +280,7 @@ def test_gamma_matches_statsmodels_glm_and_a_scipy_maximisation(case):
     observed = sm.GLM(y, X, family=family).fit(start_params=glm.params, method="newton", tol=1e-15, maxiter=200,
                                                scale=1.0 / res.params[-1])
     assert rel(res.se[:-1], observed.bse) < 1e-8  # measured 3e-11
-    assert rel(res.se[-1], res.params[-1] * math.sqrt(cov[-1, -1])) < 1e-5  # measured 2e-7
+    assert rel(res.se[-1], res.params[-1] * math.sqrt(cov[-1, -1])) < 1e-5  # measured 4e-7 (scotvote), 7e-8 (claims)
 
 
 @pytest.mark.parametrize("case", GAMMA_CASES)
