@@ -387,18 +387,14 @@ def column_scale(rows) -> np.ndarray | None:
 
 
 def _start(src: Source, fam: Family, n_classes, closed: ClosedForm | None, null: "dict | None") -> np.ndarray:
-    """The optimiser's start: the closed form; else the family's start on rows in memory; else,
-    for rows elsewhere, a family's start from sums over them (gaussian: the normal equations), or
-    the intercept-only fit padded with zero coefficients, or the family's start on a sample."""
+    """The optimiser's start, the same for every engine (so that their fits end at the same point):
+    the closed form; else a family's start from sums over the rows (gaussian under a penalty: the
+    normal equations); else the intercept-only fit padded with zero coefficients; else (no null
+    model) the family's start on rows in memory (all of them, or the engine's sample)."""
     rows = src.rows
     p = len(src.feature_names)
-    arrays = rows.arrays()
     if closed is not None:
         x0 = closed.params
-    elif arrays is not None:
-        x0 = fam.start_params(
-            arrays.X, arrays.y, arrays.weights, intercept=src.intercept, n_classes=n_classes, offset=arrays.offset
-        )
     else:
         x0 = fam.start_from_sums(rows.map_sum, p, n_classes, intercept=src.intercept)
         if x0 is None and null is not None:

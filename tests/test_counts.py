@@ -63,15 +63,6 @@ def with_constant(frame: pd.DataFrame) -> np.ndarray:
     return sm.add_constant(pd.get_dummies(frame, drop_first=True).astype(float).to_numpy(), has_constant="add")
 
 
-#: The gamma family's shape derivative is inf where y / mu < 1.1e-16 (see
-#: test_gamma_where_y_over_mu_underflows); a Newton line search that tries such a point raises the
-#: RuntimeWarning, which pytest turns into an error.
-GAMMA_LOG1P_BUG = pytest.mark.xfail(
-    strict=True, raises=RuntimeWarning,
-    reason="mlefit bug: gamma's log1p(z - 1) warns (divide by zero) at a trial point of Newton's line search",
-)
-
-
 def count_data(family: str, n: int = 900, seed: int = 5) -> pd.DataFrame:
     """Features x1, x2 and a text column g (levels b, c first seen after the first third), frequency
     weights w (0..3), an exposure e on (0.5, 2), an offset column off and the target y."""
@@ -354,9 +345,6 @@ def test_streamed_fit_equals_in_memory(tmp_path, family, options, chunk_rows):
     assert streamed.cov_type == mem.cov_type and streamed.exposure == mem.exposure and streamed.offset == mem.offset
 
 
-@pytest.mark.xfail(strict=True, reason="mlefit: in memory a family with an ancillary parameter starts from "
-                   "start_params (moments), streamed from the intercept-only fit (fit._start); the two Newton "
-                   "paths stop at different points within the 1e-8 decrement (measured 7.5e-10 apart here)")
 def test_streamed_fit_at_the_default_tolerance(tmp_path):
     path = tmp_path / "d.csv"
     count_data("gamma").to_csv(path, index=False)
@@ -423,8 +411,6 @@ def test_methods_reach_the_optimum_on_the_sample_data(family, how):
     assert np.max(np.abs(other.params - newton.params) / newton.se) < 1e-5
 
 
-@pytest.mark.xfail(strict=True, reason="mlefit bug: the gamma shape gradient is inf (and a RuntimeWarning) where "
-                   "y / mu underflows below 1e-16 in log1p(z - 1); L-BFGS then stops 14 standard errors short")
 def test_gamma_lbfgs_on_the_claims_data():
     newton = mlefit.fit(CLAIMS, "gamma", target="amount")
     other = mlefit.fit(CLAIMS, "gamma", target="amount", method="lbfgs")
@@ -435,7 +421,7 @@ def test_gamma_lbfgs_on_the_claims_data():
 # -- options: weights, --l2, --formula, --dropna ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("family", ["poisson", "negbin", pytest.param("gamma", marks=GAMMA_LOG1P_BUG)])
+@pytest.mark.parametrize("family", ["poisson", "negbin", "gamma"])
 def test_weights_equal_repeated_rows_with_exposure(family):
     frame = count_data(family, n=300)
     weighted = mlefit.fit(frame, family, features="x1,x2,g", exposure="e", weights="w")
@@ -502,7 +488,7 @@ def test_formula_equals_columns_and_statsmodels():
     assert rel(negbin.params, columns.params) < 1e-12 and rel(negbin.nll, columns.nll) < 1e-14
 
 
-@pytest.mark.parametrize("family", ["poisson", "negbin", pytest.param("gamma", marks=GAMMA_LOG1P_BUG)])
+@pytest.mark.parametrize("family", ["poisson", "negbin", "gamma"])
 def test_dropna_drops_rows_missing_in_the_target_features_or_exposure(family):
     frame = count_data(family, n=400)
     holed = frame.astype({"x1": float, "e": float, "y": float}).copy()
@@ -941,9 +927,6 @@ def test_gamma_at_extreme_linear_predictors(y, eta, shape):
     assert e_nll < 1e-12 and e_grad.max() < 1e-12 and e_hess.max() < 1e-12  # measured 6e-14 at worst
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, RuntimeWarning),
-                   reason="mlefit bug: gamma's shape derivative uses log1p(z - 1) with z = y / mu; where z "
-                   "< 1.1e-16 (eta > log y + 36.7) z - 1 rounds to -1 and the gradient is inf")
 @pytest.mark.parametrize("y, eta", [(2.0, 600.0), (1.0, 40.0)])
 def test_gamma_where_y_over_mu_underflows(y, eta):
     pytest.importorskip("mpmath")
