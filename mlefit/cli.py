@@ -38,6 +38,11 @@ class Cov(str, enum.Enum):
     robust = "robust"
 
 
+class CI(str, enum.Enum):
+    wald = "wald"
+    profile = "profile"
+
+
 class Format(str, enum.Enum):
     table = "table"
     json = "json"
@@ -115,6 +120,22 @@ MaxIterOpt = Annotated[
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output: tables, one JSON document, or CSV estimates.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every row of the convergence table.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the estimates.")]
+CIOpt = Annotated[
+    Optional[CI],
+    typer.Option(
+        "--ci", help="Intervals: Wald (estimate +- z SE) or profile likelihood (each endpoint a few constrained fits).",
+        show_default="wald; profile with --profile",
+    ),
+]
+ProfileOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--profile", metavar="NAMES",
+        help="Profile only these parameters (comma-separated; class:name for one categorical row).",
+        show_default="every parameter",
+    ),
+]
+LevelOpt = Annotated[float, typer.Option("--level", help="Level of every interval (Wald and profile).")]
 
 # -- options of simulate and recover (the truth and how to draw the data) -------------------------
 CoefOpt = Annotated[
@@ -237,6 +258,9 @@ def fit(
     dropna: DropnaOpt = False,
     l2: L2Opt = None,
     cov: CovOpt = Cov.model,
+    ci: CIOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.95,
     method: MethodOpt = Method.newton,
     grad: GradOpt = Gradient.analytic,
     tol: TolOpt = None,
@@ -323,6 +347,7 @@ def fit(
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
                 stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
                 memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler,
+                ci=None if ci is None else ci.value, profile=profile, level=level, fingerprint=save is not None,
             )
         if truth is not None:
             from .simulate import compare_truth, read_truth

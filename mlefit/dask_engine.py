@@ -48,6 +48,12 @@ class DaskParts:
                 total = value if total is None else total + value
         return total
 
+    def target_chunks(self):
+        """``(y, w)`` of each partition in row order, brought to the client one at a time (for
+        :func:`mlefit.fingerprint.rows_fingerprint`)."""
+        for future in self.client.map(_targets, self.parts, pure=False):
+            yield future.result()
+
     def all_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Every partition's rows, brought to the client (for the exact separation check)."""
         parts = [part for part in self.client.gather(self.parts) if len(part[1])]
@@ -82,6 +88,10 @@ def _apply(fn, part):
     return fn(X, y, w)
 
 
+def _targets(part):
+    return part[1], part[2]
+
+
 def _weighted_gram(X, y, w):
     Xw = X if w is None else X * w[:, None]
     return (Xw.T @ X).ravel()
@@ -108,7 +118,7 @@ def _client(scheduler: str | None):
 def fit_dask(
     path, fam: Family, *, scheduler=None, client=None, target=None, features=None, intercept=True,
     weights=None, formula=None, dropna=False, l2=None, cov="model", method="newton", gradient="analytic",
-    tol, max_iter, chunk_rows=None, blocksize=None,
+    tol, max_iter, chunk_rows=None, blocksize=None, extras=None,
 ):
     """Fit a CSV on a Dask cluster (``scheduler``: ``tcp://HOST:PORT`` or ``local``), or with ``client``."""
     dd, _ = _require_dask()
@@ -130,7 +140,9 @@ def fit_dask(
         )
         from .stream import fit_source
 
-        return fit_source(sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter)
+        return fit_source(
+            sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter, extras=extras,
+        )
     finally:
         if own:
             client.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -23,6 +24,22 @@ if TYPE_CHECKING:
 
 GRADIENTS = ("analytic", "numeric")
 COV_TYPES = ("model", "robust")
+CI_METHODS = ("wald", "profile")
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a fit computes beyond its optimum, for every engine (see :func:`_finish`).
+
+    ``ci``: the intervals in use, ``wald`` or ``profile`` (profile-likelihood intervals of the
+    parameters named in ``profile``, all when None); ``level``: the level of every interval;
+    ``fingerprint``: compute :func:`mlefit.fingerprint.rows_fingerprint` of the rows used.
+    """
+
+    ci: str = "wald"
+    profile: tuple[str, ...] | None = None
+    level: float = 0.95
+    fingerprint: bool = False
 
 
 def fit(
@@ -50,6 +67,10 @@ def fit(
     memory_limit: int | None = None,
     engine: str = "local",
     scheduler: str | None = None,
+    ci: str | None = None,
+    profile: "str | Sequence[str] | None" = None,
+    level: float = 0.95,
+    fingerprint: bool = False,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
@@ -102,6 +123,19 @@ def fit(
     engine : {"local", "dask"}
         ``dask``: read the CSV with dask.dataframe on the cluster at ``scheduler``
         (``tcp://HOST:PORT`` or ``local``) and sum the block sums there; see :mod:`mlefit.dask_engine`.
+    ci : {"wald", "profile"}, optional
+        The intervals in use: ``wald`` (estimate +- z SE; the default) or ``profile``
+        (profile-likelihood intervals, :mod:`mlefit.profile`, in ``profile_ci_low`` /
+        ``profile_ci_high``; the Wald ones stay in ``ci_low`` / ``ci_high``). Not with
+        ``cov="robust"`` or ``l2``.
+    profile : str or list of str, optional
+        The parameters to profile (``"a,b"`` or a list; a label ``class:name``, or a name for
+        every class's); default all. Implies ``ci="profile"``.
+    level : float, default 0.95
+        The level of every interval (Wald and profile).
+    fingerprint : bool, default False
+        Compute ``data_fingerprint``, a SHA-256 of the rows used (encoded target, weights, row
+        count; :mod:`mlefit.fingerprint`), which saved models carry for ``mlefit lrtest``.
 
     Returns
     -------
@@ -125,6 +159,7 @@ def fit(
         raise UsageError(f"--l2 must be a positive number; got {l2}.")
     if cov not in COV_TYPES:
         raise UsageError(f"unknown covariance '{cov}'.", f"Choose one of: {', '.join(COV_TYPES)}.")
+    extras = _extras(ci, profile, level, fingerprint, cov, l2)
 
     if engine not in ("local", "dask"):
         raise UsageError(f"unknown engine '{engine}'.", "Choose one of: local, dask.")
@@ -136,7 +171,7 @@ def fit(
         return fit_dask(
             data, fam, scheduler=scheduler, target=target, features=features, intercept=intercept,
             weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
-            gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows,
+            gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows, extras=extras,
         )
     if data is not None and not isinstance(data, Dataset) and X is None:
         from . import stream as streaming
@@ -150,7 +185,7 @@ def fit(
                 data, fam, target=target, features=features, intercept=intercept, weights=weights,
                 formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient,
                 tol=tol, max_iter=max_iter, chunk_rows=chunk_rows, cache_dir=cache_dir,
-                memory_limit=memory_limit,
+                memory_limit=memory_limit, extras=extras,
             )
     if isinstance(data, Dataset):
         ds = data
@@ -167,7 +202,28 @@ def fit(
         )
     else:
         raise UsageError("no data: give a table, a CSV path, or X and y.")
-    return fit_dataset(ds, fam, method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov)
+    return fit_dataset(
+        ds, fam, method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov, extras=extras,
+    )
+
+
+def _extras(ci, profile, level, fingerprint, cov: str, l2) -> Extras:
+    """Check the interval options (before any data are read)."""
+    from .profile import split_names
+
+    inference.check_level(level)
+    names = split_names(profile)
+    if ci is None:
+        ci = "profile" if names is not None else "wald"
+    if ci not in CI_METHODS:
+        raise UsageError(f"unknown interval method '{ci}'.", f"Choose one of: {', '.join(CI_METHODS)}.")
+    if ci == "wald" and names is not None:
+        raise UsageError("--profile names parameters for profile-likelihood intervals, which --ci wald does not compute; use --ci profile.")
+    if ci == "profile" and cov == "robust":
+        raise UsageError("--ci profile cannot be combined with --cov robust: a profile likelihood interval rests on the model's likelihood, which robust standard errors do not trust.")
+    if ci == "profile" and l2 is not None:
+        raise UsageError("--ci profile cannot be combined with --l2: a penalised fit is not a maximum of the likelihood, so there is no likelihood profile to read an interval from.")
+    return Extras(ci, names, float(level), bool(fingerprint))
 
 
 def _class_eta(fam: Family, params: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -202,7 +258,7 @@ def _check_classes(ds: Dataset, n_classes: int) -> None:
 
 def fit_dataset(
     ds: Dataset, fam: Family, *, method: str, gradient: str, tol: float, max_iter: int,
-    l2: float | None = None, cov: str = "model",
+    l2: float | None = None, cov: str = "model", extras: Extras = Extras(),
 ) -> FitResult:
     """Fit an already validated :class:`Dataset`.
 
@@ -234,7 +290,7 @@ def fit_dataset(
     # The closed form (gaussian least squares) is the unpenalised MLE.
     closed = fam.closed_form(ds.X, ds.y, ds.weights, gram=gram, X_lo=ds.X_lo) if l2 is None else None
     if closed is not None and closed.exact_fit:
-        return _exact_fit(ds, fam, closed, method, gradient, tol, n_weight)
+        return _exact_fit(ds, fam, closed, method, gradient, tol, n_weight, extras)
     if closed is not None:
         x0 = closed.params
     else:
@@ -275,17 +331,20 @@ def fit_dataset(
         )
     return _finish(
         ds, fam, opt, cov_model, lambda: fam.score_outer(opt.params, ds.X, ds.y, ds.weights), analytic,
-        method, gradient, tol, n_weight, l2, cov,
+        method, gradient, tol, n_weight, l2, cov, extras=extras,
     )
 
 
 def _finish(
     ds: Any, fam: Family, opt: OptimizeResult, cov_model: np.ndarray | None, score_outer, analytic,
-    method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov: str, **build: Any,
+    method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov: str,
+    extras: Extras = Extras(), **build: Any,
 ) -> FitResult:
     """From the optimum to the result, for every engine: the covariance used (model-based, or the
     HC0 sandwich with the summed score outer products ``score_outer()``), the unpenalised NLL, the
-    FitResult, and a ConvergenceWarning when the optimiser stopped early."""
+    FitResult, the profile-likelihood intervals (over the unpenalised objective ``analytic``) and
+    the rows' fingerprint when ``extras`` asks for them, and a ConvergenceWarning when the
+    optimiser stopped early."""
     if cov_model is None:
         raise DataError(
             "the Hessian is singular at the estimate, so standard errors do not exist.",
@@ -293,10 +352,69 @@ def _finish(
         )
     cov_used = inference.sandwich(cov_model, score_outer()) if cov == "robust" else cov_model
     nll = opt.nll if l2 is None else analytic.value(opt.params)
-    result = _build(ds, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, **build)
+    result = _build(
+        ds, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, level=extras.level, **build,
+    )
+    if extras.ci == "profile":
+        result = _with_profile(result, fam, analytic, opt, cov_model, extras)
+    if extras.fingerprint:
+        result = replace(result, data_fingerprint=_fingerprint(ds))
     if not result.converged:
         warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
     return result
+
+
+def _with_profile(
+    result: FitResult, fam: Family, objective: Any, opt: OptimizeResult, cov_model: np.ndarray, extras: Extras,
+) -> FitResult:
+    """The result with its profile-likelihood intervals (:func:`mlefit.profile.profile_intervals`
+    over ``objective`` at the optimum), mapped to the reported scale by the family's transform."""
+    from . import profile
+
+    k = result.n_params
+    wanted = profile.resolve(extras.profile, result.names, result.classes)
+    low, high = np.full(k, np.nan), np.full(k, np.nan)
+    status = [(profile.NOT_PROFILED, profile.NOT_PROFILED)] * k
+    notes: list[str] = []
+    fits = passes = 0
+    if not result.converged:
+        notes.append("no profile-likelihood intervals: the fit did not converge, so its NLL is not the maximum")
+        status = [(profile.FAILED, profile.FAILED) if j in wanted else status[j] for j in range(k)]
+    else:
+        intervals = profile.profile_intervals(
+            objective, opt.params, opt.nll, cov_model, wanted, extras.level, names=result.labels,
+        )
+        zero = np.zeros((k, k))
+        for iv in intervals:
+            ends = []
+            for end in (iv.lower, iv.upper):
+                value = math.nan
+                if end.value is not None:
+                    point = opt.params.copy()
+                    point[iv.index] = end.value
+                    value = float(fam.natural(point, zero)[0][iv.index])
+                ends.append((value, end.status))
+                if end.note:
+                    notes.append(end.note)
+            if ends[0][0] > ends[1][0]:  # a decreasing transform swaps the ends
+                ends.reverse()
+            (low[iv.index], s_low), (high[iv.index], s_high) = ends
+            status[iv.index] = (s_low, s_high)
+            fits += iv.fits
+            passes += iv.passes
+    return replace(
+        result, ci_method="profile", profile_ci_low=low, profile_ci_high=high, profile_status=tuple(status),
+        profile_notes=tuple(notes), profile_fits=fits, profile_passes=passes,
+    )
+
+
+def _fingerprint(ds: Any) -> str:
+    """:func:`mlefit.fingerprint.rows_fingerprint` of a Dataset, or of a streamed source's chunks."""
+    from .fingerprint import rows_fingerprint
+
+    if isinstance(ds, Dataset):
+        return rows_fingerprint([(ds.y, ds.weights)])
+    return rows_fingerprint(ds.cache.target_chunks())
 
 
 def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float) -> OptimizeResult:
@@ -454,13 +572,13 @@ def _n_obs(ds: Dataset, n_weight: float) -> int | float:
 def _build(
     ds: Dataset, fam: Family, opt: OptimizeResult, nll: float, cov: np.ndarray, cov_model: np.ndarray,
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str,
-    null_data: Any = None,
+    null_data: Any = None, level: float = 0.95,
 ) -> FitResult:
     n_classes = len(ds.levels) if ds.levels is not None else None
     estimates, cov = fam.natural(opt.params, cov)
     labels = fam.param_names(list(ds.feature_names), ds.levels)
     log_scale = np.array([name == "sigma" and fam.name == "gaussian" for name, _ in labels])
-    se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, log_scale)
+    se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, log_scale, level=level)
     se_model = None
     if cov_type == "robust":
         se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model)[1]), 0.0))
@@ -492,7 +610,7 @@ def _build(
         penalty=None if l2 is None else "l2", l2=l2,
         objective="NLL" if l2 is None else PENALISED_OBJECTIVE[fam.name],
         objective_value=opt.nll, se_method=_se_method(l2, cov_type),
-        cov_type="HC0" if cov_type == "robust" else "model", se_model=se_model,
+        cov_type="HC0" if cov_type == "robust" else "model", se_model=se_model, level=level,
         **extra,
     )
 
@@ -507,7 +625,8 @@ PENALISED_OBJECTIVE = {
 
 
 def _exact_fit(
-    ds: Dataset, fam: Family, closed: ClosedForm, method: str, gradient: str, tol: float, n_weight: float
+    ds: Dataset, fam: Family, closed: ClosedForm, method: str, gradient: str, tol: float, n_weight: float,
+    extras: Extras = Extras(),
 ) -> FitResult:
     """Zero residuals: the coefficients are exact, sigma is 0 and the likelihood is unbounded."""
     from .results import IterationRecord
@@ -533,6 +652,21 @@ def _exact_fit(
         trace=(IterationRecord(0, -math.inf, 0.0, math.nan, 0.0),),
         mse=0.0, residual_std_error=0.0, df_resid=df_resid, exact_fit=True,
         n_rows=ds.n_obs, weights=ds.weights_name, n_dropped=ds.n_dropped, design=ds.design,
-        objective_value=-math.inf, se_method="exact fit: the standard errors are 0",
+        objective_value=-math.inf, se_method="exact fit: the standard errors are 0", level=extras.level,
+        data_fingerprint=_fingerprint(ds) if extras.fingerprint else None,
         **_fit_statistics(ds, fam, None, math.inf, k, n_weight, 0.0, False),
+        **_exact_profile(extras, k),
+    )
+
+
+def _exact_profile(extras: Extras, k: int) -> dict[str, Any]:
+    """An exact fit's profile fields: no profile exists (the likelihood is unbounded)."""
+    if extras.ci != "profile":
+        return {}
+    from . import profile
+
+    return dict(
+        ci_method="profile", profile_ci_low=np.full(k, np.nan), profile_ci_high=np.full(k, np.nan),
+        profile_status=((profile.FAILED, profile.FAILED),) * k, profile_notes=("no profile-likelihood intervals: every residual is zero, so the likelihood is unbounded",),
+        profile_fits=0, profile_passes=0,
     )

@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
-from .results import PARAMETER_FIELDS, TRACE_FIELDS, TRUTH_FIELDS, FitResult
+from .results import PARAMETER_FIELDS, PROFILE_FIELDS, TRACE_FIELDS, TRUTH_FIELDS, FitResult
 
 #: Convergence tables longer than this show their first and last rows around an elision line.
 TRACE_HEAD = 5
@@ -69,22 +69,56 @@ def header_lines(result: FitResult) -> list[str]:
         lines.append(f"objective: penalised (MAP), {result.objective}; l2 = {number(result.l2)}")
     if result.penalty is not None or result.cov_type != "model":
         lines.append(f"standard errors: {result.se_method}")
+    if result.ci_method == "profile":
+        from statistics import NormalDist
+
+        q = NormalDist().inv_cdf(0.5 + 0.5 * result.level) ** 2  # chi2_1(level), to the digits shown
+        lines.append(
+            f"intervals: {percent(result.level)} profile likelihood, where 2 (loglik_max - loglik_profile) <= "
+            f"{number(q, 5)} (the chi2(1) {number(result.level)} quantile); {result.profile_fits} constrained "
+            f"fits, {result.profile_passes} evaluations of the NLL"
+        )
+        lines += [f"profile: {note}" for note in result.profile_notes]
     return lines
+
+
+def percent(level: float) -> str:
+    """An interval's level as a percentage: 0.95 -> ``95%``, 0.999 -> ``99.9%``."""
+    return f"{round(100.0 * level, 10):g}%"
+
+
+def interval_headers(result: FitResult) -> list[str]:
+    """The interval columns' headers: the interval in use and its level."""
+    kind = "profile" if result.ci_method == "profile" else "CI"
+    return [f"{percent(result.level)} {kind} low", f"{percent(result.level)} {kind} high"]
+
+
+def _profile_cell(value: float, status: str) -> str:
+    if status == "found":
+        return number(value)
+    return "unbounded" if status == "unbounded" else "NA"
 
 
 def estimate_table(result: FitResult) -> tuple[list[str], list[list[str]]]:
     categorical = any(c is not None for c in result.classes)
     robust = result.cov_type != "model"
+    profile = result.ci_method == "profile"
     headers = (["name"] + (["class"] if categorical else []) + ["estimate", "std_error"]
-               + (["model_se"] if robust else []) + ["z", "p_value", "ci_low", "ci_high"])
+               + (["model_se"] if robust else []) + ["z", "p_value"] + interval_headers(result))
     if result.truth is not None:
         headers += list(TRUTH_FIELDS)
     rows = []
-    for row in result.parameter_rows(model_se=robust):
+    statuses = result.profile_status or ()
+    for i, row in enumerate(result.parameter_rows(model_se=robust, profile=profile)):
         cells = [row["name"]] + ([row["class"]] if categorical else [])
         cells += [number(row["estimate"]), number(row["std_error"])]
         cells += [number(row["model_std_error"])] if robust else []
-        cells += [number(row["z"], 4), p_value(row["p_value"]), number(row["ci_low"]), number(row["ci_high"])]
+        cells += [number(row["z"], 4), p_value(row["p_value"])]
+        if profile:
+            low, high = statuses[i]
+            cells += [_profile_cell(row["profile_ci_low"], low), _profile_cell(row["profile_ci_high"], high)]
+        else:
+            cells += [number(row["ci_low"]), number(row["ci_high"])]
         if result.truth is not None:
             cells += [number(row["truth"]), number(row["error_se"], 3)]
         rows.append(cells)
@@ -230,15 +264,18 @@ def fit_json(result: FitResult) -> str:
 
 def fit_csv(result: FitResult) -> str:
     """The estimates table as CSV with full float64 precision (empty cells for missing values);
-    with robust standard errors a last column ``model_std_error`` holds the model-based ones."""
+    with robust standard errors a column ``model_std_error`` holds the model-based ones, with
+    profile intervals columns ``profile_ci_low``, ``profile_ci_high`` and ``profile_status``
+    (``ci_low``/``ci_high`` are the Wald intervals at the same level)."""
     robust = result.cov_type != "model"
-    fields = PARAMETER_FIELDS + (("model_std_error",) if robust else ())
+    profile = result.ci_method == "profile"
+    fields = PARAMETER_FIELDS + (("model_std_error",) if robust else ()) + (PROFILE_FIELDS if profile else ())
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if result.truth is not None:
         fields += TRUTH_FIELDS
     writer.writerow(fields)
-    for row in result.parameter_rows(model_se=robust):
+    for row in result.parameter_rows(model_se=robust, profile=profile):
         writer.writerow([_csv_cell(row[k]) for k in fields])
     return buf.getvalue()
 

@@ -136,6 +136,11 @@ class Cache:
         for start in range(0, self.n_obs, self.chunk_rows):
             yield self.read(start, min(start + self.chunk_rows, self.n_obs))
 
+    def target_chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """``(y, w)`` of each chunk in row order (for :func:`mlefit.fingerprint.rows_fingerprint`)."""
+        for _, y, w in self.chunks():
+            yield y, w
+
     def map_sum(self, fn):
         """``fn(X, y, w)`` summed over the chunks (one pass over the cache), BLAS on one thread
         (see :func:`mlefit.objective.one_blas_thread`)."""
@@ -725,7 +730,7 @@ def _null_data(sd: Streamed, fam: Family) -> _NullData:
 def fit_streamed(
     source, fam: Family, *, target=None, features=None, intercept=True, weights=None, formula=None,
     dropna=False, l2=None, cov="model", method="newton", gradient="analytic", tol, max_iter,
-    chunk_rows=None, cache_dir=None, memory_limit=None,
+    chunk_rows=None, cache_dir=None, memory_limit=None, extras=None,
 ):
     """The streamed counterpart of :func:`mlefit.fit.fit_dataset`: the same FitResult."""
     if cache_dir is None:
@@ -734,39 +739,43 @@ def fit_streamed(
                 source, fam, Path(folder), target=target, features=features, intercept=intercept,
                 weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
                 gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows,
-                memory_limit=memory_limit,
+                memory_limit=memory_limit, extras=extras,
             )
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return _fit_streamed(
         source, fam, folder, target=target, features=features, intercept=intercept, weights=weights,
         formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol,
-        max_iter=max_iter, chunk_rows=chunk_rows, memory_limit=memory_limit,
+        max_iter=max_iter, chunk_rows=chunk_rows, memory_limit=memory_limit, extras=extras,
     )
 
 
 def _fit_streamed(source, fam, folder, *, target, features, intercept, weights, formula, dropna, l2, cov,
-                  method, gradient, tol, max_iter, chunk_rows, memory_limit):
+                  method, gradient, tol, max_iter, chunk_rows, memory_limit, extras):
     sd = load_streamed(
         source, fam, target=target, features=features, intercept=intercept, weights=weights,
         formula=formula, dropna=dropna, chunk_rows=chunk_rows, folder=folder,
     )
     return fit_source(
         sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter,
-        memory_limit=memory_limit,
+        memory_limit=memory_limit, extras=extras,
     )
 
 
-def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max_iter, memory_limit=None):
+def fit_source(
+    sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max_iter, memory_limit=None, extras=None,
+):
     """Optimiser and inference on rows that are never all in memory: ``sd.cache`` sums over them.
 
     ``sd.cache`` is a :class:`Cache` (chunks on this machine) or any object with ``n_obs``,
     ``n_features``, ``weighted``, ``map_sum(fn)``, ``check_rank(names, intercept)`` and
-    ``all_rows()`` (a Dask cluster's partitions). ``memory_limit`` (bytes; default a fraction of
-    the machine's memory) bounds the rows read back for the exact separation check.
+    ``all_rows()`` (a Dask cluster's partitions), and ``target_chunks()`` for a fingerprint.
+    ``memory_limit`` (bytes; default a fraction of the machine's memory) bounds the rows read back
+    for the exact separation check. ``extras`` (:class:`mlefit.fit.Extras`): intervals and
+    fingerprint.
     """
     from . import inference
-    from .fit import _finish
+    from .fit import Extras, _finish
     from .objective import NumericObjective, PenalizedObjective
     from .optimize import OPTIMIZERS
 
@@ -810,7 +819,7 @@ def fit_source(sd: Streamed, fam: Family, *, l2, cov, method, gradient, tol, max
         opt = _check_separation(sd, fam, analytic, opt, cov_model, n_classes, memory_limit)
     return _finish(
         sd, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
-        method, gradient, tol, n_weight, l2, cov, null_data=_null_data(sd, fam),
+        method, gradient, tol, n_weight, l2, cov, extras=extras or Extras(), null_data=_null_data(sd, fam),
     )
 
 

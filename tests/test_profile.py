@@ -1,0 +1,387 @@
+"""Profile-likelihood intervals (mlefit.profile) against an independent computation.
+
+The reference writes each family's NLL in numpy here, profiles it by constrained fits with
+scipy.optimize.minimize (BFGS, analytic gradient, warm-started along a grid), and finds each
+endpoint of ``2 (nll_p(v) - nll_hat) = chi2_1(level)`` with scipy.optimize.brentq between the
+grid points that bracket it. Nothing of mlefit's is used but its answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import optimize, special, stats
+
+import mlefit
+from mlefit import profile as prof
+
+RTOL = 1e-5
+
+
+def _minimize(fun, x0):
+    res = optimize.minimize(fun, x0, jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 10_000})
+    return res.x, res.fun
+
+
+def reference_interval(nll, theta_hat, j, level=0.95, span=5.0, points=21, scale=None):
+    """Endpoints of the profile interval of component ``j`` of ``nll`` (a function of the full
+    vector returning ``(value, gradient)``), by a grid of constrained fits and brentq."""
+    theta_hat, nll_hat = _minimize(nll, np.asarray(theta_hat, dtype=float))
+    q = stats.chi2.ppf(level, 1)
+    others = [k for k in range(len(theta_hat)) if k != j]
+    starts = {}
+
+    def profile(v, start):
+        def fun(u):
+            full = np.insert(u, j, v)
+            f, g = nll(full)
+            return f, g[others]
+
+        u, f = _minimize(fun, start)
+        return u, f
+
+    def excess(v):
+        nearest = min(starts, key=lambda w: abs(w - v))
+        u, f = profile(v, starts[nearest])
+        starts[v] = u
+        return 2.0 * (f - nll_hat) - q
+
+    se = scale if scale is not None else 1.0
+    v_hat = theta_hat[j]
+    starts[v_hat] = theta_hat[others]
+    ends = []
+    for side in (-1, 1):
+        grid = v_hat + side * se * np.linspace(0.0, span, points)[1:]
+        previous = v_hat
+        for v in grid:
+            if excess(v) > 0:
+                ends.append(optimize.brentq(excess, previous, v, xtol=1e-14, rtol=1e-13))
+                break
+            previous = v
+        else:
+            ends.append(None)
+    return ends[0], ends[1], theta_hat
+
+
+def _rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+# -- the families' NLLs, written here -------------------------------------------------------------
+
+
+def bernoulli_nll(X, y, w=None):
+    w = np.ones(len(y)) if w is None else w
+
+    def nll(b):
+        eta = X @ b
+        p = special.expit(eta)
+        return float(w @ (np.logaddexp(0.0, eta) - y * eta)), X.T @ (w * (p - y))
+
+    return nll
+
+
+def gaussian_nll(X, y):
+    """In (b, sigma): sigma itself, not its logarithm, so that the reference also checks the
+    mapping of the endpoints to the reported scale."""
+    n = len(y)
+
+    def nll(theta):
+        b, sigma = theta[:-1], theta[-1]
+        if sigma <= 0:
+            return math.inf, np.zeros_like(theta)
+        r = y - X @ b
+        rss = float(r @ r)
+        f = n * math.log(sigma) + rss / (2 * sigma**2) + 0.5 * n * math.log(2 * math.pi)
+        return f, np.append(-X.T @ r / sigma**2, n / sigma - rss / sigma**3)
+
+    return nll
+
+
+def categorical_nll(X, y, k):
+    onehot = np.eye(k)[y]
+
+    def nll(theta):
+        W = np.vstack([np.zeros(X.shape[1]), theta.reshape(k - 1, X.shape[1])])
+        eta = X @ W.T
+        lse = special.logsumexp(eta, axis=1)
+        p = np.exp(eta - lse[:, None])
+        f = float(np.sum(lse - eta[np.arange(len(y)), y]))
+        g = ((p - onehot)[:, 1:]).T @ X
+        return f, g.ravel()
+
+    return nll
+
+
+# -- data -----------------------------------------------------------------------------------------
+
+
+def rare_logistic(seed=1, n=50, intercept=-2.5, coef=1.0):
+    """A small logistic data set with a rare outcome (5 events in 50 rows for seed 1)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    y = (rng.random(n) < special.expit(intercept + coef * x)).astype(float)
+    return x, y
+
+
+def test_bernoulli_rare_outcome_matches_reference_and_is_asymmetric():
+    x, y = rare_logistic()
+    res = mlefit.fit(X=x[:, None], y=y, family="bernoulli", ci="profile")
+    X = np.column_stack([np.ones(len(y)), x])
+    for j in range(2):
+        lo, hi, _ = reference_interval(bernoulli_nll(X, y), res.params, j, scale=res.se[j])
+        assert _rel(res.profile_ci_low[j], lo) < RTOL
+        assert _rel(res.profile_ci_high[j], hi) < RTOL
+    assert res.profile_status == (("found", "found"),) * 2
+    # The Wald interval is symmetric by construction; the profile interval of the intercept reaches
+    # much further towards rarer events than towards commoner ones.
+    est, lo, hi = res.params[0], res.profile_ci_low[0], res.profile_ci_high[0]
+    assert (est - lo) / (hi - est) > 1.3
+    assert math.isclose(res.params[0] - res.ci_low[0], res.ci_high[0] - res.params[0], rel_tol=1e-12)
+    assert lo < res.ci_low[0] and hi < res.ci_high[0]  # shifted, not just wider
+
+
+def test_gaussian_sigma_and_coefficient_match_reference():
+    rng = np.random.default_rng(3)
+    n = 25
+    X = np.column_stack([np.ones(n), rng.standard_normal((n, 2))])
+    y = X @ np.array([1.0, 0.5, -0.3]) + 0.7 * rng.standard_normal(n)
+    res = mlefit.fit(X=X[:, 1:], y=y, family="gaussian", ci="profile", profile=["x1", "sigma"])
+    nll = gaussian_nll(X, y)
+    for j in (1, 3):
+        lo, hi, _ = reference_interval(nll, res.params, j, scale=res.se[j])
+        assert _rel(res.profile_ci_low[j], lo) < RTOL
+        assert _rel(res.profile_ci_high[j], hi) < RTOL
+    # sigma's interval is skewed to the right, the coefficient's is not profiled beyond what was asked
+    sigma, lo, hi = res.params[3], res.profile_ci_low[3], res.profile_ci_high[3]
+    assert hi - sigma > 1.2 * (sigma - lo)
+    assert np.isnan(res.profile_ci_low[[0, 2]]).all()
+    assert res.profile_status[0] == ("not profiled", "not profiled")
+
+
+def test_categorical_matches_reference():
+    rng = np.random.default_rng(5)
+    n, k = 120, 3
+    x = rng.standard_normal(n)
+    X = np.column_stack([np.ones(n), x])
+    W = np.array([[0.0, 0.0], [0.3, 1.0], [-0.5, -0.8]])
+    p = special.softmax(X @ W.T, axis=1)
+    y = np.array([rng.choice(k, p=row) for row in p])
+    res = mlefit.fit(X=x[:, None], y=y, family="categorical", ci="profile")
+    nll = categorical_nll(X, y, k)
+    for j in range(4):
+        lo, hi, _ = reference_interval(nll, res.params, j, scale=res.se[j])
+        assert _rel(res.profile_ci_low[j], lo) < RTOL
+        assert _rel(res.profile_ci_high[j], hi) < RTOL
+
+
+def test_level_changes_wald_and_profile_intervals():
+    x, y = rare_logistic()
+    res = mlefit.fit(X=x[:, None], y=y, family="bernoulli", ci="profile", level=0.9)
+    z = stats.norm.ppf(0.95)
+    np.testing.assert_allclose(res.ci_high - res.params, z * res.se, rtol=1e-14)
+    X = np.column_stack([np.ones(len(y)), x])
+    lo, hi, _ = reference_interval(bernoulli_nll(X, y), res.params, 1, level=0.9, scale=res.se[1])
+    assert _rel(res.profile_ci_low[1], lo) < RTOL and _rel(res.profile_ci_high[1], hi) < RTOL
+    wide = mlefit.fit(X=x[:, None], y=y, family="bernoulli", ci="profile", level=0.99)
+    assert (wide.profile_ci_low < res.profile_ci_low).all() and (wide.profile_ci_high > res.profile_ci_high).all()
+    assert res.level == 0.9 and res.to_dict()["level"] == 0.9
+
+
+def test_weights_equal_repeated_rows():
+    x, y = rare_logistic(seed=2, n=60, intercept=-1.5)
+    w = np.random.default_rng(0).integers(1, 4, len(y)).astype(float)
+    weighted = mlefit.fit(X=x[:, None], y=y, weights=w, family="bernoulli", ci="profile")
+    reps = np.repeat(np.arange(len(y)), w.astype(int))
+    repeated = mlefit.fit(X=x[reps, None], y=y[reps], family="bernoulli", ci="profile")
+    np.testing.assert_allclose(weighted.profile_ci_low, repeated.profile_ci_low, rtol=1e-9)
+    np.testing.assert_allclose(weighted.profile_ci_high, repeated.profile_ci_high, rtol=1e-9)
+
+
+@pytest.mark.parametrize("family", ["bernoulli", "categorical", "gaussian"])
+def test_streamed_fit_gives_the_same_intervals(tmp_path, family):
+    rng = np.random.default_rng(11)
+    n = 300
+    x1, x2 = rng.standard_normal(n), rng.standard_normal(n)
+    eta = -1.0 + x1 - 0.5 * x2
+    if family == "bernoulli":
+        y = (rng.random(n) < special.expit(eta)).astype(int)
+    elif family == "categorical":
+        y = np.where(eta + rng.standard_normal(n) > 0, "b", np.where(rng.random(n) < 0.4, "c", "a"))
+    else:
+        y = eta + rng.standard_normal(n)
+    path = tmp_path / "d.csv"
+    with open(path, "w") as fh:
+        fh.write("x1,x2,y\n")
+        fh.writelines(f"{a!r},{b!r},{c}\n" for a, b, c in zip(x1.tolist(), x2.tolist(), y.tolist()))
+    memory = mlefit.fit(path, family=family, ci="profile")
+    streamed = mlefit.fit(path, family=family, ci="profile", stream=True, chunk_rows=37)
+    np.testing.assert_allclose(streamed.profile_ci_low, memory.profile_ci_low, rtol=1e-8)
+    np.testing.assert_allclose(streamed.profile_ci_high, memory.profile_ci_high, rtol=1e-8)
+    assert streamed.profile_fits == memory.profile_fits
+
+
+def test_few_constrained_fits_per_endpoint():
+    x, y = rare_logistic()
+    X = np.column_stack([np.ones(len(y)), x])
+    res = mlefit.fit(X=x[:, None], y=y, family="bernoulli")
+    from mlefit.objective import DataObjective
+    from mlefit.families import get_family
+
+    obj = DataObjective(get_family("bernoulli"), X, y)
+    cov = np.linalg.inv(obj.value_grad_hess(res.params)[2])
+    intervals = prof.profile_intervals(obj, res.params, res.nll, cov, [0, 1])
+    for iv in intervals:
+        for end in (iv.lower, iv.upper):
+            assert end.status == prof.FOUND
+            assert end.fits <= 5 and end.passes <= 15
+
+
+# -- open sides and a fit not at the maximum, on objectives built to show them ---------------------
+
+
+class Toy:
+    """``nll(v, u) = h(v) + (u - v)^2 / 2``: the profile of ``v`` is ``h`` (the constrained
+    optimum is ``u = v``)."""
+
+    def __init__(self, h, dh, d2h):
+        self.h, self.dh, self.d2h = h, dh, d2h
+
+    def value(self, x):
+        return self.h(x[0]) + 0.5 * (x[1] - x[0]) ** 2
+
+    def value_grad(self, x):
+        d = x[1] - x[0]
+        return self.value(x), np.array([self.dh(x[0]) - d, d])
+
+    def value_grad_hess(self, x):
+        f, g = self.value_grad(x)
+        return f, g, np.array([[self.d2h(x[0]) + 1.0, -1.0], [-1.0, 1.0]])
+
+
+def _softplus(v):
+    return np.logaddexp(0.0, v)
+
+
+def test_profile_that_flattens_below_the_threshold_is_unbounded():
+    # h(v) = w(v)^2 / 2 with w(v) = 2 (softplus(v) - log 2): h(0) = 0, h''(0) = 1; h tends to
+    # 2 log(2)^2 = 0.96 < 1.92 as v -> -inf (open below) and grows without bound above, where
+    # w(v) = z gives the endpoint v = log(exp(z / 2 + log 2) - 1).
+    def w(v):
+        return 2.0 * (_softplus(v) - math.log(2.0))
+
+    def dw(v):
+        return 2.0 * special.expit(v)
+
+    def d2w(v):
+        s = special.expit(v)
+        return 2.0 * s * (1.0 - s)
+
+    toy = Toy(lambda v: 0.5 * w(v) ** 2, lambda v: w(v) * dw(v), lambda v: dw(v) ** 2 + w(v) * d2w(v))
+    theta = np.zeros(2)
+    cov = np.linalg.inv(toy.value_grad_hess(theta)[2])
+    (iv,) = prof.profile_intervals(toy, theta, 0.0, cov, [0], names=["v", "u"])
+    z = stats.norm.ppf(0.975)
+    assert iv.upper.status == prof.FOUND
+    assert _rel(iv.upper.value, math.log(math.exp(z / 2 + math.log(2.0)) - 1.0)) < 1e-9
+    assert iv.lower.status == prof.UNBOUNDED and iv.lower.value is None
+    assert "flattens below the threshold" in iv.lower.note and "unbounded below" in iv.lower.note
+    assert iv.lower.fits < prof.MAX_FITS
+
+
+def test_lower_nll_along_the_profile_says_the_fit_was_not_at_the_maximum():
+    # h(v) = (v^2 - 1)^2 / 4 - 0.3 v: a local minimum near v = -0.83 and the global one near 1.13.
+    toy = Toy(
+        lambda v: (v * v - 1.0) ** 2 / 4.0 - 0.3 * v,
+        lambda v: v * (v * v - 1.0) - 0.3,
+        lambda v: 3.0 * v * v - 1.0,
+    )
+    local = optimize.brentq(lambda v: v * (v * v - 1.0) - 0.3, -1.5, -0.5)
+    theta = np.array([local, local])
+    cov = np.linalg.inv(toy.value_grad_hess(theta)[2])
+    (iv,) = prof.profile_intervals(toy, theta, toy.value(theta), cov, [0], names=["v", "u"])
+    assert iv.upper.status == prof.BETTER and iv.upper.value is None
+    assert "not at the maximum" in iv.upper.note
+    better_params, better_nll = iv.upper.lower_nll
+    assert better_nll < toy.value(theta) - 0.1
+    assert iv.lower.status == prof.FOUND
+
+
+def test_profile_not_computed_for_a_fit_that_did_not_converge():
+    x, y = rare_logistic()
+    with pytest.warns(mlefit.ConvergenceWarning):
+        res = mlefit.fit(X=x[:, None], y=y, family="bernoulli", ci="profile", max_iter=1)
+    assert np.isnan(res.profile_ci_low).all()
+    assert res.profile_status == (("failed", "failed"),) * 2
+    assert "did not converge" in res.profile_notes[0]
+
+
+# -- the API's options ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"ci": "profile", "cov": "robust"}, "--cov robust"),
+        ({"ci": "profile", "l2": 1.0}, "--l2"),
+        ({"profile": "nope"}, "'nope'"),
+        ({"ci": "wald", "profile": "x1"}, "--ci profile"),
+        ({"ci": "likelihood"}, "unknown interval method"),
+        ({"level": 1.0}, "--level"),
+        ({"level": 0}, "--level"),
+    ],
+)
+def test_bad_interval_options_are_usage_errors(options, words):
+    x, y = rare_logistic()
+    with pytest.raises(mlefit.UsageError, match=None) as info:
+        mlefit.fit(X=x[:, None], y=y, family="bernoulli", **options)
+    assert words in str(info.value)
+
+
+def test_profile_names_split_at_top_level_commas_and_pick_classes():
+    assert prof.split_names("a, poly(x, 2, raw=True)[0],b") == ("a", "poly(x, 2, raw=True)[0]", "b")
+    names, classes = ("intercept", "x", "intercept", "x"), ("b", "b", "c", "c")
+    assert prof.resolve(("x",), names, classes) == [1, 3]
+    assert prof.resolve(("c:intercept", "x"), names, classes) == [2, 1, 3]
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def test_cli_json_and_table_show_the_profile(invoke, fit_json):
+    doc, _ = fit_json("sample_data/admissions.csv", "-f", "bernoulli", "-y", "admitted", "--profile", "gpa")
+    assert doc["ci_method"] == "profile" and doc["level"] == 0.95
+    gpa = doc["parameters"][1]
+    assert gpa["profile_status"] == "found" and gpa["profile_ci_low"] < gpa["estimate"] < gpa["profile_ci_high"]
+    assert doc["parameters"][0]["profile_ci_low"] is None
+    assert doc["parameters"][0]["profile_status"] == "not profiled"
+    assert doc["profile_fits"] >= 2 and doc["profile_passes"] >= doc["profile_fits"]
+    out = invoke("fit", "sample_data/admissions.csv", "-f", "bernoulli", "-y", "admitted", "--ci", "profile",
+                 "--level", "0.9", "--quiet")
+    assert out.exit_code == 0
+    header = out.stdout.splitlines()[0]
+    assert "90% profile low" in header and "90% profile high" in header
+    wald = invoke("fit", "sample_data/admissions.csv", "-f", "bernoulli", "-y", "admitted", "--level", "0.8", "--quiet")
+    assert "80% CI low" in wald.stdout.splitlines()[0]
+
+
+def test_cli_refuses_profile_with_robust_or_l2(invoke):
+    for extra in (["--cov", "robust"], ["--l2", "1"]):
+        out = invoke("fit", "sample_data/admissions.csv", "-f", "bernoulli", "-y", "admitted", "--ci", "profile", *extra)
+        assert out.exit_code == 2
+        assert out.stderr.count("\n") == 1 and out.stderr.startswith("Error: --ci profile cannot be combined")
+        assert out.stdout == ""
+
+
+def test_cli_csv_carries_both_intervals(invoke):
+    out = invoke("fit", "sample_data/house_prices.csv", "-f", "gaussian", "--ci", "profile", "--format", "csv")
+    lines = out.stdout.splitlines()
+    assert lines[0].split(",")[-3:] == ["profile_ci_low", "profile_ci_high", "profile_status"]
+    doc = json.loads(invoke("fit", "sample_data/house_prices.csv", "-f", "gaussian", "--ci", "profile",
+                            "--format", "json").stdout)
+    sigma = doc["parameters"][-1]
+    row = lines[-1].split(",")
+    assert float(row[-3]) == sigma["profile_ci_low"] and float(row[-2]) == sigma["profile_ci_high"]
