@@ -461,6 +461,10 @@ def recover(
     grad: GradOpt = Gradient.analytic,
     tol: TolOpt = None,
     max_iter: MaxIterOpt = None,
+    ci: Annotated[
+        CI, typer.Option("--ci", help="Intervals whose coverage is reported: Wald, or profile likelihood too.")
+    ] = CI.wald,
+    level: LevelOpt = 0.95,
     format: Annotated[
         Format, typer.Option("--format", help="Output: a table, one JSON document (with every replication), or CSV.")
     ] = Format.table,
@@ -473,7 +477,8 @@ def recover(
     ] = None,
 ) -> None:
     """Parameter recovery: simulate --reps datasets from known parameters, fit each, and report per
-    parameter the truth, mean estimate, bias, RMSE, mean SE, empirical SD and 95% CI coverage.
+    parameter the truth, mean estimate, bias, RMSE, mean SE, empirical SD and the coverage of the
+    intervals (95% Wald by default; with --ci profile also the profile-likelihood intervals').
 
     Averages use the converged fits; fits that did not converge or failed are counted and listed.
     Exit codes: 0 every fit converged, 2 usage or input error, 3 some fits did not converge or
@@ -493,6 +498,7 @@ def recover(
                 family.value, coef, n=n, reps=reps, intercept=_true_intercept(intercept, no_intercept),
                 sigma=sigma, n_classes=classes, design=design, features=features, seed=seed,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter, progress=update,
+                ci=ci.value, level=level,
             )
         if plot is not None:
             from .plot import plot_recovery
@@ -544,6 +550,37 @@ def predict(
         loaded = load_model(model)
         scored = loaded.predict(data)
     sys.stdout.write(render.predictions_csv(scored, n_added=len(loaded.prediction_names()), digits=digits))
+    sys.stdout.flush()
+
+
+@app.command()
+def lrtest(
+    small: Annotated[
+        Path, typer.Argument(help="The smaller model's file (mlefit fit --save).", metavar="SMALL", dir_okay=False)
+    ],
+    big: Annotated[
+        Path, typer.Argument(help="The larger model's file, nesting SMALL.", metavar="BIG", dir_okay=False)
+    ],
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="Output: a table or one JSON document.")
+    ] = ReportFormat.table,
+) -> None:
+    """Likelihood-ratio test of SMALL nested in BIG, two fits saved with --save: the LR statistic,
+    its degrees of freedom and p-value, both log-likelihoods, AIC and BIC.
+
+    Refused (exit 2, one sentence) unless both fits converged without --l2 on the same rows (a
+    fingerprint in each file), of the same family, target and labels, and every parameter of SMALL
+    is one of BIG's.
+    """
+    from . import render
+    from .lrtest import lr_test
+
+    with user_errors():
+        result = lr_test(small, big)
+    if format is ReportFormat.json:
+        sys.stdout.write(render.json_text(result.to_dict()))
+    else:
+        sys.stdout.write(render.lrtest_text(result))
     sys.stdout.flush()
 
 

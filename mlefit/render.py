@@ -343,11 +343,16 @@ def progress_bar(description: str, total: int, stream: TextIO | None = None) -> 
 def recovery_header(result: Any) -> list[str]:
     design = (f"the design {result.design}" if result.design else "a fixed design") if result.fixed_design \
         else "standard-normal features redrawn each time"
+    intervals = "Wald intervals" + (
+        " (profile_coverage: of the profile-likelihood intervals found, profile_n)"
+        if result.ci_method == "profile" else ""
+    )
     return [
         f"mlefit recover: {result.family}, {result.n_reps} replications of n = {result.n_obs} "
         f"({design}), method {result.method}, {result.gradient} gradient, seed {result.seed}",
         f"fits: {result.n_converged} converged, {result.n_not_converged} did not converge, "
         f"{result.n_failed} failed; averages over the {result.n_used} converged fits",
+        f"coverage: the share of the {percent(result.level)} {intervals} that contain the truth",
     ]
 
 
@@ -365,16 +370,17 @@ def recovery_problems(result: Any, limit: int = 5) -> list[str]:
 
 RECOVERY_COLUMNS = ("truth", "mean_estimate", "bias", "rmse", "mean_se", "empirical_sd", "se_ratio", "coverage")
 RECOVERY_HEADERS = {"mean_estimate": "mean\nestimate", "mean_se": "mean\nSE", "empirical_sd": "empirical\nSD",
-                    "se_ratio": "SE\nratio"}
+                    "se_ratio": "SE\nratio", "profile_coverage": "profile\ncoverage", "profile_n": "profile\nn"}
 
 
 def recovery_table(result: Any) -> tuple[list[str], list[list[str]]]:
     categorical = any(c is not None for c in result.classes)
-    headers = ["name"] + (["class"] if categorical else []) + list(RECOVERY_COLUMNS)
+    columns = RECOVERY_COLUMNS + (("profile_coverage", "profile_n") if result.ci_method == "profile" else ())
+    headers = ["name"] + (["class"] if categorical else []) + list(columns)
     rows = []
     for row in result.parameter_rows():
         cells = [row["name"]] + ([row["class"]] if categorical else [])
-        cells += [number(row[k], 6 if k == "truth" else 3) for k in RECOVERY_COLUMNS]
+        cells += [number(row[k], 6 if k == "truth" else 3) for k in columns]
         rows.append(cells)
     return headers, rows
 
@@ -440,6 +446,32 @@ def predictions_csv(frame: Any, n_added: int, digits: int | None = None) -> str:
             if frame[col].dtype.kind == "f":
                 frame[col] = [number(v, digits) for v in frame[col]]
     return frame.to_csv(index=False, lineterminator="\n")
+
+
+# -- lrtest --------------------------------------------------------------------------------------
+
+
+def lrtest_text(result: Any) -> str:
+    """``mlefit lrtest``'s report: the two fits side by side, then the test."""
+    head = [
+        f"mlefit lrtest: likelihood-ratio test of {result.small.file} nested in {result.big.file}",
+        f"{result.family}, target {result.target}; both fitted to the same {number(result.n_obs)} observations "
+        f"(data fingerprint {result.data_fingerprint[:12]})",
+    ]
+    rows = [
+        [role, s.file, number(s.n_params), number(s.loglik, 10), number(s.aic, 10), number(s.bic, 10)]
+        for role, s in (("small", result.small), ("big", result.big))
+    ]
+    table = plain_table(["model", "file", "parameters", "log-likelihood", "AIC", "BIC"], rows, left=2)
+    test = [
+        ("parameters added in big", ", ".join(result.added)),
+        (f"LR statistic (chi2, {result.df} df)", number(result.lr_stat, 10)),
+        ("p-value", p_value(result.p_value)),
+    ]
+    width = max(len(k) for k, _ in test)
+    return "\n\n".join([
+        "\n".join(head), "Models\n" + table, "Test\n" + "\n".join(f"{k.ljust(width)}  {v}" for k, v in test),
+    ]) + "\n"
 
 
 # -- check-grad ----------------------------------------------------------------------------------

@@ -55,6 +55,9 @@ ALLOWED = {
     "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit"},
     "checkgrad": {"numpy", "pandas", "numdiff", "data", "objective", "optimize", "families", "results", "errors"},
     "plot": {"numpy", "matplotlib", "results", "errors"},
+    "profile": {"numpy", "errors", "inference", "optimize"},
+    "fingerprint": {"numpy"},
+    "lrtest": {"errors", "inference", "model", "results"},
 }
 
 
