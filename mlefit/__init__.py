@@ -8,6 +8,8 @@ The public API::
     mlefit.save_model(result, "model.json")
     mlefit.predict("model.json", "new_rows.csv")      # a DataFrame: the rows plus predictions
     mlefit.check_grad("data.csv", family="bernoulli").passed
+    mlefit.fit("data.csv", family="bernoulli", ci="profile", level=0.9)   # profile-likelihood intervals
+    mlefit.lr_test("small.json", "big.json").p_value   # two fits saved by save_model / fit --save
 
     data = mlefit.simulate("bernoulli", [1, -2], intercept=0.5, n=1000, seed=0)
     study = mlefit.recover("bernoulli", [1, -2], n=500, reps=200, seed=0)
@@ -41,6 +43,8 @@ __all__ = [
     "predict",
     "check_grad",
     "GradCheck",
+    "lr_test",
+    "LRTestResult",
     "errors",
     "MlefitError",
     "DataError",
@@ -58,3 +62,4 @@ from .recover import RecoveryResult, recover  # noqa: E402
 from .simulate import Truth, compare_truth, make_truth, read_truth, simulate  # noqa: E402
 from .checkgrad import GradCheck, check_grad  # noqa: E402
 from .model import Model, load_model, predict, save_model  # noqa: E402
+from .lrtest import LRTestResult, lr_test  # noqa: E402

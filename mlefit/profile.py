@@ -238,6 +238,20 @@ def _constrained(counted: _Counted, j: int, v: float, start: np.ndarray):
     return x, f, g, H
 
 
+def _starts(v: float, j: int, inside: _Point, outside: "_Point | None", last: _Point, params: np.ndarray):
+    """Starts for the constrained fit at ``v``, best first: the first-order path from the nearest
+    point of the bracket, then from the last point, then the nearest point's other parameters as
+    they are, then the MLE's (each only if new)."""
+    near = inside if outside is None or abs(v - inside.v) <= abs(v - outside.v) else outside
+    seen: list[np.ndarray] = []
+    for base, order in ((near, 1.0), (last, 1.0), (near, 0.0), (None, 0.0)):
+        start = params.copy() if base is None else base.theta + order * (v - base.v) * base.path
+        start[j] = v
+        if np.all(np.isfinite(start)) and not any(np.array_equal(start, s) for s in seen):
+            seen.append(start)
+            yield start
+
+
 def _derivatives(j: int, g: np.ndarray, H: np.ndarray) -> tuple[float, float, np.ndarray]:
     """``(nll_p', nll_p'', d theta / dv)`` at a constrained optimum (envelope theorem and the
     Schur complement)."""
@@ -335,20 +349,19 @@ def _endpoint(
         return Endpoint(value, status, fits, counted.passes, note, lower)
 
     while fits < MAX_FITS:
-        base = inside if outside is None or abs(v - inside.v) <= abs(v - outside.v) else outside
-        start = base.theta + (v - base.v) * base.path
-        start[j] = v
-        fits += 1
-        fitted = _constrained(counted, j, v, start)
-        if fitted is None and base is not last:
-            fitted = _constrained(counted, j, v, last.theta + (v - last.v) * last.path)
+        fitted = None
+        for start in _starts(v, j, inside, outside, last, params):
+            fits += 1
+            fitted = _constrained(counted, j, v, start)
+            if fitted is not None or fits >= MAX_FITS:
+                break
         if fitted is None:
-            if fits > 1 and fits < MAX_FITS:
-                # e.g. where the family's scale overflows: come back halfway, and no further out
+            if fits < MAX_FITS and abs(v - last.v) > 1e-10 * max(abs(v), se):
+                # too far out for the starts we have (or where the family's scale overflows):
+                # come back halfway, and no further out than here
                 failed_at = v
                 v = 0.5 * (last.v + v)
-                if abs(v - last.v) > 1e-10 * max(abs(v), se):
-                    continue
+                continue
             return done(FAILED, note=f"{label}: the constrained fit at {label} = {v:.6g} failed ({where} the estimate)")
         theta, f, g, H = fitted
         delta = f - nll_hat

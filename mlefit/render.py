@@ -74,9 +74,9 @@ def header_lines(result: FitResult) -> list[str]:
 
         q = NormalDist().inv_cdf(0.5 + 0.5 * result.level) ** 2  # chi2_1(level), to the digits shown
         lines.append(
-            f"intervals: {percent(result.level)} profile likelihood, where 2 (loglik_max - loglik_profile) <= "
-            f"{number(q, 5)} (the chi2(1) {number(result.level)} quantile); {result.profile_fits} constrained "
-            f"fits, {result.profile_passes} evaluations of the NLL"
+            f"intervals: {percent(result.level)} profile likelihood, 2 (loglik_max - loglik_profile) <= "
+            f"{number(q, 5)} = chi2_1({number(result.level)}); {result.profile_fits} constrained fits, "
+            f"{result.profile_passes} passes over the rows"
         )
         lines += [f"profile: {note}" for note in result.profile_notes]
     return lines

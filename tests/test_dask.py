@@ -49,6 +49,25 @@ def test_dask_fit_agrees_with_local(tmp_path, client, family, options):
     assert set(remote.to_dict()) == set(local.to_dict())
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_dask_profile_intervals_and_fingerprint_agree_with_local(tmp_path, client, family):
+    from mlefit.dask_engine import fit_dask
+    from mlefit.fit import Extras
+
+    path = make_csv(tmp_path / "d.csv", family)
+    local = mlefit.fit(path, family, weights="w", profile="x1,x2", fingerprint=True)
+    remote = fit_dask(
+        path, get_family(family), client=client, tol=1e-8, max_iter=100, blocksize=5000, weights="w",
+        extras=Extras(ci="profile", profile=("x1", "x2"), fingerprint=True),
+    )
+    assert remote.profile_status == local.profile_status
+    profiled = [i for i, s in enumerate(local.profile_status) if s == ("found", "found")]
+    assert len(profiled) >= 2
+    assert _rel(remote.profile_ci_low[profiled], local.profile_ci_low[profiled]) < 1e-8
+    assert _rel(remote.profile_ci_high[profiled], local.profile_ci_high[profiled]) < 1e-8
+    assert remote.data_fingerprint == local.data_fingerprint is not None
+
+
 def test_dask_late_bad_value_names_the_row(tmp_path, client):
     import pandas as pd
 

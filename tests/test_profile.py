@@ -385,3 +385,36 @@ def test_cli_csv_carries_both_intervals(invoke):
     sigma = doc["parameters"][-1]
     row = lines[-1].split(",")
     assert float(row[-3]) == sigma["profile_ci_low"] and float(row[-2]) == sigma["profile_ci_high"]
+
+
+# -- recovery studies ----------------------------------------------------------------------------------
+
+
+def test_recover_reports_both_coverages(invoke):
+    study = mlefit.recover("bernoulli", [1.0], intercept=-2.5, n=50, reps=120, seed=3, ci="profile")
+    found = study.used[:, None] & ~np.isnan(study.profile_ci_low) & ~np.isnan(study.profile_ci_high)
+    inside = (study.profile_ci_low <= study.truth) & (study.truth <= study.profile_ci_high)
+    np.testing.assert_allclose(study.profile_coverage, (inside & found).sum(axis=0) / found.sum(axis=0))
+    np.testing.assert_array_equal(study.profile_n, found.sum(axis=0))
+    assert found.sum() >= 0.95 * 2 * study.n_used
+    # the profile interval of the intercept reaches further towards rarer events in (nearly) every replication
+    keep = found[:, 0]
+    est, lo, hi = study.estimates[keep, 0], study.profile_ci_low[keep, 0], study.profile_ci_high[keep, 0]
+    ratio = (est - lo) / (hi - est)
+    assert np.median(ratio) > 1.2 and np.mean(ratio > 1.0) > 0.9
+    rows = study.parameter_rows()
+    assert list(rows[0])[-4:] == ["coverage", "profile_coverage", "profile_n", "n_used"]
+    doc = study.to_dict()
+    assert doc["ci_method"] == "profile" and "profile_ci_low" in doc["replications"][0]
+    out = invoke("recover", "-f", "bernoulli", "--coef", "1", "--intercept", "-2.5", "--n", "50", "--reps", "20",
+                 "--seed", "3", "--ci", "profile", "--format", "csv")
+    assert out.exit_code in (0, 3)
+    assert out.stdout.splitlines()[0].endswith("coverage,profile_coverage,profile_n,n_used")
+
+
+def test_recover_level_sets_the_coverage():
+    study = mlefit.recover("gaussian", [1.0, -0.5], n=200, reps=200, seed=4, level=0.8)
+    assert np.all((study.coverage > 0.72) & (study.coverage < 0.88)), study.coverage
+    assert study.level == 0.8 and study.to_dict()["level"] == 0.8
+    with pytest.raises(mlefit.UsageError, match="--level"):
+        mlefit.recover("gaussian", [1.0], n=50, reps=2, seed=4, level=95)
