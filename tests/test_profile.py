@@ -418,3 +418,22 @@ def test_recover_level_sets_the_coverage():
     assert study.level == 0.8 and study.to_dict()["level"] == 0.8
     with pytest.raises(mlefit.UsageError, match="--level"):
         mlefit.recover("gaussian", [1.0], n=50, reps=2, seed=4, level=95)
+
+
+def test_budworm_matches_r_confint():
+    """R's published ``confint(budworm.lg, parm = "ldose")`` (tests/data/budworm/README.md): agreement to
+    its interpolation error (about 2e-5), and to 1e-10 with the exact root-finder here."""
+    from conftest import ROOT
+
+    import pandas as pd
+
+    frame = pd.read_csv(ROOT / "tests" / "data" / "budworm" / "budworm.csv")
+    res = mlefit.fit(frame, "bernoulli", target="dead", features="sex,ldose", weights="count", ci="profile")
+    assert res.names == ("intercept", "sex[M]", "ldose")
+    np.testing.assert_allclose(res.params, [-3.4732, 1.1007, 1.0642], atol=5e-5)  # summary(budworm.lg)
+    assert _rel(res.profile_ci_low[2], 0.8228708) < 5e-5
+    assert _rel(res.profile_ci_high[2], 1.3390581) < 5e-5
+    X = np.column_stack([np.ones(len(frame)), (frame["sex"] == "M").to_numpy(float), frame["ldose"].to_numpy(float)])
+    nll = bernoulli_nll(X, frame["dead"].to_numpy(float), frame["count"].to_numpy(float))
+    lo, hi, _ = reference_interval(nll, res.params, 2, scale=res.se[2])
+    assert _rel(res.profile_ci_low[2], lo) < 1e-10 and _rel(res.profile_ci_high[2], hi) < 1e-10
