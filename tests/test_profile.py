@@ -437,3 +437,27 @@ def test_budworm_matches_r_confint():
     nll = bernoulli_nll(X, frame["dead"].to_numpy(float), frame["count"].to_numpy(float))
     lo, hi, _ = reference_interval(nll, res.params, 2, scale=res.se[2])
     assert _rel(res.profile_ci_low[2], lo) < 1e-10 and _rel(res.profile_ci_high[2], hi) < 1e-10
+
+
+@pytest.mark.parametrize("problem", ["norris", "noint1", "longley"])
+def test_gaussian_profiles_in_closed_form_from_nist_certified_values(problem):
+    """For gaussian the profile has a closed form: with b_j held at v the least squares of the others
+    leaves RSS + (v - b_j)^2 / c_jj, so the interval is b_j +- se_j sqrt(df (exp(q/n) - 1)) with se_j
+    the (n - p)-scale standard error; sigma's endpoints solve n (t - 1 - log t) = q for
+    t = sigma_hat^2 / sigma^2. Both from NIST's certified values (Longley: condition number ~1e9)."""
+    from conftest import NIST
+
+    doc = json.loads((NIST / f"{problem}.json").read_text())
+    cert, n = doc["certified"], doc["n_obs"]
+    res = mlefit.fit(NIST / f"{problem}.csv", "gaussian", intercept=doc["intercept"], ci="profile")
+    q = stats.chi2.ppf(0.95, 1)
+    for i, name in enumerate(cert["params"]):
+        b = cert["params"][name]
+        half = cert["bse"][name] * math.sqrt(cert["df_resid"] * math.expm1(q / n))
+        assert _rel(res.profile_ci_low[i], b - half) < 1e-8, name
+        assert _rel(res.profile_ci_high[i], b + half) < 1e-8, name
+    sigma = math.sqrt(cert["ssr"] / n)
+    t_high = optimize.brentq(lambda t: n * (t - 1 - math.log(t)) - q, 1.0, 1e3, xtol=1e-15)
+    t_low = optimize.brentq(lambda t: n * (t - 1 - math.log(t)) - q, 1e-6, 1.0, xtol=1e-15)
+    assert _rel(res.profile_ci_low[-1], sigma / math.sqrt(t_high)) < 1e-10
+    assert _rel(res.profile_ci_high[-1], sigma / math.sqrt(t_low)) < 1e-10
