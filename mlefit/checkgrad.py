@@ -36,7 +36,8 @@ from .families import get_family
 from .families.base import Family
 from .numdiff import gradient as numeric_gradient
 from .numdiff import jacobian as numeric_jacobian
-from .objective import DataObjective
+from .engines.base import RowsObjective
+from .engines.memory import MemoryRows
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, newton
 
 if TYPE_CHECKING:
@@ -163,6 +164,9 @@ def check_grad(
     target: str | None = None,
     features: "str | Sequence[str] | None" = None,
     intercept: bool = True,
+    weights: str | None = None,
+    offset: str | None = None,
+    exposure: str | None = None,
     n_random: int = DEFAULT_POINTS,
     seed: int = 0,
     tol: float = DEFAULT_TOL_CHECK,
@@ -174,7 +178,7 @@ def check_grad(
 
     Parameters
     ----------
-    data, family, target, features, intercept
+    data, family, target, features, intercept, weights, offset, exposure
         As for :func:`mlefit.fit`.
     n_random : int, default 3
         Random points drawn around the start: each parameter moves by a standard normal number of
@@ -196,19 +200,19 @@ def check_grad(
     if n_random < 0:
         raise UsageError(f"--points must be 0 or more; got {n_random}.")
     ds = data if isinstance(data, Dataset) else load_dataset(
-        data, fam, target=target, features=features, intercept=intercept
+        data, fam, target=target, features=features, intercept=intercept, weights=weights, offset=offset,
+        exposure=exposure,
     )
-    n_classes = len(ds.levels) if ds.levels is not None else None
-    objective = DataObjective(fam, ds.X, ds.y, ds.weights)
-    x0 = fam.start_params(ds.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes)
+    n_classes = len(ds.levels) if fam.classes and ds.levels is not None else None
+    objective = RowsObjective(fam, MemoryRows(ds.X, ds.y, ds.weights, ds.offset))
+    x0 = fam.start_params(ds.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes, offset=ds.offset)
     if not np.all(np.isfinite(x0)):
         raise DataError(
             "every residual is zero, so the NLL has no finite minimum and its derivatives cannot be checked."
         )
-    labels = fam.param_names(list(ds.feature_names), ds.levels)
+    # derivatives are taken on the optimiser's scale (log_sigma, not sigma)
+    labels = fam.param_names(list(ds.feature_names), ds.levels, optimiser=True)
     names = [n for n, _ in labels]
-    if fam.name == "gaussian":
-        names[-1] = "log_sigma"  # derivatives are taken on the optimiser's scale
 
     H0 = objective.value_grad_hess(x0)[2]
     diag = np.abs(np.diag(H0))
@@ -235,7 +239,7 @@ def check_grad(
     )
 
 
-def _check_point(label: str, objective: DataObjective, x: np.ndarray, natural: np.ndarray) -> PointCheck:
+def _check_point(label: str, objective: RowsObjective, x: np.ndarray, natural: np.ndarray) -> PointCheck:
     f, g, H = objective.value_grad_hess(x)
 
     def grad(z: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ class ReportFormat(str, enum.Enum):
 
 app = typer.Typer(
     name="mlefit",
-    help="Fit statistical models by maximum likelihood: bernoulli, categorical, gaussian.",
+    help="Fit statistical models by maximum likelihood.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -90,6 +90,18 @@ FormulaOpt = Annotated[
 ]
 WeightsOpt = Annotated[
     Optional[str], typer.Option("--weights", metavar="COLUMN", help="Column of frequency weights.")
+]
+OffsetOpt = Annotated[
+    Optional[str],
+    typer.Option("--offset", metavar="COLUMN", help="Column added to the linear predictor with coefficient 1."),
+]
+ExposureOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--exposure", metavar="COLUMN",
+        help="Column of positive exposures (times, sizes) whose log is added to the linear predictor (log-link "
+        "families).",
+    ),
 ]
 DropnaOpt = Annotated[bool, typer.Option("--dropna", help="Drop rows with missing values instead of failing.")]
 L2Opt = Annotated[
@@ -155,7 +167,19 @@ TrueInterceptOpt = Annotated[
     ),
 ]
 NoInterceptFlag = Annotated[bool, typer.Option("--no-intercept", help="Simulate a model without an intercept.")]
-SigmaOpt = Annotated[Optional[float], typer.Option("--sigma", help="gaussian's noise scale, > 0 (default: 1).")]
+SigmaOpt = Annotated[Optional[float], typer.Option("--sigma", help="True noise scale sigma > 0 (gaussian; default 1).")]
+AlphaOpt = Annotated[
+    Optional[float], typer.Option("--alpha", help="True overdispersion alpha > 0, Var = mu + alpha mu^2 (negbin; default 1).")
+]
+ShapeOpt = Annotated[Optional[float], typer.Option("--shape", help="True shape > 0 (gamma; default 2).")]
+TrueExposureOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--exposure", metavar="COLUMN",
+        help="Log-link families: an exposure column of --design, or drawn uniformly on (0.5, 2) and written as "
+        "this column; log(exposure) is every row's offset.",
+    ),
+]
 ClassesOpt = Annotated[
     Optional[int],
     typer.Option("--classes", "-k", help="categorical's number of classes K (default: coefficient rows + 1; checked).")
@@ -189,7 +213,7 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """Fit statistical models by maximum likelihood: bernoulli, categorical, gaussian."""
+    """Fit statistical models by maximum likelihood (mlefit families lists the models)."""
     _quiet_broken_pipe()
 
 
@@ -237,6 +261,11 @@ def _write_text(path: Path, text: str, option: str) -> None:
         raise UsageError(f"cannot write {option} '{path}': {exc.strerror}.") from None
 
 
+def _ancillary(**values: float | None) -> dict[str, float]:
+    """The truth options of ancillary parameters (``--sigma``, ``--alpha``, ...) that were given."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _true_intercept(intercept: str | None, no_intercept: bool) -> str | float | None:
     """``--intercept VALUES`` / ``--no-intercept`` to the API's ``intercept`` (0.0 when omitted)."""
     if no_intercept and intercept is not None:
@@ -255,6 +284,8 @@ def fit(
     intercept: InterceptOpt = True,
     formula: FormulaOpt = None,
     weights: WeightsOpt = None,
+    offset: OffsetOpt = None,
+    exposure: ExposureOpt = None,
     dropna: DropnaOpt = False,
     l2: L2Opt = None,
     cov: CovOpt = Cov.model,
@@ -343,7 +374,7 @@ def fit(
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit_model(
                 data, family.value, target=target, features=features, intercept=intercept,
-                formula=formula, weights=weights, dropna=dropna, l2=l2, cov=cov.value,
+                formula=formula, weights=weights, offset=offset, exposure=exposure, dropna=dropna, l2=l2, cov=cov.value,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
                 stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
                 memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler,
@@ -404,7 +435,10 @@ def simulate(
     intercept: TrueInterceptOpt = None,
     no_intercept: NoInterceptFlag = False,
     sigma: SigmaOpt = None,
+    alpha: AlphaOpt = None,
+    shape: ShapeOpt = None,
     classes: ClassesOpt = None,
+    exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows to draw (default: 1000; with --design its rows).")] = None,
     design: DesignOpt = None,
     features: DesignFeaturesOpt = None,
@@ -430,7 +464,8 @@ def simulate(
         if output is not None and truth is not None and _same_file(output, str(truth)):
             raise UsageError("--output and --truth name the same file.")
         frame, known = simulate_with_truth(
-            family.value, coef, n=n, intercept=_true_intercept(intercept, no_intercept), sigma=sigma,
+            family.value, coef, n=n, intercept=_true_intercept(intercept, no_intercept),
+            ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape), exposure=exposure,
             n_classes=classes, design=design, features=features, seed=seed,
         )
         text = render.data_csv(frame)
@@ -451,7 +486,10 @@ def recover(
     intercept: TrueInterceptOpt = None,
     no_intercept: NoInterceptFlag = False,
     sigma: SigmaOpt = None,
+    alpha: AlphaOpt = None,
+    shape: ShapeOpt = None,
     classes: ClassesOpt = None,
+    exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows per dataset (default: 500; with --design its rows).")] = None,
     reps: Annotated[int, typer.Option("--reps", "-r", help="Number of simulated datasets.")] = 200,
     design: DesignOpt = None,
@@ -496,7 +534,8 @@ def recover(
         with render.progress_bar("fitting", reps) as update:
             result = run_recovery(
                 family.value, coef, n=n, reps=reps, intercept=_true_intercept(intercept, no_intercept),
-                sigma=sigma, n_classes=classes, design=design, features=features, seed=seed,
+                ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape), exposure=exposure,
+                n_classes=classes, design=design, features=features, seed=seed,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter, progress=update,
                 ci=ci.value, level=level,
             )
@@ -591,6 +630,9 @@ def check_grad(
     target: TargetOpt = None,
     features: FeaturesOpt = None,
     intercept: InterceptOpt = True,
+    weights: WeightsOpt = None,
+    offset: OffsetOpt = None,
+    exposure: ExposureOpt = None,
     seed: Annotated[int, typer.Option(help="Seed for the random points.")] = 0,
     points: Annotated[int, typer.Option("--points", help="How many random points near the start.")] = 3,
     tol: Annotated[
@@ -612,8 +654,8 @@ def check_grad(
 
     with user_errors():
         check = run_check(
-            data, family.value, target=target, features=features, intercept=intercept,
-            n_random=points, seed=seed, tol=tol,
+            data, family.value, target=target, features=features, intercept=intercept, weights=weights,
+            offset=offset, exposure=exposure, n_random=points, seed=seed, tol=tol,
         )
     if format is ReportFormat.json:
         sys.stdout.write(render.gradcheck_json(check))

@@ -33,6 +33,10 @@ INTERCEPT = "intercept"
 #: The kinds of design description :func:`design_matrix` rebuilds (and a saved model may carry).
 DESIGN_KINDS = ("columns", "formula")
 
+#: The design description's type of a text column one-hot encoded against its first level: the value
+#: model files have carried since format 1 (a column type, not the family of the same name).
+ONE_HOT_TYPE = "categorical"
+
 #: A text column with more distinct values than this is not one-hot encoded (it looks like an id).
 MAX_LEVELS = 1000
 
@@ -70,6 +74,10 @@ class Dataset:
         ``I(x**2)``, ``{x**3}``), zero in every other column; None when every column is exact in
         float64. The gaussian closed form uses it (see :func:`exact_powers`); the other families
         and the optimisers use ``X`` alone.
+    offset : ndarray of shape (n_obs,) or None
+        Added to each row's linear predictor: the offset column plus the log of the exposure.
+    offset_name, exposure_name : str or None
+        The columns the offset came from.
     """
 
     X: np.ndarray
@@ -84,6 +92,9 @@ class Dataset:
     n_dropped: int = 0
     design: dict | None = None
     X_lo: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    offset_name: str | None = None
+    exposure_name: str | None = None
 
     @property
     def n_obs(self) -> int:
@@ -152,6 +163,8 @@ def load_dataset(
     weights: str | None = None,
     formula: str | None = None,
     dropna: bool = False,
+    offset: str | None = None,
+    exposure: str | None = None,
 ) -> Dataset:
     """Validate a table and build the design matrix and encoded target for ``family``.
 
@@ -159,6 +172,9 @@ def load_dataset(
     ----------
     weights : str, optional
         A column of frequency weights (non-negative numbers); it is never a feature.
+    offset, exposure : str, optional
+        A column added to the linear predictor with coefficient 1, and a column of positive
+        exposures whose logarithm is added likewise (see :func:`offset_values`).
     formula : str, optional
         ``"y ~ x1 + C(region) + np.log(income)"``: the left side names the target, the right side
         builds the design with formulaic. Excludes ``features``. Terms that are integer powers of
@@ -167,7 +183,9 @@ def load_dataset(
     dropna : bool
         Drop the rows with a missing value in a column the fit uses, instead of raising.
     """
-    if isinstance(data, (str, Path)) and str(data) != "-" and weights is None and formula is None:
+    roles = {"weights": weights, "offset": offset, "exposure": exposure}
+    plain = weights is None and offset is None and exposure is None
+    if isinstance(data, (str, Path)) and str(data) != "-" and plain and formula is None:
         ds = _load_numeric_csv(data, family, target=target, features=features, intercept=intercept)
         if ds is not None:
             return ds
@@ -178,40 +196,53 @@ def load_dataset(
     frame = frame.set_axis(columns, axis=1)
     if frame.shape[0] == 0:
         raise DataError("the data have no rows.")
-    if weights is not None and weights not in columns:
-        raise DataError(
-            f"weights column '{weights}' not found; available: {', '.join(columns)}.",
-            "Check --weights.",
-        )
     if formula is not None:
         return _formula_dataset(
             frame, family, formula, target=target, features=features, intercept=intercept,
-            weights=weights, dropna=dropna,
+            roles=roles, dropna=dropna,
         )
-    target, wanted = _select_columns(columns, target, features, intercept, weights)
-    used = [target, *wanted] + ([weights] if weights else [])
-    frame, n_dropped, rows = _missing(frame, used, dropna)
-    w = _weights(frame[weights], weights, rows) if weights else None
-    encoded = family.encode_target(frame[target].to_numpy(), target)
+    target, wanted = select_columns(columns, target, features, intercept, roles)
+    extra = [c for c in roles.values() if c is not None]
+    frame, n_dropped, rows = _missing(frame, [target, *wanted, *extra], dropna)
+    w = check_weights(frame[weights], weights, rows) if weights else None
+    o = offset_values(frame, offset, exposure, rows)
+    encoded = family.encode_target(frame[target].to_numpy(), target, rows)
     design = describe_columns(frame, wanted, intercept, rows)
-    X = _build_columns(design, frame, rows)
+    X = build_columns(design, frame, rows)
     return Dataset(
         X, encoded.y, tuple(design["features"]), target, encoded.levels, encoded.note, intercept,
-        w, weights, n_dropped, design,
+        w, weights, n_dropped, design, offset=o, offset_name=offset, exposure_name=exposure,
     )
 
 
-def _select_columns(
+def select_columns(
     columns: list[str], target: str | None, features: "str | Sequence[str] | None", intercept: bool,
-    weights: str | None = None,
+    roles: "dict[str, str | None] | None" = None,
 ) -> tuple[str, list[str]]:
-    """The target column and the feature columns, checked against the table's columns."""
-    target = choose_target([c for c in columns if c != weights], target)
-    if target == weights:
-        raise DataError(f"column '{target}' is the target and cannot also be the weights.")
+    """The target column and the feature columns, checked against the table's columns.
+
+    ``roles`` names the columns with another job, ``{"weights": "w", "offset": "o", ...}`` (None
+    values ignored): each must exist, and none is the target or a feature.
+    """
+    roles = {role: name for role, name in (roles or {}).items() if name is not None}
+    for role, name in roles.items():
+        if name not in columns:
+            raise DataError(
+                f"{role} column '{name}' not found; available: {', '.join(columns)}.",
+                f"Check --{role}.",
+            )
+    taken = set(roles.values())
+    if len(taken) < len(roles):
+        name = next(n for n in roles.values() if list(roles.values()).count(n) > 1)
+        both = [r for r, n in roles.items() if n == name]
+        raise DataError(f"column '{name}' cannot be both the {both[0]} and the {both[1]}.")
+    target = choose_target([c for c in columns if c not in taken], target)
+    for role, name in roles.items():
+        if target == name:
+            raise DataError(f"column '{target}' is the target and cannot also be the {role}.")
     wanted = split_names(features)
     if wanted is None:
-        wanted = [c for c in columns if c not in (target, weights)]
+        wanted = [c for c in columns if c != target and c not in taken]
     else:
         missing = [c for c in wanted if c not in columns]
         if missing:
@@ -221,8 +252,9 @@ def _select_columns(
             )
         if target in wanted:
             raise DataError(f"column '{target}' is the target and cannot also be a feature.")
-        if weights in wanted:
-            raise DataError(f"column '{weights}' holds the weights and cannot also be a feature.")
+        for role, name in roles.items():
+            if name in wanted:
+                raise DataError(f"column '{name}' holds the {role} and cannot also be a feature.")
         if len(set(wanted)) != len(wanted):
             dup = next(c for c in wanted if wanted.count(c) > 1)
             raise DataError(f"feature column '{dup}' is listed twice in --features.")
@@ -291,7 +323,7 @@ def _load_numeric_csv(
 
 def _columns(columns: list[str], target, features, intercept) -> tuple[str, list[str]] | None:
     try:
-        return _select_columns(columns, target, features, intercept)
+        return select_columns(columns, target, features, intercept)
     except DataError:
         return None  # reported by the general path, in its order of checks
 
@@ -367,7 +399,7 @@ def _read_large_csv(path: Path, target, features, intercept):
     finally:
         _release_free_memory()
     pieces = [p for piece in targets for p in piece]
-    if failed.is_set() or len({_kind(p) for p in pieces}) != 1:
+    if failed.is_set() or len({value_kind(p) for p in pieces}) != 1:
         return None
     values = np.concatenate(pieces)
     targets = pieces = None
@@ -603,7 +635,7 @@ def _read_small_csv(path: Path, target, features, intercept):
     return X, values, target, wanted
 
 
-def _kind(values: np.ndarray) -> str:
+def value_kind(values: np.ndarray) -> str:
     """Integers and floats read alike (as the whole column would be); anything else as itself."""
     return "number" if values.dtype.kind in "iuf" else values.dtype.kind
 
@@ -617,10 +649,12 @@ def dataset_from_arrays(
     intercept: bool = True,
     target: str = "y",
     weights: Any = None,
+    offset: Any = None,
+    exposure: Any = None,
 ) -> Dataset:
     """Build a Dataset from arrays: ``X`` of shape (n_obs, n_features) without an intercept
     column (one is prepended when ``intercept``), raw target values ``y`` and optional frequency
-    ``weights`` of shape (n_obs,)."""
+    ``weights``, ``offset`` and positive ``exposure`` of shape (n_obs,)."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]
@@ -645,7 +679,22 @@ def dataset_from_arrays(
             raise DataError(f"weights have shape {w_series.shape} but X has {X.shape[0]} rows.")
         if w_series.isna().any():
             raise DataError(f"weights have {int(w_series.isna().sum())} missing values.")
-        w = _weights(w_series, "weights", np.arange(1, X.shape[0] + 1))
+        w = check_weights(w_series, "weights", np.arange(1, X.shape[0] + 1))
+    o = None
+    if offset is not None or exposure is not None:
+        import pandas as pd
+
+        given = {}
+        for name, values in (("offset", offset), ("exposure", exposure)):
+            if values is not None:
+                values = np.asarray(values)
+                if values.shape != (X.shape[0],):
+                    raise DataError(f"{name} has shape {values.shape} but X has {X.shape[0]} rows.")
+                given[name] = values
+        o = offset_values(
+            pd.DataFrame(given), "offset" if offset is not None else None,
+            "exposure" if exposure is not None else None, np.arange(1, X.shape[0] + 1),
+        )
     design = {"kind": "columns", "intercept": intercept, "columns": [{"column": n, "type": "numeric"} for n in names]}
     if intercept:
         names = [INTERCEPT, *names]
@@ -654,7 +703,8 @@ def dataset_from_arrays(
     encoded = family.encode_target(y, target)
     return Dataset(
         X, encoded.y, tuple(names), target, encoded.levels, encoded.note, intercept, w,
-        None if w is None else "weights", 0, design,
+        None if w is None else "weights", 0, design, offset=o,
+        offset_name=None if offset is None else "offset", exposure_name=None if exposure is None else "exposure",
     )
 
 
@@ -729,8 +779,25 @@ def _missing(frame: "pd.DataFrame", columns: list[str], dropna: bool):
     return frame.iloc[np.flatnonzero(~mask)], n_dropped, rows[~mask]
 
 
-def _weights(series: "pd.Series", name: str, rows: np.ndarray) -> np.ndarray:
-    """Validated frequency weights: finite numbers >= 0, not all zero."""
+def numeric_values(series: "pd.Series", what: str, rows: np.ndarray) -> np.ndarray:
+    """A column's finite float64 values, or DataError naming ``what`` (e.g. "weights column 'w'")
+    and the data row of the first value that is not a number or is infinite."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+        values = series.astype(str)
+        bad = pd.to_numeric(values, errors="coerce").isna().to_numpy()
+        first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+        raise DataError(f"{what} is not numeric: data row {rows[first]} has '{values.iloc[first]}'.")
+    v = series.to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        first = int(np.flatnonzero(~np.isfinite(v))[0])
+        raise DataError(f"{what} has an infinite value in data row {rows[first]}.")
+    return v
+
+
+def check_weights(series: "pd.Series", name: str, rows: np.ndarray, *, all_zero: bool = True) -> np.ndarray:
+    """Validated frequency weights: finite numbers >= 0 (not all zero unless ``all_zero`` is False)."""
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
@@ -741,31 +808,46 @@ def _weights(series: "pd.Series", name: str, rows: np.ndarray) -> np.ndarray:
             f"weights column '{name}' is not numeric: data row {rows[first]} has '{values.iloc[first]}'.",
             "Frequency weights are numbers of 0 or more.",
         )
-    w = series.to_numpy(dtype=np.float64)
-    if not np.all(np.isfinite(w)):
-        first = int(np.flatnonzero(~np.isfinite(w))[0])
-        raise DataError(f"weights column '{name}' has an infinite value in data row {rows[first]}.")
+    w = numeric_values(series, f"weights column '{name}'", rows)
     if np.any(w < 0):
         first = int(np.flatnonzero(w < 0)[0])
         raise DataError(
             f"weights column '{name}' has a negative value ({w[first]:g}) in data row {rows[first]}; "
             "frequency weights must be 0 or more."
         )
-    if not w.sum() > 0:
+    if all_zero and not w.sum() > 0:
         raise DataError(f"weights column '{name}' is zero in every row.")
     return w
+
+
+def offset_values(frame: "pd.DataFrame", offset: str | None, exposure: str | None, rows: np.ndarray) -> np.ndarray | None:
+    """Each row's offset: the ``offset`` column plus ``log`` of the ``exposure`` column (positive
+    numbers), or None when neither is given."""
+    total = None
+    if offset is not None:
+        total = numeric_values(frame[offset], f"offset column '{offset}'", rows)
+    if exposure is not None:
+        e = numeric_values(frame[exposure], f"exposure column '{exposure}'", rows)
+        if np.any(e <= 0):
+            first = int(np.flatnonzero(e <= 0)[0])
+            raise DataError(
+                f"exposure column '{exposure}' has a value that is not positive ({e[first]:g}) in data row "
+                f"{rows[first]}; an exposure is a positive time or size whose log is the offset."
+            )
+        total = np.log(e) if total is None else total + np.log(e)
+    return total
 
 
 # -- the design: numeric and one-hot columns ------------------------------------------------------
 
 
-def _is_numeric(series: "pd.Series") -> bool:
+def is_numeric(series: "pd.Series") -> bool:
     import pandas as pd
 
     return bool(pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series))
 
 
-def _text_values(series: "pd.Series") -> np.ndarray:
+def text_values(series: "pd.Series") -> np.ndarray:
     return series.astype(str).to_numpy(dtype=object)
 
 
@@ -786,11 +868,11 @@ def describe_columns(
     names = [INTERCEPT] if intercept else []
     for col in columns:
         series = frame[col]
-        if _is_numeric(series):
+        if is_numeric(series):
             specs.append({"column": col, "type": "numeric"})
             names.append(col)
             continue
-        values = _text_values(series)
+        values = text_values(series)
         numeric = pd.to_numeric(pd.Series(values), errors="coerce").notna().to_numpy()
         if numeric.any() and not numeric.all() and 2 * numeric.sum() >= len(values):
             # mostly numbers with a few words: a typo, not a factor
@@ -822,10 +904,10 @@ def one_hot_spec(col: str, levels: list, *, counted: bool = True) -> tuple[dict,
             f"(at most {MAX_LEVELS}); it looks like an identifier.",
             "Leave it out with --features.",
         )
-    return {"column": col, "type": "categorical", "levels": levels}, [f"{col}[{level}]" for level in levels[1:]]
+    return {"column": col, "type": ONE_HOT_TYPE, "levels": levels}, [f"{col}[{level}]" for level in levels[1:]]
 
 
-def _build_columns(design: dict, frame: "pd.DataFrame", rows: np.ndarray | None = None) -> np.ndarray:
+def build_columns(design: dict, frame: "pd.DataFrame", rows: np.ndarray | None = None) -> np.ndarray:
     """The design matrix of a ``"columns"`` description for ``frame``."""
     n_obs = frame.shape[0]
     rows = np.arange(1, n_obs + 1) if rows is None else rows
@@ -845,7 +927,7 @@ def _build_columns(design: dict, frame: "pd.DataFrame", rows: np.ndarray | None 
             j += 1
             continue
         levels = np.asarray(spec["levels"], dtype=object)
-        values = _text_values(series)
+        values = text_values(series)
         unseen = np.setdiff1d(values, levels)
         if unseen.size:
             shown = ", ".join(f"'{v}'" for v in unseen[:5]) + (", ..." if unseen.size > 5 else "")
@@ -892,13 +974,13 @@ def design_matrix(design: dict, data: "pd.DataFrame | str | Path") -> np.ndarray
             f"column '{absent[0]}' of the model's design not found; available: {', '.join(frame.columns)}."
         )
     frame, _, rows = _missing(frame, needed, dropna=False)
-    return _build_columns(design, frame, rows)
+    return build_columns(design, frame, rows)
 
 
 def _check_numeric(series: "pd.Series", column: str, rows: np.ndarray | None = None) -> None:
     import pandas as pd
 
-    if _is_numeric(series):
+    if is_numeric(series):
         return
     rows = np.arange(1, len(series) + 1) if rows is None else rows
     values = series.astype(str)
@@ -930,7 +1012,7 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _formula_dataset(frame, family, formula, *, target, features, intercept, weights, dropna) -> Dataset:
+def _formula_dataset(frame, family, formula, *, target, features, intercept, roles, dropna) -> Dataset:
     formulaic = _formulaic()
     from formulaic.errors import FormulaicError
 
@@ -959,10 +1041,16 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, wei
     absent = [v for v in needed if v not in columns]
     if absent:
         raise DataError(f"column '{absent[0]}' in --formula not found; available: {', '.join(columns)}.")
-    if weights in needed:
-        raise DataError(f"column '{weights}' holds the weights and cannot also appear in --formula.")
-    frame, n_dropped, rows = _missing(frame, needed + ([weights] if weights else []), dropna)
-    w = _weights(frame[weights], weights, rows) if weights else None
+    roles = {role: name for role, name in roles.items() if name is not None}
+    for role, name in roles.items():
+        if name not in columns:
+            raise DataError(f"{role} column '{name}' not found; available: {', '.join(columns)}.", f"Check --{role}.")
+        if name in needed:
+            raise DataError(f"column '{name}' holds the {role} and cannot also appear in --formula.")
+    frame, n_dropped, rows = _missing(frame, needed + list(roles.values()), dropna)
+    weights = roles.get("weights")
+    w = check_weights(frame[weights], weights, rows) if weights else None
+    o = offset_values(frame, roles.get("offset"), roles.get("exposure"), rows)
 
     def build(part):
         try:
@@ -1006,7 +1094,8 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, wei
     X, X_lo = exact_powers(X, names, _power_columns(mm.model_spec, frame), frame)
     return Dataset(
         X, encoded.y, tuple(names), target_name, encoded.levels, encoded.note, has_intercept,
-        w, weights, n_dropped, design, X_lo,
+        w, weights, n_dropped, design, X_lo, offset=o, offset_name=roles.get("offset"),
+        exposure_name=roles.get("exposure"),
     )
 
 

@@ -1,4 +1,10 @@
-"""``fit``: data -> family -> optimiser -> inference -> FitResult."""
+"""``fit``: data -> family -> optimiser -> inference -> FitResult, one path for every engine.
+
+:func:`fit` reads the data with the engine asked for (in memory, streamed through a binary cache,
+on a Dask cluster) into a :class:`~mlefit.engines.base.Source`; :func:`fit_source` runs the same
+checks, optimiser, inference and result building on any of them. Nothing here knows a family by
+name: what is particular to a likelihood comes from the family's attributes and hooks.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,19 @@ import math
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from . import checks, inference
 from .data import Dataset, dataset_from_arrays, load_dataset
+from .engines.base import RowsObjective, Source
+from .engines.memory import WARM_START_STRIDE as WARM_STRIDE, MemoryRows
 from .errors import ConvergenceWarning, DataError, UsageError
-from .families import get_family
+from .families import DEFAULT_FAMILY, get_family
 from .families.base import ClosedForm, Family, label_text
-from .objective import DataObjective, NumericObjective, PenalizedObjective
+from .objective import FixedObjective, NumericObjective, PenalizedObjective
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, METHODS, OPTIMIZERS, OptimizeResult
 from .results import FitResult
 
@@ -29,7 +38,7 @@ CI_METHODS = ("wald", "profile")
 
 @dataclass(frozen=True)
 class Extras:
-    """What a fit computes beyond its optimum, for every engine (see :func:`_finish`).
+    """What a fit computes beyond its optimum (see :func:`_finish`).
 
     ``ci``: the intervals in use, ``wald`` or ``profile`` (profile-likelihood intervals of the
     parameters named in ``profile``, all when None); ``level``: the level of every interval;
@@ -44,7 +53,7 @@ class Extras:
 
 def fit(
     data: "pd.DataFrame | str | Path | Dataset | None" = None,
-    family: "str | Family" = "bernoulli",
+    family: "str | Family" = DEFAULT_FAMILY,
     *,
     target: str | None = None,
     features: "str | Sequence[str] | None" = None,
@@ -53,6 +62,8 @@ def fit(
     y: Any = None,
     feature_names: Sequence[str] | None = None,
     weights: Any = None,
+    offset: Any = None,
+    exposure: Any = None,
     formula: str | None = None,
     dropna: bool = False,
     l2: float | None = None,
@@ -67,6 +78,7 @@ def fit(
     memory_limit: int | None = None,
     engine: str = "local",
     scheduler: str | None = None,
+    client: Any = None,
     ci: str | None = None,
     profile: "str | Sequence[str] | None" = None,
     level: float = 0.95,
@@ -78,7 +90,8 @@ def fit(
     ----------
     data : DataFrame, path, ``"-"`` or Dataset, optional
         A table (or a CSV path, ``"-"`` for standard input) holding the target and the features.
-    family : {"bernoulli", "categorical", "gaussian"} or Family
+    family : str or Family
+        A family of the registry (``mlefit families``), by name.
     target : str, optional
         The target column; default ``y`` if present, else the last column.
     features : str or list of str, optional
@@ -94,6 +107,12 @@ def fit(
         Frequency weights: a column of ``data``, or an array of shape (n_obs,) with ``X``. The fit
         equals the fit of the data with each row repeated ``weight`` times; ``n_obs`` (for AIC,
         BIC and degrees of freedom) is the sum of the weights.
+    offset : str or array-like, optional
+        A term added to each row's linear predictor with coefficient 1: a column of ``data``, or
+        an array of shape (n_obs,) with ``X``.
+    exposure : str or array-like, optional
+        Positive exposures (times, sizes) whose logarithm is added to the linear predictor, for
+        families with a log link (the rate is then per unit of exposure).
     formula : str, optional
         ``"y ~ x1 + C(region) + np.log(income)"``: a Wilkinson formula (formulaic) whose left side
         is the target; instead of ``target``/``features``.
@@ -118,11 +137,14 @@ def fit(
     stream : bool, default False
         Read the CSV (path or ``"-"``) in chunks of ``chunk_rows`` rows through a binary cache in
         ``cache_dir`` (default a temporary folder, removed afterwards) instead of into memory; see
-        :mod:`mlefit.stream`. A CSV path larger than ``memory_limit`` bytes (default a quarter of
+        :mod:`mlefit.engines.stream`. A CSV path larger than ``memory_limit`` bytes (default a quarter of
         the machine's memory) is streamed anyway.
     engine : {"local", "dask"}
         ``dask``: read the CSV with dask.dataframe on the cluster at ``scheduler``
-        (``tcp://HOST:PORT`` or ``local``) and sum the block sums there; see :mod:`mlefit.dask_engine`.
+        (``tcp://HOST:PORT`` or ``local``) and sum the block sums there; see
+        :mod:`mlefit.engines.cluster`.
+    client : distributed.Client, optional
+        With ``engine="dask"``: an existing client to use instead of connecting to ``scheduler``.
     ci : {"wald", "profile"}, optional
         The intervals in use: ``wald`` (estimate +- z SE; the default) or ``profile``
         (profile-likelihood intervals, :mod:`mlefit.profile`, in ``profile_ci_low`` /
@@ -159,52 +181,55 @@ def fit(
         raise UsageError(f"--l2 must be a positive number; got {l2}.")
     if cov not in COV_TYPES:
         raise UsageError(f"unknown covariance '{cov}'.", f"Choose one of: {', '.join(COV_TYPES)}.")
-    extras = _extras(ci, profile, level, fingerprint, cov, l2)
 
     if engine not in ("local", "dask"):
         raise UsageError(f"unknown engine '{engine}'.", "Choose one of: local, dask.")
+    if fam.no_offset is not None and (offset is not None or exposure is not None):
+        option = "--offset" if offset is not None else "--exposure"
+        raise UsageError(f"{option} does not apply to {fam.name}: {fam.no_offset}.")
+    if exposure is not None and not fam.log_link:
+        raise UsageError(
+            f"--exposure applies to families with a log link, where log(exposure) is an offset; {fam.name}'s "
+            "link is not the log.",
+            "Use --offset with the term you want added to the linear predictor.",
+        )
+    settings = dict(method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov,
+                    memory_limit=memory_limit, extras=_extras(ci, profile, level, fingerprint, cov, l2))
+    columns = dict(target=target, features=features, intercept=intercept, weights=weights, offset=offset,
+                   exposure=exposure, formula=formula, dropna=dropna)
     if engine == "dask":
-        from .dask_engine import fit_dask
+        from .engines.cluster import dask_source
 
         if not isinstance(data, (str, Path)) or str(data) == "-":
             raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
-        return fit_dask(
-            data, fam, scheduler=scheduler, target=target, features=features, intercept=intercept,
-            weights=weights, formula=formula, dropna=dropna, l2=l2, cov=cov, method=method,
-            gradient=gradient, tol=tol, max_iter=max_iter, chunk_rows=chunk_rows, extras=extras,
-        )
+        with dask_source(data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, **columns) as src:
+            return fit_source(src, fam, **settings)
     if data is not None and not isinstance(data, Dataset) and X is None:
-        from . import stream as streaming
+        from .engines import stream as streaming
 
         if stream or streaming.should_stream(data, memory_limit):
             if not isinstance(data, (str, Path)):
                 raise UsageError("streaming reads a CSV file or standard input ('-'), not a table in memory.")
-            if weights is not None and not isinstance(weights, str):
-                raise UsageError("with a table, weights names one of its columns.")
-            return streaming.fit_streamed(
-                data, fam, target=target, features=features, intercept=intercept, weights=weights,
-                formula=formula, dropna=dropna, l2=l2, cov=cov, method=method, gradient=gradient,
-                tol=tol, max_iter=max_iter, chunk_rows=chunk_rows, cache_dir=cache_dir,
-                memory_limit=memory_limit, extras=extras,
-            )
+            if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure)):
+                raise UsageError("with a table, weights, offset and exposure name its columns.")
+            with streaming.streamed_source(data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, **columns) as src:
+                return fit_source(src, fam, **settings)
     if isinstance(data, Dataset):
         ds = data
     elif X is not None:
         if data is not None:
             raise UsageError("give either data or X and y, not both.")
-        ds = dataset_from_arrays(X, y, fam, feature_names=feature_names, intercept=intercept, weights=weights)
-    elif data is not None:
-        if weights is not None and not isinstance(weights, str):
-            raise UsageError("with a table, weights names one of its columns.")
-        ds = load_dataset(
-            data, fam, target=target, features=features, intercept=intercept, weights=weights,
-            formula=formula, dropna=dropna,
+        ds = dataset_from_arrays(
+            X, y, fam, feature_names=feature_names, intercept=intercept, weights=weights, offset=offset,
+            exposure=exposure,
         )
+    elif data is not None:
+        if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure)):
+            raise UsageError("with a table, weights, offset and exposure name its columns.")
+        ds = load_dataset(data, fam, **columns)
     else:
         raise UsageError("no data: give a table, a CSV path, or X and y.")
-    return fit_dataset(
-        ds, fam, method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov, extras=extras,
-    )
+    return fit_source(source_of(ds), fam, **settings)
 
 
 def _extras(ci, profile, level, fingerprint, cov: str, l2) -> Extras:
@@ -226,80 +251,85 @@ def _extras(ci, profile, level, fingerprint, cov: str, l2) -> Extras:
     return Extras(ci, names, float(level), bool(fingerprint))
 
 
-def _class_eta(fam: Family, params: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """The linear predictor per class, shape (n_obs, n_classes), reference column 0."""
-    if hasattr(fam, "linear_predictor"):
-        return fam.linear_predictor(params, X)
-    eta = X @ params
-    return np.column_stack([np.zeros_like(eta), eta])
-
-
-def _suspect_separation(fam: Family, objective: DataObjective, params: np.ndarray, ds: Dataset) -> bool:
-    """:func:`checks.suspect_separation` at the estimate, from the optimiser's last pass over the
-    rows when that pass was at the estimate (the families report the smallest class
-    log-probability with the Hessian), else from a pass of its own."""
-    low = objective.min_log_prob(params)
-    if low is None:
-        return checks.suspect_separation(_class_eta(fam, params, ds.X), ds.weights)
-    return low < checks.SUSPECT_LOG_PROB
-
-
-def _check_classes(ds: Dataset, n_classes: int) -> None:
-    if ds.y.dtype.kind == "f" and n_classes == 2:  # bernoulli's 0.0/1.0: no integer copy of y
-        ones = float(np.count_nonzero(ds.y)) if ds.weights is None else float(ds.weights @ ds.y)
-        zeros = ds.n_obs - ones if ds.weights is None else float(ds.weights @ (1.0 - ds.y))
-        counts = np.array([zeros, ones])
-    else:
-        counts = np.bincount(ds.y.astype(np.intp), weights=ds.weights, minlength=n_classes)
-    if np.any(counts <= 0):
-        label = label_text(ds.levels[int(np.flatnonzero(counts <= 0)[0])])
-        raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
+def source_of(ds: Dataset) -> Source:
+    """The :class:`Source` of a dataset in memory."""
+    return Source(
+        MemoryRows(ds.X, ds.y, ds.weights, ds.offset, ds.X_lo), ds.feature_names, ds.target, ds.levels,
+        ds.target_note, ds.intercept, ds.weights_name, ds.offset_name, ds.exposure_name, ds.n_dropped, ds.design,
+    )
 
 
 def fit_dataset(
     ds: Dataset, fam: Family, *, method: str, gradient: str, tol: float, max_iter: int,
     l2: float | None = None, cov: str = "model", extras: Extras = Extras(),
 ) -> FitResult:
-    """Fit an already validated :class:`Dataset`.
+    """Fit an already validated in-memory :class:`Dataset` (see :func:`fit_source`)."""
+    return fit_source(
+        source_of(ds), fam, method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov,
+        extras=extras,
+    )
 
-    Before the optimiser, without a penalty: the rank of the design (:func:`checks.check_rank`). After it, for the
-    classification families without a penalty, when the fit shows the symptoms of separation:
-    the exact check (:func:`checks.check_separation`).
+
+def _target_summary(fam: Family, rows, n_classes: int | None) -> tuple[float, np.ndarray | None]:
+    """The total weight of the rows and, for a family with classes, each class's weight: one pass
+    over the target."""
+    sums = rows.map_sum(partial(_class_weights, n_classes), design=False)
+    return float(sums[0]), (sums[1:] if n_classes is not None else None)
+
+
+def _class_weights(n_classes: int | None, X, y, w, o) -> np.ndarray:
+    total = float(len(y) if w is None else w.sum())
+    if n_classes is None:
+        return np.array([total])
+    if y.dtype.kind == "f" and n_classes == 2:  # 0.0/1.0 codes: no integer copy of y
+        ones = float(np.count_nonzero(y)) if w is None else float(w @ y)
+        return np.array([total, total - ones, ones])
+    return np.concatenate([[total], np.bincount(y.astype(np.intp), weights=w, minlength=n_classes)])
+
+
+def fit_source(
+    src: Source, fam: Family, *, method: str, gradient: str, tol: float, max_iter: int,
+    l2: float | None = None, cov: str = "model", memory_limit: int | None = None, extras: Extras = Extras(),
+) -> FitResult:
+    """Fit the rows of ``src`` (any engine): the one path of every fit.
+
+    Before the optimiser, without a penalty: the rank of the design (``rows.check_rank``), every
+    class present, the intercept-only model. After it, for a family where separation can occur and
+    without a penalty, when the fit shows the symptoms of separation: the exact check
+    (:func:`checks.check_separation`) on the rows gathered in memory (when they fit within
+    ``memory_limit`` bytes; else the message says it was not run).
     """
-    n_classes = len(ds.levels) if ds.levels is not None else None
-    n_params = fam.n_params(ds.X.shape[1], n_classes)
-    n_weight = float(ds.n_obs if ds.weights is None else ds.weights.sum())
+    rows = src.rows
+    n_classes = len(src.levels) if fam.classes and src.levels is not None else None
+    p = len(src.feature_names)
+    n_params = fam.n_params(p, n_classes)
+    n_weight, counts = _target_summary(fam, rows, n_classes)
     if n_weight <= n_params:
         raise DataError(
-            f"{ds.n_obs} rows are too few for {n_params} parameters; "
+            f"{rows.n_obs} rows are too few for {n_params} parameters; "
             "a maximum-likelihood fit needs more rows than parameters."
         )
-
+    if counts is not None and np.any(counts <= 0):
+        label = label_text(src.levels[int(np.flatnonzero(counts <= 0)[0])])
+        raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
     if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
-        gram = checks.check_rank(ds.X, ds.feature_names, ds.weights, intercept=ds.intercept)
-    classes = ds.levels is not None and fam.name in ("bernoulli", "categorical")
-    if classes:
-        _check_classes(ds, n_classes)
+        gram = rows.check_rank(src.feature_names, src.intercept)
 
-    analytic = DataObjective(fam, ds.X, ds.y, ds.weights)
+    analytic = RowsObjective(fam, rows)
     exact = analytic
     if l2 is not None:
-        exact = PenalizedObjective(analytic, fam.l2_matrix(ds.X.shape[1], n_classes, intercept=ds.intercept), l2)
+        exact = PenalizedObjective(analytic, fam.l2_matrix(p, n_classes, intercept=src.intercept), l2)
     objective = exact if gradient == "analytic" else NumericObjective(exact)
+    arrays = rows.arrays()
     # The closed form (gaussian least squares) is the unpenalised MLE.
-    closed = fam.closed_form(ds.X, ds.y, ds.weights, gram=gram, X_lo=ds.X_lo) if l2 is None else None
+    closed = None
+    if l2 is None and arrays is not None:
+        closed = fam.closed_form(arrays.X, arrays.y, arrays.weights, gram=gram, X_lo=arrays.X_lo, offset=arrays.offset)
+    null = _null_model(src, fam, n_classes)
     if closed is not None and closed.exact_fit:
-        return _exact_fit(ds, fam, closed, method, gradient, tol, n_weight, extras)
-    if closed is not None:
-        x0 = closed.params
-    else:
-        x0 = fam.start_params(ds.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes)
-    if not np.all(np.isfinite(x0)):
-        # an exact least-squares fit under a penalty: the penalty shrinks it, so start sigma at the
-        # spread of y
-        spread = float(np.sqrt(np.average((ds.y - np.average(ds.y, weights=ds.weights)) ** 2, weights=ds.weights)))
-        x0 = np.where(np.isfinite(x0), x0, math.log(spread) if spread > 0 else 0.0)
+        return _exact_fit(src, fam, closed, method, gradient, tol, n_weight, null, extras)
+    x0 = _start(src, fam, n_classes, closed, null)
 
     if closed is not None and method == "newton" and gradient == "analytic":
         # The MLE is known in closed form: Newton from it would stop at iteration 0, but its
@@ -309,56 +339,173 @@ def fit_dataset(
     else:
         options = {}
         if method == "newton" and gradient == "analytic" and closed is None and l2 is None:
-            x0, options["hess0"] = _warm_start(ds, fam, x0, n_weight)
+            x0, options["hess0"] = _warm_start(rows, fam, x0, n_weight)
             # a large fit: spare a Hessian pass with a chord step near the optimum (small fits
             # keep the plain Newton iterates)
-            options["chord"] = ds.n_obs >= CHORD_ROWS
+            options["chord"] = rows.n_obs >= CHORD_ROWS
+        if type(fam).boundary is not Family.boundary and l2 is None and method == "newton":
+            options["stop"] = lambda x: fam.boundary(x) is not None
         opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter, **options)
-        hess = opt.hess if gradient == "analytic" else exact.value_grad_hess(opt.params)[2]
-        cov_model = fam.covariance(opt.params, ds.X, ds.y, ds.weights) if l2 is None else None
-        if cov_model is None:
-            root = None
-            if l2 is None and inference.ill_conditioned(hess):
-                root = fam.hess_root(opt.params, ds.X, ds.y, ds.weights)
-            cov_model = inference.covariance(hess, root)
-    if classes and l2 is None and (
-        not opt.converged or cov_model is None
-        or _suspect_separation(fam, analytic, opt.params, ds)
-    ):
-        checks.check_separation(
-            ds.X, ds.y.astype(np.intp), n_classes, ds.feature_names, [label_text(v) for v in ds.levels],
-            ds.weights, intercept=ds.intercept,
-        )
+        limit = fam.boundary(opt.params) if l2 is None else None
+        at_boundary = None
+        if limit is not None:
+            at_boundary, held = limit
+            opt = _fit_at_boundary(objective, opt, at_boundary, held, method, tol, max_iter)
+        hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
+        if at_boundary is not None:
+            # the others' covariance with the boundary parameters held at their limit
+            keep = ~at_boundary
+            cov_model = embed(inference.covariance(hess[np.ix_(keep, keep)]), keep)
+        else:
+            cov_model = None
+            if l2 is None and arrays is not None:
+                cov_model = fam.covariance(opt.params, arrays.X, arrays.y, arrays.weights, offset=arrays.offset)
+            if cov_model is None:
+                root = None
+                if l2 is None and inference.ill_conditioned(hess):
+                    root = analytic.hess_root(opt.params)
+                cov_model = inference.covariance(hess, root)
+    if fam.separable and l2 is None:
+        opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
     return _finish(
-        ds, fam, opt, cov_model, lambda: fam.score_outer(opt.params, ds.X, ds.y, ds.weights), analytic,
-        method, gradient, tol, n_weight, l2, cov, extras=extras,
+        src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
+        method, gradient, tol, n_weight, l2, cov, null, extras,
     )
 
 
+def _start(src: Source, fam: Family, n_classes, closed: ClosedForm | None, null: "dict | None") -> np.ndarray:
+    """The optimiser's start: the closed form; else the family's start on rows in memory; else,
+    for rows elsewhere, a family's start from sums over them (gaussian: the normal equations), or
+    the intercept-only fit padded with zero coefficients, or the family's start on a sample."""
+    rows = src.rows
+    p = len(src.feature_names)
+    arrays = rows.arrays()
+    if closed is not None:
+        x0 = closed.params
+    elif arrays is not None:
+        x0 = fam.start_params(
+            arrays.X, arrays.y, arrays.weights, intercept=src.intercept, n_classes=n_classes, offset=arrays.offset
+        )
+    else:
+        x0 = fam.start_from_sums(rows.map_sum, p, n_classes, intercept=src.intercept)
+        if x0 is None and null is not None:
+            x0 = fam.start_from_null(null["params"], p, n_classes)
+        if x0 is None:
+            s = rows.sample()
+            x0 = fam.start_params(s.X, s.y, s.weights, intercept=src.intercept, n_classes=n_classes, offset=s.offset)
+    if not np.all(np.isfinite(x0)):
+        # an exact least-squares fit under a penalty: the penalty shrinks it, so start the ancillary
+        # parameter (sigma) at the spread of y
+        s = rows.sample()
+        spread = float(np.sqrt(np.average((s.y - np.average(s.y, weights=s.weights)) ** 2, weights=s.weights)))
+        x0 = np.where(np.isfinite(x0), x0, math.log(spread) if spread > 0 else 0.0)
+    return x0
+
+
+def _suspect_separation(objective: RowsObjective, params: np.ndarray) -> bool:
+    """:func:`checks.suspect_separation`'s symptom at the estimate, from the optimiser's last pass
+    over the rows when that pass was at the estimate (the families report the smallest class
+    log-probability with the Hessian), else from a pass of its own."""
+    low = objective.min_log_prob(params)
+    if low is None:
+        low = objective.sums(params, 2).min_log_prob
+    return low is not None and low < checks.SUSPECT_LOG_PROB
+
+
+def _check_separation(
+    src: Source, fam: Family, objective: RowsObjective, opt: OptimizeResult, cov_model, n_classes: int,
+    memory_limit: int | None,
+) -> OptimizeResult:
+    """The exact separation check (:func:`mlefit.checks.check_separation`, exit 4) when the fit shows
+    the symptoms: no convergence, a singular Hessian, or a class probability below ``exp(-20)`` in
+    some row. The linear programmes need every row in memory: when those are larger than
+    ``memory_limit``, the check is not run and the result's message says so.
+    """
+    from dataclasses import replace
+
+    if not opt.converged:
+        symptom = "it did not converge"
+    elif cov_model is None:
+        symptom = "its Hessian is singular"
+    elif _suspect_separation(objective, opt.params):
+        symptom = "a class probability is below exp(-20)"
+    else:
+        return opt
+    rows = src.rows.gather(memory_limit)
+    if rows is None:
+        from .engines.stream import default_memory_limit
+
+        need = src.rows.n_obs * (src.rows.n_features + 3) * 8
+        limit = default_memory_limit() if memory_limit is None else memory_limit
+        return replace(opt, message=(
+            f"{opt.message}; the fit shows a symptom of separation ({symptom}), but the exact check "
+            f"needs all {src.rows.n_obs:,} rows in memory ({_megabytes(need)}, more than the memory limit of "
+            f"{_megabytes(limit)}), so it was not run (use --l2, or a larger --memory-limit)"
+        ))
+    checks.check_separation(
+        rows.X, rows.y.astype(np.intp), n_classes, src.feature_names, [label_text(v) for v in src.levels],
+        rows.weights, intercept=src.intercept,
+    )
+    return opt
+
+
+def _fit_at_boundary(
+    objective, opt: OptimizeResult, at_boundary: np.ndarray, held: np.ndarray, method: str, tol: float, max_iter: int,
+) -> OptimizeResult:
+    """Go on from ``opt`` with the parameters ``at_boundary`` held at ``held`` (their limit): the
+    optimum of the others, with the trace of both runs and the verdict of the second."""
+    from dataclasses import replace
+
+    reduced = FixedObjective(objective, ~at_boundary, held)
+    sub = OPTIMIZERS[method](reduced, held[~at_boundary], tol=tol, max_iter=max(max_iter - opt.n_iter, 1))
+    offset = opt.n_iter + 1
+    trace = opt.trace + tuple(replace(r, iteration=r.iteration + offset) for r in sub.trace)
+    params = reduced.expand(sub.params)
+    _, grad, hess = objective.value_grad_hess(params)
+    return OptimizeResult(
+        params, sub.nll, grad, hess, sub.converged, sub.message, opt.n_iter + 1 + sub.n_iter, sub.decrement, trace,
+    )
+
+
+def embed(cov: np.ndarray | None, keep: np.ndarray) -> np.ndarray | None:
+    """A covariance of the parameters ``keep`` as one of all parameters, NaN for the others."""
+    if cov is None:
+        return None
+    full = np.full((keep.size, keep.size), np.nan)
+    full[np.ix_(keep, keep)] = cov
+    return full
+
+
+def _megabytes(n: int) -> str:
+    mb = n / 2**20
+    return f"{mb:,.0f} MB" if mb >= 10 else f"{mb:.2g} MB"
+
+
 def _finish(
-    ds: Any, fam: Family, opt: OptimizeResult, cov_model: np.ndarray | None, score_outer, analytic,
-    method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov: str,
-    extras: Extras = Extras(), **build: Any,
+    src: Source, fam: Family, opt: OptimizeResult, cov_model: np.ndarray | None, score_outer, analytic,
+    method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov: str, null: "dict | None",
+    extras: Extras = Extras(),
 ) -> FitResult:
-    """From the optimum to the result, for every engine: the covariance used (model-based, or the
-    HC0 sandwich with the summed score outer products ``score_outer()``), the unpenalised NLL, the
-    FitResult, the profile-likelihood intervals (over the unpenalised objective ``analytic``) and
-    the rows' fingerprint when ``extras`` asks for them, and a ConvergenceWarning when the
-    optimiser stopped early."""
+    """From the optimum to the result: the covariance used (model-based, or the HC0 sandwich with
+    the summed score outer products ``score_outer()``), the unpenalised NLL, the FitResult, the
+    profile-likelihood intervals (over the unpenalised objective ``analytic``) and the rows'
+    fingerprint when ``extras`` asks for them, and a ConvergenceWarning when the optimiser stopped
+    early."""
     if cov_model is None:
         raise DataError(
             "the Hessian is singular at the estimate, so standard errors do not exist.",
             "Check for nearly collinear columns, or use --l2.",
         )
-    cov_used = inference.sandwich(cov_model, score_outer()) if cov == "robust" else cov_model
+    cov_used = cov_model
+    if cov == "robust":  # over the parameters with a covariance (not those at a boundary)
+        keep = np.isfinite(np.diag(cov_model))
+        cov_used = embed(inference.sandwich(cov_model[np.ix_(keep, keep)], score_outer()[np.ix_(keep, keep)]), keep)
     nll = opt.nll if l2 is None else analytic.value(opt.params)
-    result = _build(
-        ds, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, level=extras.level, **build,
-    )
+    result = _build(src, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, null, extras.level)
     if extras.ci == "profile":
         result = _with_profile(result, fam, analytic, opt, cov_model, extras)
     if extras.fingerprint:
-        result = replace(result, data_fingerprint=_fingerprint(ds))
+        result = replace(result, data_fingerprint=_fingerprint(src))
     if not result.converged:
         warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
     return result
@@ -408,16 +555,14 @@ def _with_profile(
     )
 
 
-def _fingerprint(ds: Any) -> str:
-    """:func:`mlefit.fingerprint.rows_fingerprint` of a Dataset, or of a streamed source's chunks."""
+def _fingerprint(src: Source) -> str:
+    """:func:`mlefit.fingerprint.rows_fingerprint` of the rows of any engine."""
     from .fingerprint import rows_fingerprint
 
-    if isinstance(ds, Dataset):
-        return rows_fingerprint([(ds.y, ds.weights)])
-    return rows_fingerprint(ds.cache.target_chunks())
+    return rows_fingerprint(src.rows.target_chunks())
 
 
-def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float) -> OptimizeResult:
+def _closed_form_result(objective: RowsObjective, closed: ClosedForm, tol: float) -> OptimizeResult:
     """The closed-form MLE as an optimiser's result: iteration 0, verdict by its decrement."""
     import time
 
@@ -435,28 +580,26 @@ def _closed_form_result(objective: DataObjective, closed: ClosedForm, tol: float
 
 
 #: Newton fits on at least this many rows (and WARM_START_ROWS_PER_PARAM per parameter in the
-#: subsample) start from the fit to a 1-in-WARM_START_STRIDE subsample.
+#: subsample) start from the fit to a subsample (``Rows.subsample``).
 WARM_START_ROWS = 100_000
 #: Newton fits on at least this many rows may take a chord step (``optimize.newton(chord=True)``).
 CHORD_ROWS = 100_000
 WARM_START_ROWS_PER_PARAM = 50
-WARM_START_STRIDE = 16
-WARM_START_RUN = 256
 
 
 def wants_warm_start(n_obs: int, n_params: int) -> bool:
     """Whether a Newton fit on ``n_obs`` rows starts from a subsample's fit (see :func:`warm_start`)."""
-    return n_obs >= max(WARM_START_ROWS, WARM_START_STRIDE * WARM_START_ROWS_PER_PARAM * n_params)
+    return n_obs >= max(WARM_START_ROWS, WARM_STRIDE * WARM_START_ROWS_PER_PARAM * n_params)
 
 
 def warm_start(
-    subsample: Callable[[int], DataObjective], x0: np.ndarray, total_weight: float | None = None
+    subsample: Callable[[int], RowsObjective], x0: np.ndarray, total_weight: float | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A start near the optimum for a large fit: Newton on a subsample, ``subsample(0)``, of rows
-    spread over all of them (in memory: :func:`_warm_start`; streamed: ``stream._warm_start``).
+    spread over all of them (:func:`_warm_start`).
 
     The subsample's optimum lies a few standard errors of the full fit from it (about
-    sqrt(WARM_START_STRIDE) in each parameter), well inside the region where Newton converges
+    sqrt(WARM_STRIDE) in each parameter), well inside the region where Newton converges
     quadratically, so the full fit needs two or three fewer iterations, each a pass over all rows,
     for the price of a fit to 1/16 of them. The trace and iteration count are the full fit's,
     from this start. The start is kept only if the subsample fit converged and it beats the usual
@@ -479,33 +622,25 @@ def warm_start(
         return x0, None
     if total_weight is None:
         return opt.params, None
-    part = float(len(sample.y) if sample.weights is None else sample.weights.sum())
+    rows = sample.rows
+    part = float(rows.n_obs if rows.weights is None else rows.weights.sum())
     return opt.params, opt.hess * (total_weight / part)
 
 
-def _warm_start(ds: Dataset, fam: Family, x0: np.ndarray, total_weight: float) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`warm_start` from every WARM_START_STRIDE-th run of WARM_START_RUN rows in memory."""
-    if not wants_warm_start(ds.n_obs, x0.size):
+def _warm_start(rows, fam: Family, x0: np.ndarray, total_weight: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`warm_start` from the engine's subsample (``Rows.subsample``), when the fit is large
+    enough and the engine has one with enough rows per parameter."""
+    if not wants_warm_start(rows.n_obs, x0.size):
         return x0, None
+    first = rows.subsample(0)
+    if first is None or first.n_obs < WARM_START_ROWS_PER_PARAM * x0.size:
+        return x0, None
+    samples = {0: first}
 
-    def subsample(which: int) -> DataObjective:
-        # Every WARM_START_STRIDE-th run of WARM_START_RUN consecutive rows, from run 0 (or half a
-        # stride on, for the held-out rows): spread over all the data like single rows, but copied
-        # as contiguous pieces (5x faster).
-        first = which * (WARM_START_STRIDE // 2)
-        starts = range(first * WARM_START_RUN, ds.n_obs, WARM_START_STRIDE * WARM_START_RUN)
-        X = np.empty((len(starts) * WARM_START_RUN, ds.X.shape[1]), order="F")
-        y = np.empty(len(starts) * WARM_START_RUN, dtype=ds.y.dtype)
-        w = None if ds.weights is None else np.empty(len(y))
-        n = 0
-        for start in starts:
-            rows = slice(start, start + WARM_START_RUN)
-            m = len(ds.y[rows])
-            X[n : n + m], y[n : n + m] = ds.X[rows], ds.y[rows]
-            if w is not None:
-                w[n : n + m] = ds.weights[rows]
-            n += m
-        return DataObjective(fam, X[:n], y[:n], None if w is None else w[:n])
+    def subsample(which: int) -> RowsObjective:
+        if which not in samples:
+            samples[which] = rows.subsample(which)
+        return RowsObjective(fam, samples[which])
 
     return warm_start(subsample, x0, total_weight)
 
@@ -522,139 +657,122 @@ def _se_method(l2: float | None, cov: str) -> str:
     return f"inverse of {bread} (observed information)"
 
 
-def _null_model(ds: Dataset, fam: Family, n_classes: int | None) -> tuple[float, int, np.ndarray] | None:
-    """Log-likelihood, parameter count and parameters of the intercept-only model, or None without
-    an intercept."""
-    if not ds.intercept:
+def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, Any] | None":
+    """The intercept-only model (with the offset, if any): ``{"loglik", "params", "estimates",
+    "n_params"}``, or None without an intercept (or when it cannot be fitted).
+
+    Newton's method over the rows' target alone (the design is one column of ones, never read),
+    from the family's start on rows in memory: where that start is the intercept-only MLE in closed
+    form (every family without an ancillary parameter to estimate), one pass confirms it.
+    """
+    if not src.intercept:
         return None
-    X0 = ds.X[:, :1]
-    params0 = fam.start_params(X0, ds.y, ds.weights, intercept=True, n_classes=n_classes)
-    if not np.all(np.isfinite(params0)):
+    s = src.rows.sample()
+    ones = np.ones((s.n_obs, 1))
+    x0 = fam.start_params(ones, s.y, s.weights, intercept=True, n_classes=n_classes, offset=s.offset)
+    if not np.all(np.isfinite(x0)):
         return None
-    nll0 = DataObjective(fam, X0, ds.y, ds.weights).value(params0)
-    return -nll0, fam.n_params(1, n_classes), params0
+    objective = RowsObjective(fam, src.rows, null_columns=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        opt = OPTIMIZERS["newton"](objective, x0, tol=DEFAULT_TOL["newton"], max_iter=DEFAULT_MAX_ITER["newton"])
+    if not opt.converged:
+        return None
+    estimates, _ = fam.natural(opt.params, np.zeros((x0.size, x0.size)))
+    return {"loglik": -opt.nll, "params": opt.params, "estimates": estimates, "n_params": x0.size}
 
 
 def _fit_statistics(
-    ds: Dataset, fam: Family, n_classes: int | None, loglik: float, n_params: int,
-    n_weight: float, rss: float | None, penalised: bool,
+    fam: Family, estimates: np.ndarray, loglik: float, n_weight: float, null: "dict | None", penalised: bool,
 ) -> dict[str, Any]:
-    """Null model, likelihood-ratio test, McFadden's pseudo R^2 / R^2 (keys of FitResult).
-
-    ``ds`` needs only ``X`` (its first column), ``y``, ``weights`` and ``intercept``: a streamed fit
-    passes a few weighted rows with the same intercept-only likelihood.
-    """
-    null = _null_model(ds, fam, n_classes)
+    """Null model, likelihood-ratio test and the family's statistics (keys of FitResult)."""
     out: dict[str, Any] = {}
-    if null is None:
-        return out
-    null_loglik, null_params, params0 = null
-    out["null_loglik"] = null_loglik
-    if not penalised:  # a penalised fit is not a maximum of the likelihood: no LR test
-        df = n_params - null_params
-        stat, p = inference.likelihood_ratio(loglik, null_loglik, df)
-        out.update(lr_stat=stat, lr_df=df, lr_p_value=p)
-    if fam.name == "gaussian":
-        sigma0 = math.exp(float(params0[-1]))  # the intercept-only least squares
-        tss = sigma0**2 * n_weight
-        out["r2"] = 1.0 - rss / tss
-    else:
-        out["pseudo_r2"] = 1.0 - loglik / null_loglik if null_loglik != 0 else math.nan
+    if null is not None:
+        out["null_loglik"] = null["loglik"]
+        if not penalised:  # a penalised fit is not a maximum of the likelihood: no LR test
+            df = len(estimates) - null["n_params"]
+            stat, p = inference.likelihood_ratio(loglik, null["loglik"], df)
+            out.update(lr_stat=stat, lr_df=df, lr_p_value=p)
+    out.update(fam.summary_statistics(estimates, n_weight, loglik, null))
     return out
 
 
-def _n_obs(ds: Dataset, n_weight: float) -> int | float:
-    if ds.weights is None:
-        return ds.n_obs
+def _n_obs(src: Source, n_weight: float) -> int | float:
+    if not src.rows.weighted:
+        return src.n_obs
     return int(n_weight) if float(n_weight).is_integer() else n_weight
 
 
+def _described(src: Source, fam: Family) -> dict[str, Any]:
+    """What every result says about its data and model, from the source."""
+    labels = fam.param_names(list(src.feature_names), src.levels)
+    return dict(
+        family=fam.name, target=src.target, target_note=src.target_note,
+        feature_names=src.feature_names, levels=src.levels, intercept=src.intercept,
+        names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
+        n_rows=src.n_obs, weights=src.weights_name, offset=src.offset_name, exposure=src.exposure_name,
+        n_dropped=src.n_dropped, design=src.design, loss_name=fam.loss_name,
+    )
+
+
 def _build(
-    ds: Dataset, fam: Family, opt: OptimizeResult, nll: float, cov: np.ndarray, cov_model: np.ndarray,
-    method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str,
-    null_data: Any = None, level: float = 0.95,
+    src: Source, fam: Family, opt: OptimizeResult, nll: float, cov: np.ndarray, cov_model: np.ndarray,
+    method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str, null: "dict | None",
+    level: float = 0.95,
 ) -> FitResult:
-    n_classes = len(ds.levels) if ds.levels is not None else None
     estimates, cov = fam.natural(opt.params, cov)
-    labels = fam.param_names(list(ds.feature_names), ds.levels)
-    log_scale = np.array([name == "sigma" and fam.name == "gaussian" for name, _ in labels])
-    se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, log_scale, level=level)
+    n_params = len(estimates)
+    se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, fam.log_scale(n_params), level=level)
     se_model = None
     if cov_type == "robust":
         se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model)[1]), 0.0))
-    n_params = len(estimates)
     loglik = -nll
     aic, bic = inference.information_criteria(loglik, n_params, n_weight)
     if l2 is not None:  # a penalised fit has fewer effective parameters than it estimates
         aic = bic = math.nan
-    extra: dict[str, Any] = {}
-    rss = None
-    if fam.name == "gaussian":
-        sigma = float(estimates[-1])
-        rss = sigma**2 * n_weight
-        df_resid = n_weight - (n_params - 1)
-        extra = {"mse": rss / n_weight, "residual_std_error": math.sqrt(rss / df_resid), "df_resid": df_resid}
-    else:
-        extra = {"df_resid": n_weight - n_params}
-    extra.update(_fit_statistics(ds if null_data is None else null_data, fam, n_classes, loglik, n_params, n_weight, rss, l2 is not None))
+    message = opt.message
+    note = fam.boundary_note(estimates)
+    if note is not None:
+        message = f"{message}; {note}"
     return FitResult(
-        family=fam.name, method=method, gradient=gradient, target=ds.target, target_note=ds.target_note,
-        feature_names=ds.feature_names, levels=ds.levels, intercept=ds.intercept,
-        names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
+        method=method, gradient=gradient, **_described(src, fam),
         params=estimates, se=se, z=z, p_values=p_values, ci_low=ci_low, ci_high=ci_high, cov=cov,
-        n_obs=_n_obs(ds, n_weight), n_params=n_params, nll=nll, mean_nll=nll / n_weight,
-        loss_name=fam.loss_name, loglik=loglik, aic=aic, bic=bic,
-        converged=opt.converged, message=opt.message, n_iter=opt.n_iter, tol=tol,
+        n_obs=_n_obs(src, n_weight), n_params=n_params, nll=nll, mean_nll=nll / n_weight,
+        loglik=loglik, aic=aic, bic=bic,
+        converged=opt.converged, message=message, n_iter=opt.n_iter, tol=tol,
         decrement=opt.decrement, trace=opt.trace,
-        n_rows=ds.n_obs, weights=ds.weights_name, n_dropped=ds.n_dropped, design=ds.design,
         penalty=None if l2 is None else "l2", l2=l2,
-        objective="NLL" if l2 is None else PENALISED_OBJECTIVE[fam.name],
+        objective="NLL" if l2 is None else fam.penalty_statement,
         objective_value=opt.nll, se_method=_se_method(l2, cov_type),
         cov_type="HC0" if cov_type == "robust" else "model", se_model=se_model, level=level,
-        **extra,
+        **_fit_statistics(fam, estimates, loglik, n_weight, null, l2 is not None),
     )
 
 
-#: How the penalised objective reads, per family (the output names it).
-PENALISED_OBJECTIVE = {
-    "bernoulli": "NLL + (l2/2) ||w||^2, intercept not penalised",
-    "categorical": "NLL + (l2/2) sum_k ||w_k||^2 over the coefficients of all K classes (symmetric), "
-    "intercepts not penalised",
-    "gaussian": "NLL + (l2/2) ||b||^2, intercept and sigma not penalised",
-}
-
-
 def _exact_fit(
-    ds: Dataset, fam: Family, closed: ClosedForm, method: str, gradient: str, tol: float, n_weight: float,
-    extras: Extras = Extras(),
+    src: Source, fam: Family, closed: ClosedForm, method: str, gradient: str, tol: float, n_weight: float,
+    null: "dict | None", extras: Extras = Extras(),
 ) -> FitResult:
-    """Zero residuals: the coefficients are exact, sigma is 0 and the likelihood is unbounded."""
+    """Zero residuals: the coefficients are exact, the scale is 0 and the likelihood is unbounded."""
     from .results import IterationRecord
 
-    coef = closed.params[:-1]
     k = len(closed.params)
-    labels = fam.param_names(list(ds.feature_names), ds.levels)
     zeros = np.zeros(k)
-    estimates = np.append(coef, 0.0)
+    estimates, _ = fam.natural(closed.params, np.zeros((k, k)))
     nan = np.full(k, np.nan)
-    df_resid = n_weight - (k - 1)
     return FitResult(
-        family=fam.name, method=method, gradient=gradient, target=ds.target, target_note=ds.target_note,
-        feature_names=ds.feature_names, levels=ds.levels, intercept=ds.intercept,
-        names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
+        method=method, gradient=gradient, **_described(src, fam),
         params=estimates, se=zeros, z=nan, p_values=nan, ci_low=estimates.copy(), ci_high=estimates.copy(),
-        cov=np.zeros((k, k)), n_obs=_n_obs(ds, n_weight), n_params=k, nll=-math.inf, mean_nll=-math.inf,
-        loss_name=fam.loss_name, loglik=math.inf, aic=-math.inf, bic=-math.inf, converged=True,
-        message="exact fit: every residual is zero (up to float64 rounding), so sigma = 0 and the "
-        "likelihood is unbounded; the coefficients are exact and their standard errors are 0 "
+        cov=np.zeros((k, k)), n_obs=_n_obs(src, n_weight), n_params=k, nll=-math.inf, mean_nll=-math.inf,
+        loglik=math.inf, aic=-math.inf, bic=-math.inf, converged=True,
+        message=f"exact fit: every residual is zero (up to float64 rounding), so {' = '.join(fam.ancillary)} = 0 "
+        "and the likelihood is unbounded; the coefficients are exact and their standard errors are 0 "
         f"({closed.note})",
         n_iter=0, tol=tol, decrement=0.0,
         trace=(IterationRecord(0, -math.inf, 0.0, math.nan, 0.0),),
-        mse=0.0, residual_std_error=0.0, df_resid=df_resid, exact_fit=True,
-        n_rows=ds.n_obs, weights=ds.weights_name, n_dropped=ds.n_dropped, design=ds.design,
-        objective_value=-math.inf, se_method="exact fit: the standard errors are 0", level=extras.level,
-        data_fingerprint=_fingerprint(ds) if extras.fingerprint else None,
-        **_fit_statistics(ds, fam, None, math.inf, k, n_weight, 0.0, False),
+        exact_fit=True, objective_value=-math.inf, se_method="exact fit: the standard errors are 0",
+        level=extras.level, data_fingerprint=_fingerprint(src) if extras.fingerprint else None,
+        **_fit_statistics(fam, estimates, math.inf, n_weight, null, False),
         **_exact_profile(extras, k),
     )
 
@@ -667,6 +785,7 @@ def _exact_profile(extras: Extras, k: int) -> dict[str, Any]:
 
     return dict(
         ci_method="profile", profile_ci_low=np.full(k, np.nan), profile_ci_high=np.full(k, np.nan),
-        profile_status=((profile.FAILED, profile.FAILED),) * k, profile_notes=("no profile-likelihood intervals: every residual is zero, so the likelihood is unbounded",),
+        profile_status=((profile.FAILED, profile.FAILED),) * k,
+        profile_notes=("no profile-likelihood intervals: every residual is zero, so the likelihood is unbounded",),
         profile_fits=0, profile_passes=0,
     )

@@ -9,19 +9,21 @@ A model file is one JSON object (``mlefit fit ... --save model.json``)::
       "design": {"kind": "columns", "intercept": true, "features": ["intercept", "gpa", ...],
                  "columns": [{"column": "gpa", "type": "numeric"}, ...]},
       "parameters": [{"name": "intercept", "class": null, "estimate": -20.77, "std_error": 2.5}, ...],
-      "sigma": null,
+      "sigma": null, "ancillary": {}, "offset": null, "exposure": null,
       "fit": {"n_obs": 600, "nll": 294.7, "converged": true, "method": "newton", "n_params": 4,
               "loglik": -294.7, "aic": 597.4, "bic": 615.0, "n_rows": 600, "weights": null,
               "penalty": null, "l2": null, "data_fingerprint": "3f5c..."}
     }
 
 ``design`` says how the design matrix is built from a table (:func:`mlefit.data.design_matrix`);
-``features`` names its columns; ``parameters`` holds the estimates on the reported scale (gaussian's
-last one is sigma, also given as ``sigma``), in the order of ``FitResult.params``. Every number is
-written at full float64 precision, so a loaded model predicts exactly as the fitted one. ``fit``
-records where the estimates came from, with what ``mlefit lrtest`` compares: the log-likelihood,
-the parameter count, AIC, BIC, the penalty and ``data_fingerprint`` (:mod:`mlefit.fingerprint`;
-null when the fit did not compute it).
+``features`` names its columns; ``parameters`` holds the estimates on the reported scale (a
+family's ancillary parameters last, each as itself: gaussian's sigma, negbin's alpha, also given in
+``ancillary`` and, for sigma, ``sigma``), in the order of ``FitResult.params``. ``offset`` and
+``exposure`` name the columns whose values (the exposure's log) were added to the linear predictor:
+prediction needs them too. Every number is written at full float64 precision, so a loaded model
+predicts exactly as the fitted one. ``fit`` records where the estimates came from, with what
+``mlefit lrtest`` compares: the log-likelihood, the parameter count, AIC, BIC, the penalty and
+``data_fingerprint`` (:mod:`mlefit.fingerprint`; null when the fit did not compute it).
 
 A reader refuses a file of a newer ``format_version`` or an unknown design ``kind`` with a
 :class:`~mlefit.errors.ModelError`, rather than predicting from a design it would build wrongly.
@@ -40,7 +42,6 @@ import numpy as np
 from .data import DESIGN_KINDS, INTERCEPT, design_matrix, read_csv
 from .errors import ModelError
 from .families import FAMILY_NAMES, get_family
-from .families.base import label_text
 from .results import FitResult, json_safe
 
 if TYPE_CHECKING:
@@ -49,9 +50,6 @@ if TYPE_CHECKING:
 FORMAT = "mlefit-model"
 #: The version this mlefit writes; it reads this one and every older one.
 FORMAT_VERSION = 1
-#: Prefixes of the prediction columns (see :meth:`Model.prediction_names`).
-PROB_PREFIX = "prob_"
-PREDICTED_PREFIX = "predicted_"
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +67,7 @@ class Model:
     names, classes : tuple
         A label per parameter, as in :class:`~mlefit.results.FitResult`.
     params : ndarray of shape (n_params,)
-        Estimates on the reported scale (gaussian's last one is sigma).
+        Estimates on the reported scale (ancillary parameters as themselves).
     levels : tuple or None
         The target's labels in code order (bernoulli: the label of 0, then of 1).
     design : dict
@@ -80,6 +78,8 @@ class Model:
         Where the estimates came from: ``n_obs``, ``nll``, ``converged``, ``method``, and (since
         lrtest) ``n_params``, ``loglik``, ``aic``, ``bic``, ``n_rows``, ``weights``, ``penalty``,
         ``l2``, ``data_fingerprint``.
+    offset, exposure : str or None
+        The columns of the offset and the exposure, which prediction reads too.
     """
 
     family: str
@@ -93,6 +93,8 @@ class Model:
     design: dict[str, Any]
     se: np.ndarray | None = None
     fit: dict[str, Any] = field(default_factory=dict)
+    offset: str | None = None
+    exposure: str | None = None
 
     # -- from a fit, to and from JSON -------------------------------------------------------------
     @classmethod
@@ -117,12 +119,18 @@ class Model:
                 "n_rows": result.n_rows, "weights": result.weights, "penalty": result.penalty, "l2": result.l2,
                 "data_fingerprint": result.data_fingerprint,
             },
+            offset=result.offset, exposure=result.exposure,
         )
 
     @property
+    def ancillary(self) -> dict[str, float]:
+        """The family's ancillary parameters, ``{name: estimate}``."""
+        return get_family(self.family).ancillary_values(self.params)
+
+    @property
     def sigma(self) -> float | None:
-        """gaussian's noise scale, else None."""
-        return float(self.params[-1]) if self.family == "gaussian" else None
+        """The ancillary parameter named ``sigma`` (gaussian's noise scale), else None."""
+        return self.ancillary.get("sigma")
 
     def to_dict(self) -> dict[str, Any]:
         from . import __version__
@@ -143,6 +151,9 @@ class Model:
                 for n, c, v, s in zip(self.names, self.classes, self.params, se)
             ],
             "sigma": self.sigma,
+            "ancillary": self.ancillary,
+            "offset": self.offset,
+            "exposure": self.exposure,
             "fit": self.fit,
         })
 
@@ -182,6 +193,7 @@ class Model:
                 levels=tuple(levels) if levels is not None else None, design=design,
                 se=np.array([_number(p.get("std_error")) for p in params], dtype=float),
                 fit=dict(doc.get("fit") or {}),
+                offset=_name(doc.get("offset")), exposure=_name(doc.get("exposure")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"{source} is damaged: {_describe(exc)}.") from None
@@ -206,8 +218,8 @@ class Model:
                 f"{source} is damaged: its formula design needs the formula and the encoder and transform states."
             )
         fam = get_family(self.family)
-        n_classes = len(self.levels) if self.levels is not None else None
-        if fam.name != "gaussian" and (n_classes is None or n_classes < 2):
+        n_classes = len(self.levels) if fam.classes and self.levels is not None else None
+        if fam.classes and (n_classes is None or n_classes < 2):
             raise ModelError(f"{source} is damaged: a {fam.name} model needs its class labels (levels).")
         expected = fam.n_params(len(self.feature_names), n_classes)
         if len(self.params) != expected:
@@ -253,27 +265,42 @@ class Model:
             raise ModelError("the model's design does not match its feature names; the model file is damaged.")
         return X
 
+    def offset_values(self, frame: "pd.DataFrame") -> np.ndarray | None:
+        """The rows' offset (the offset column plus the log of the exposure column), or None."""
+        from .data import offset_values
+
+        for role, name in (("offset", self.offset), ("exposure", self.exposure)):
+            if name is not None and name not in frame.columns:
+                raise ModelError(
+                    f"the model was fitted with {role} column '{name}', which the data to score do not have; "
+                    f"available: {', '.join(map(str, frame.columns))}."
+                )
+        if self.offset is None and self.exposure is None:
+            return None
+        return offset_values(frame, self.offset, self.exposure, np.arange(1, len(frame) + 1))
+
     def predict_values(self, data: "pd.DataFrame | str | Path") -> np.ndarray:
-        """The raw predictions: ``P(y = 1)`` (n_obs,) for bernoulli, class probabilities
-        (n_obs, n_classes) for categorical, the mean (n_obs,) for gaussian."""
+        """The raw predictions (see ``Family.predict``): the mean (n_obs,), ``P(y = 1)`` (n_obs,)
+        for two classes, the class probabilities (n_obs, n_classes) for more."""
         frame = _frame(data)
-        return get_family(self.family).predict(self.params, self.design_matrix(frame))
+        return get_family(self.family).predict(self.params, self.design_matrix(frame), offset=self.offset_values(frame))
+
+    def _columns(self, frame: "pd.DataFrame") -> dict[str, np.ndarray]:
+        X = self.design_matrix(frame)
+        return get_family(self.family).prediction_columns(
+            self.params, X, levels=self.levels, target=self.target, offset=self.offset_values(frame),
+        )
 
     def prediction_names(self, taken: "list[str] | tuple[str, ...]" = ()) -> list[str]:
-        """Names of the prediction columns, none of which is in ``taken``.
-
-        bernoulli: ``prob_<label of 1>``; categorical: ``prob_<label>`` per class, then
-        ``predicted_<target>`` (the most likely class); gaussian: ``predicted_<target>`` (the
-        mean). A name already in ``taken`` (an input column) gets ``_2``, ``_3``, ... appended
-        until it is new, so an input column is never overwritten.
-        """
-        predicted = f"{PREDICTED_PREFIX}{self.target}"
-        if self.family == "gaussian":
-            wanted = [predicted]
-        elif self.family == "bernoulli":
-            wanted = [f"{PROB_PREFIX}{label_text(self.levels[1])}"]
-        else:
-            wanted = [f"{PROB_PREFIX}{label_text(level)}" for level in self.levels] + [predicted]
+        """Names of the prediction columns (``Family.prediction_columns``: ``predicted_<target>``,
+        ``prob_<label>``, ...), none of which is in ``taken``: a name already in ``taken`` (an input
+        column) gets ``_2``, ``_3``, ... appended until it is new, so an input column is never
+        overwritten."""
+        fam = get_family(self.family)
+        wanted = fam.prediction_columns(
+            self.params, np.empty((0, len(self.feature_names))), levels=self.levels, target=self.target,
+            offset=None if self.offset is None and self.exposure is None else np.empty(0),
+        )
         used = set(map(str, taken))
         out = []
         for name in wanted:
@@ -291,20 +318,15 @@ class Model:
         Parameters
         ----------
         data : DataFrame, path or ``"-"``
-            Rows to score: the model's feature columns (any others, such as the target, are
-            carried through untouched).
+            Rows to score: the model's feature columns, and its offset and exposure columns (any
+            others, such as the target, are carried through untouched).
         """
         frame = _frame(data)
-        values = self.predict_values(frame)
+        columns = self._columns(frame)
         names = self.prediction_names([str(c) for c in frame.columns])
         out = frame.copy()
-        if values.ndim == 1:
-            out[names[0]] = values
-        else:
-            for j, name in enumerate(names[:-1]):
-                out[name] = values[:, j]
-            # The most likely class; ties go to the first class in label order (np.argmax).
-            out[names[-1]] = np.asarray(self.levels, dtype=object)[np.argmax(values, axis=1)]
+        for name, values in zip(names, columns.values()):
+            out[name] = values
         return out
 
 
@@ -340,6 +362,15 @@ def _frame(data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
     if any(not isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)
     return frame
+
+
+def _name(value: Any) -> str | None:
+    """A column name from a model file (None stays None)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a column name")
+    return value
 
 
 def _number(value: Any) -> float:

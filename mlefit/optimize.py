@@ -51,7 +51,7 @@ _ARMIJO = 1e-4
 class Objective(Protocol):
     """The function an optimiser minimises: NLL, gradient and Hessian at ``params``.
 
-    Optionally (see :class:`~mlefit.objective.DataObjective`), when its ``refinable`` attribute is
+    Optionally (see :class:`~mlefit.engines.base.RowsObjective`), when its ``refinable`` attribute is
     true, ``value_grad_hess(params, precise=True)`` sums the gradient in extended precision and
     ``hess_root(params)`` returns a matrix ``Z`` with ``Z'Z`` the Hessian; Newton uses them on
     ill-conditioned problems.
@@ -251,7 +251,7 @@ def _trial(evaluate: Callable[[np.ndarray], tuple], x: np.ndarray) -> tuple[floa
 
 def newton(
     objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int, chord: bool = False,
-    hess0: np.ndarray | None = None,
+    hess0: np.ndarray | None = None, stop: Callable[[np.ndarray], bool] | None = None,
 ) -> OptimizeResult:
     """Newton's method on the analytic Hessian with a backtracking line search.
 
@@ -274,6 +274,9 @@ def newton(
     ``hess0``: an approximation of the Hessian at ``x0`` (a warm start's, from a subsample, scaled
     to the full data): the first point is then evaluated without a Hessian and the first step taken
     with ``hess0``, a chord step like the above, with the same fresh-Hessian rule for verdicts.
+
+    ``stop``: called at every accepted point; when it returns True the run ends there, not
+    converged (the caller goes on from that point in another way: a parameter at a boundary).
     """
     rec = _Recorder()
     prec = _Precision(objective)
@@ -351,6 +354,8 @@ def newton(
         f, g, H = f_new, g_new, H_new
         stale = reuse
         rec.add(f, g, float(np.max(np.abs(step))))
+        if stop is not None and stop(x):
+            return OptimizeResult(x, f, g, H, False, "stopped at a boundary", it, math.nan, tuple(rec.records))
         # No decrease at all: float64 rounding of the gradient, not the optimum, is steering.
         if f >= f_old and prec.upgrade(cond, finished=True):
             f, g, H = prec.evaluate(x)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from .families.base import Family
 from .fit import fit
 from .inference import check_level
 from .results import json_safe, param_labels
-from .simulate import CoefLike, InterceptLike, Truth, make_rng, make_truth, resolve_design
+from .simulate import CoefLike, InterceptLike, Truth, make_rng, make_truth, resolve_design, resolve_exposure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,6 +286,8 @@ def recover(
     intercept: InterceptLike = 0.0,
     sigma: float | None = None,
     n_classes: int | None = None,
+    ancillary: "Mapping[str, float | None] | None" = None,
+    exposure: Any = None,
     X: Any = None,
     design: "str | Path | pd.DataFrame | None" = None,
     features: "str | Sequence[str] | None" = None,
@@ -304,8 +306,12 @@ def recover(
 
     Parameters
     ----------
-    family, coef, intercept, sigma, n_classes, feature_names
+    family, coef, intercept, sigma, n_classes, ancillary, feature_names
         The truth, as for :func:`mlefit.simulate`.
+    exposure : str or array-like, optional
+        For a family with a log link: a column of ``design`` (reused by every replication) or,
+        without a design, drawn afresh for each replication (see :func:`mlefit.simulate`); the fits
+        use it.
     n : int, optional
         Rows per dataset (default 500); not with a design, whose rows set n.
     reps : int, default 200
@@ -336,7 +342,7 @@ def recover(
     fam = get_family(family)
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
         raise UsageError(f"--reps must be at least 1; got {reps}.")
-    X, design_name = resolve_design(X, design, features)
+    X, design_name = resolve_design(X, design, features, (exposure,) if isinstance(exposure, str) else ())
     fixed = X is not None
     if fixed:
         if n is not None:
@@ -351,7 +357,10 @@ def recover(
         n = X.shape[0]
     elif n is None:
         n = 500
-    truth = make_truth(fam, coef, intercept=intercept, sigma=sigma, n_classes=n_classes, feature_names=feature_names)
+    truth = make_truth(
+        fam, coef, intercept=intercept, sigma=sigma, n_classes=n_classes, feature_names=feature_names,
+        ancillary=ancillary,
+    )
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise UsageError(f"--n must be at least 1; got {n}.")
     if n <= truth.n_params:
@@ -365,6 +374,11 @@ def recover(
         raise UsageError(f"unknown interval method '{ci}'.", "Choose one of: wald, profile.")
     rng, seed_used = make_rng(seed, rng)
     children = rng.spawn(reps)
+    drawn_exposure = exposure is not None and design is None and isinstance(exposure, str)
+    if exposure is not None and not drawn_exposure:  # the same exposure in every replication
+        exposure = resolve_exposure(fam, exposure, design, n, rng)[1]
+    elif drawn_exposure:
+        resolve_exposure(fam, exposure, None, 1, np.random.default_rng(0))  # the family takes one
 
     shape = (reps, truth.n_params)
     estimates, se, ci_low, ci_high, p_low, p_high = (np.full(shape, np.nan) for _ in range(6))
@@ -373,7 +387,8 @@ def recover(
     n_iter = np.full(reps, -1, dtype=np.int64)
     for i, child in enumerate(children):
         outcome = _replicate(
-            truth, fam, X, n, child, method=method, gradient=gradient, tol=tol, max_iter=max_iter, ci=ci, level=level,
+            truth, fam, X, n, child, exposure, drawn_exposure, method=method, gradient=gradient, tol=tol,
+            max_iter=max_iter, ci=ci, level=level,
         )
         if isinstance(outcome, str):
             status.append(FAILED)
@@ -409,7 +424,10 @@ def _open_sides(result) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def _replicate(truth: Truth, fam: Family, X: np.ndarray | None, n: int, rng: np.random.Generator, **options):
+def _replicate(
+    truth: Truth, fam: Family, X: np.ndarray | None, n: int, rng: np.random.Generator, exposure, drawn: bool,
+    **options,
+):
     """One replication: the FitResult, or the reason (a sentence) the fit could not be made.
 
     Only data-dependent errors (a MlefitError other than UsageError) count as a failed fit; a
@@ -417,11 +435,17 @@ def _replicate(truth: Truth, fam: Family, X: np.ndarray | None, n: int, rng: np.
     """
     if X is None:
         X = rng.standard_normal((n, len(truth.feature_names)))
-    y = fam.simulate(truth.params, truth.design_matrix(X), rng)
+    if drawn:
+        exposure = resolve_exposure(fam, "exposure", None, n, rng)[1]
+    offset = None if exposure is None else np.log(exposure)
+    y = fam.simulate(truth.params, truth.design_matrix(X), rng, offset=offset)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            result = fit(X=X, y=y, family=fam, feature_names=truth.feature_names, intercept=truth.intercept, **options)
+            result = fit(
+                X=X, y=y, family=fam, feature_names=truth.feature_names, intercept=truth.intercept,
+                exposure=exposure, **options,
+            )
     except UsageError:
         raise
     except MlefitError as exc:

@@ -65,6 +65,11 @@ def header_lines(result: FitResult) -> list[str]:
             f"weights: '{result.weights}' (frequency weights: {number(result.n_obs)} observations "
             f"in {number(result.n_rows)} rows)"
         )
+    if result.offset is not None or result.exposure is not None:
+        parts = ([f"'{result.offset}'"] if result.offset is not None else []) + (
+            [f"log('{result.exposure}')"] if result.exposure is not None else []
+        )
+        lines.append(f"offset: {' + '.join(parts)} added to the linear predictor (coefficient 1)")
     if result.penalty is not None:
         lines.append(f"objective: penalised (MAP), {result.objective}; l2 = {number(result.l2)}")
     if result.penalty is not None or result.cov_type != "model":

@@ -110,6 +110,9 @@ class FitResult:
 
     n_rows: int | None = None
     weights: str | None = None
+    #: The columns of the offset and the exposure (``log(exposure)`` is added to the offset).
+    offset: str | None = None
+    exposure: str | None = None
     n_dropped: int = 0
     penalty: str | None = None
     l2: float | None = None
@@ -211,6 +214,8 @@ class FitResult:
             "exact_fit": self.exact_fit,
             "n_rows": self.n_rows,
             "weights": self.weights,
+            "offset": self.offset,
+            "exposure": self.exposure,
             "n_dropped": self.n_dropped,
             "penalty": self.penalty,
             "l2": self.l2,

@@ -13,9 +13,11 @@ Conventions of a simulation:
   categorical), written in the truth like any other parameter, so ``simulate | fit`` (which fits
   an intercept by default) matches the truth row for row. ``intercept=None`` (``--no-intercept``)
   leaves it out of both the data-generating model and the truth.
-* Categorical takes one coefficient row per non-reference class; the labels are ``0..K-1``
-  with 0 the reference and class ``k`` driven by row ``k``, so they sort in the order the rows
-  were given.
+* A family with K classes and a coefficient row per non-reference class (categorical) takes one
+  row per class; the labels are ``0..K-1`` with 0 the reference and class ``k`` driven by row
+  ``k``, so they sort in the order the rows were given.
+* A family's ancillary parameters (gaussian's ``sigma``, negbin's ``alpha``, ...) take the values
+  given in ``ancillary`` (``--sigma``, ``--alpha``, ...), else the family's defaults.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from .errors import DataError, UsageError
-from .families import get_family
+from .families import FAMILY_NAMES, get_family
 from .families.base import Family
 from .results import param_labels
 
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
 TARGET = "y"
 #: Rows drawn when neither ``n`` nor a design is given.
 DEFAULT_N = 1000
-#: gaussian's noise scale when ``sigma`` is not given.
-DEFAULT_SIGMA = 1.0
 
 CoefLike = "str | float | Sequence[float] | Sequence[Sequence[float]]"
 InterceptLike = "str | float | Sequence[float] | None"
@@ -127,7 +127,7 @@ class Truth:
     names, classes : tuple of str, tuple of (str or None)
         One ``(name, class)`` label per parameter, in the order of the fit's parameters.
     values : ndarray of shape (n_params,)
-        The true values on the reported scale (gaussian's last one is sigma).
+        The true values on the reported scale (an ancillary parameter as itself, not its log).
     feature_names : tuple of str
         The feature columns (without ``intercept``).
     intercept : bool
@@ -178,14 +178,15 @@ class Truth:
 
     def to_dict(self) -> dict[str, Any]:
         """The truth file of ``mlefit simulate --truth``: ``parameters`` as in ``fit --format json``."""
-        sigma = float(self.values[-1]) if self.family == "gaussian" else None
+        ancillary = get_family(self.family).ancillary_values(self.values)
         return {
             "family": self.family,
             "target": TARGET,
             "features": list(self.feature_names),
             "intercept": self.intercept,
             "levels": list(self.levels) if self.levels is not None else None,
-            "sigma": sigma,
+            "sigma": ancillary.get("sigma"),
+            "ancillary": ancillary,
             "n_obs": self.n_obs,
             "seed": self.seed,
             "design": self.design,
@@ -201,6 +202,7 @@ def make_truth(
     sigma: float | None = None,
     n_classes: int | None = None,
     feature_names: Sequence[str] | None = None,
+    ancillary: "Mapping[str, float | None] | None" = None,
 ) -> Truth:
     """The :class:`Truth` of a model, validated.
 
@@ -208,49 +210,37 @@ def make_truth(
     ----------
     family : str or Family
     coef : str, sequence of float, or sequence of rows
-        One row of p coefficients (bernoulli, gaussian) or one row per non-reference class
-        (categorical). A string is parsed as ``"1,-2"`` or ``"1,-2;0.5,0"``.
+        One row of p coefficients, or one row per non-reference class for a family with a row of
+        coefficients per class (categorical). A string is parsed as ``"1,-2"`` or ``"1,-2;0.5,0"``.
     intercept : float, sequence of float, str or None, default 0.0
         One value per coefficient row (a scalar is used for every row); None for no intercept.
     sigma : float, optional
-        gaussian's noise scale, > 0 (default 1.0); not allowed for the other families.
+        Shorthand for ``ancillary={"sigma": sigma}``.
     n_classes : int, optional
-        categorical's K; default one more than the coefficient rows, and if given it must be.
+        The number of classes K of a family with classes; default one more than the coefficient
+        rows, and if given it must be.
     feature_names : sequence of str, optional
         Default ``x1..xp``.
+    ancillary : mapping, optional
+        True values of the family's ancillary parameters (``{"alpha": 0.5}``), each > 0; the
+        family's defaults for those not given. A name the family does not have is a UsageError.
     """
     fam = get_family(family)
-    if fam.name != "categorical" and isinstance(coef, str) and ";" in coef:
-        raise UsageError(
-            f"{fam.name} takes one row of coefficients, one per feature; ';' separates the class rows "
-            "of categorical only."
-        )
+    given = {k: v for k, v in dict(ancillary or {}).items() if v is not None}
+    if sigma is not None:
+        given["sigma"] = sigma
     rows = _coef_rows(coef)
     n_rows, n_features = rows.shape
-    if fam.name == "categorical":
-        if n_classes is not None and n_classes < 2:
-            raise UsageError(f"categorical needs at least 2 classes; got {n_classes}.")
-        if n_classes is not None and n_classes != n_rows + 1:
+    n_classes = fam.simulation_classes(n_rows, n_classes)
+    for name, value in given.items():
+        if name not in fam.ancillary:
+            having = [f for f in FAMILY_NAMES if name in get_family(f).ancillary]
             raise UsageError(
-                f"{n_classes} classes need {n_classes - 1} coefficient row(s) (one per non-reference class); "
-                f"--coef has {n_rows}.",
-                "Separate the rows with ';', e.g. --coef \"1,-2;0.5,0\".",
+                f"--{name} applies to {', '.join(having) or 'no family'} only, not {fam.name}."
             )
-        n_classes = n_rows + 1
-    else:
-        if n_classes is not None:
-            raise UsageError(f"--classes applies to categorical only, not {fam.name}.")
-        if n_rows != 1:
-            raise UsageError(
-                f"{fam.name} takes one row of coefficients; --coef has {n_rows}.",
-                "Use ';' only for categorical.",
-            )
-    if fam.name == "gaussian":
-        sigma = DEFAULT_SIGMA if sigma is None else float(sigma)
-        if not (sigma > 0 and math.isfinite(sigma)):
-            raise UsageError(f"--sigma must be a positive number; got {sigma:g}.")
-    elif sigma is not None:
-        raise UsageError(f"--sigma applies to gaussian only, not {fam.name}.")
+        if not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"--{name} must be a positive number; got {value:g}.")
+    extra = [float(given.get(name, fam.ancillary_defaults[name])) for name in fam.ancillary]
 
     names = [f"x{j + 1}" for j in range(n_features)] if feature_names is None else [str(c) for c in feature_names]
     if len(names) != n_features:
@@ -264,10 +254,8 @@ def make_truth(
         if "intercept" in names:
             raise UsageError("a feature column is named 'intercept', which clashes with the intercept.")
         rows = np.column_stack([icpt, rows])
-    values = rows.ravel()
-    if fam.name == "gaussian":
-        values = np.append(values, sigma)
-    levels = tuple(range(n_classes)) if fam.name == "categorical" else (0, 1) if fam.name == "bernoulli" else None
+    values = np.append(rows.ravel(), extra)
+    levels = fam.simulation_levels(n_classes)
     column_names = (["intercept"] if icpt is not None else []) + names
     labels = fam.param_names(column_names, levels)
     return Truth(
@@ -310,9 +298,11 @@ def make_rng(seed: int | None = None, rng: np.random.Generator | None = None) ->
 
 
 def read_design(
-    design: "str | Path | pd.DataFrame", features: "str | Sequence[str] | None" = None
+    design: "str | Path | pd.DataFrame", features: "str | Sequence[str] | None" = None,
+    exclude: Sequence[str] = (),
 ) -> "pd.DataFrame":
-    """The feature columns of a table to simulate from: ``features``, else every column but ``y``.
+    """The feature columns of a table to simulate from: ``features``, else every column but ``y``
+    and those in ``exclude`` (an exposure column).
 
     Raises DataError for a missing or non-numeric column, missing or infinite values.
     """
@@ -326,7 +316,7 @@ def read_design(
     columns = list(frame.columns)
     wanted = split_names(features)
     if wanted is None:
-        wanted = [c for c in columns if c != TARGET]
+        wanted = [c for c in columns if c != TARGET and c not in exclude]
     else:
         missing = [c for c in wanted if c not in columns]
         if missing:
@@ -334,6 +324,9 @@ def read_design(
                 f"feature column '{missing[0]}' not found in {name}; available: {', '.join(columns)}.",
                 "Check --features.",
             )
+        taken = [c for c in wanted if c in exclude]
+        if taken:
+            raise DataError(f"column '{taken[0]}' holds the exposure and cannot also be a feature.")
         if TARGET in wanted:
             raise DataError(f"column '{TARGET}' is the simulated target and cannot be a feature.")
         if len(set(wanted)) != len(wanted):
@@ -358,9 +351,11 @@ def read_design(
     return out
 
 
-def resolve_design(X: Any, design: "str | Path | pd.DataFrame | None", features) -> tuple[Any, str | None]:
-    """The design to simulate from, ``X`` or the feature columns of ``design``, and the design's
-    name (a path) for the record."""
+def resolve_design(
+    X: Any, design: "str | Path | pd.DataFrame | None", features, exclude: Sequence[str] = ()
+) -> tuple[Any, str | None]:
+    """The design to simulate from, ``X`` or the feature columns of ``design`` (``exclude``: columns
+    that are not features), and the design's name (a path) for the record."""
     import pandas as pd
 
     if X is not None and design is not None:
@@ -369,7 +364,46 @@ def resolve_design(X: Any, design: "str | Path | pd.DataFrame | None", features)
         if features is not None:
             raise UsageError("--features chooses columns of --design; give a design file too.")
         return X, None
-    return read_design(design, features), None if isinstance(design, pd.DataFrame) else str(design)
+    return read_design(design, features, exclude), None if isinstance(design, pd.DataFrame) else str(design)
+
+
+#: An exposure drawn for a simulation without a design is uniform on this interval.
+EXPOSURE_RANGE = (0.5, 2.0)
+
+
+def resolve_exposure(
+    fam: Family, exposure: Any, design: "str | Path | pd.DataFrame | None", n_obs: int,
+    rng: np.random.Generator,
+) -> tuple[str | None, np.ndarray | None]:
+    """``(column name, values)`` of a simulation's exposure (``(None, None)`` without one): a column
+    of ``design`` named by ``exposure``, an array, or, without a design, drawn uniformly on
+    :data:`EXPOSURE_RANGE`. The family must have a log link."""
+    import pandas as pd
+
+    from .data import numeric_values, read_csv
+
+    if exposure is None:
+        return None, None
+    if not fam.log_link:
+        raise UsageError(
+            f"--exposure applies to families with a log link, where log(exposure) is an offset; "
+            f"{fam.name}'s link is not the log."
+        )
+    if not isinstance(exposure, str):
+        values = np.asarray(exposure, dtype=float)
+        if values.shape != (n_obs,) or not np.all(np.isfinite(values) & (values > 0)):
+            raise UsageError(f"the exposure must be {n_obs} positive numbers, one per row.")
+        return "exposure", values
+    if design is None:
+        return exposure, rng.uniform(*EXPOSURE_RANGE, size=n_obs)
+    frame = design if isinstance(design, pd.DataFrame) else read_csv(design)
+    frame = frame.rename(columns=str)
+    if exposure not in frame.columns:
+        raise DataError(f"exposure column '{exposure}' not found in the design; available: {', '.join(frame.columns)}.")
+    values = numeric_values(frame[exposure], f"exposure column '{exposure}'", np.arange(1, len(frame) + 1))
+    if np.any(values <= 0):
+        raise DataError(f"exposure column '{exposure}' has a value that is not positive ({values[values <= 0][0]:g}).")
+    return exposure, values
 
 
 def simulate_with_truth(
@@ -386,12 +420,14 @@ def simulate_with_truth(
     feature_names: Sequence[str] | None = None,
     rng: np.random.Generator | None = None,
     seed: int | None = None,
+    ancillary: "Mapping[str, float | None] | None" = None,
+    exposure: Any = None,
 ) -> "tuple[pd.DataFrame, Truth]":
     """:func:`simulate`, also returning the :class:`Truth` (with ``n_obs``, ``seed``, ``design``)."""
     import pandas as pd
 
     fam = get_family(family)
-    X, design_name = resolve_design(X, design, features)
+    X, design_name = resolve_design(X, design, features, (exposure,) if isinstance(exposure, str) else ())
     frame = values = None
     if X is not None:
         if n is not None:
@@ -408,7 +444,8 @@ def simulate_with_truth(
         if feature_names is None:
             feature_names = [f"x{j + 1}" for j in range(values.shape[1])]
     truth = make_truth(
-        fam, coef, intercept=intercept, sigma=sigma, n_classes=n_classes, feature_names=feature_names
+        fam, coef, intercept=intercept, sigma=sigma, n_classes=n_classes, feature_names=feature_names,
+        ancillary=ancillary,
     )
     rng, seed_used = make_rng(seed, rng)
     if values is None:
@@ -416,15 +453,21 @@ def simulate_with_truth(
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise UsageError(f"--n must be at least 1; got {n}.")
         values = rng.standard_normal((int(n), len(truth.feature_names)))
-    y = fam.simulate(truth.params, truth.design_matrix(values), rng)
+    exposure_name, exposure_values = resolve_exposure(fam, exposure, design, len(values), rng)
+    offset = None if exposure_values is None else np.log(exposure_values)
+    y = fam.simulate(truth.params, truth.design_matrix(values), rng, offset=offset)
     if frame is None:
         frame = pd.DataFrame(values, columns=list(truth.feature_names))
     else:
         frame = frame.copy()
         frame.columns = list(truth.feature_names)
+    if exposure_name is not None:
+        if exposure_name in frame.columns:
+            raise UsageError(f"a feature is named '{exposure_name}', which clashes with the exposure column.")
+        frame[exposure_name] = exposure_values
     if TARGET in frame.columns:
         raise UsageError(f"a feature is named '{TARGET}', which clashes with the simulated target.")
-    frame[TARGET] = y if fam.name == "gaussian" else y.astype(np.int64)
+    frame[TARGET] = y.astype(np.int64) if fam.integer_target else y
     truth = replace(truth, n_obs=len(frame), seed=seed_used, design=design_name)
     return frame, truth
 
@@ -443,6 +486,8 @@ def simulate(
     feature_names: Sequence[str] | None = None,
     rng: np.random.Generator | None = None,
     seed: int | None = None,
+    ancillary: "Mapping[str, float | None] | None" = None,
+    exposure: Any = None,
 ) -> "pd.DataFrame":
     """Simulate a table with feature columns and a target ``y`` from known parameters.
 
@@ -457,9 +502,15 @@ def simulate(
     intercept : float, sequence of float, str or None, default 0.0
         One value per coefficient row; a scalar is used for every row. None: no intercept.
     sigma : float, optional
-        gaussian's noise scale, > 0 (default 1.0).
+        gaussian's noise scale, > 0 (default 1.0); shorthand for ``ancillary={"sigma": sigma}``.
     n_classes : int, optional
         categorical's K, checked against the coefficient rows.
+    ancillary : mapping, optional
+        True values of the family's ancillary parameters (``{"alpha": 0.5}``; see :func:`make_truth`).
+    exposure : str or array-like, optional
+        For a family with a log link: the exposure, a column of ``design``, or drawn uniformly on
+        :data:`EXPOSURE_RANGE` and written as a column of that name; ``log(exposure)`` is the
+        offset of every row.
     X : ndarray of shape (n_obs, n_features) or DataFrame, optional
         A design to reuse (a DataFrame's column names become the feature names).
     design, features : path or DataFrame, str or list of str, optional
@@ -473,12 +524,13 @@ def simulate(
     Returns
     -------
     DataFrame
-        Feature columns then ``y``: categorical labels 0..K-1 (0 the reference class, class k
-        drawn from coefficient row k), bernoulli 0/1 (both int64), gaussian float64.
+        Feature columns (then the exposure) then ``y``: class labels 0..K-1 (0 the reference
+        class, class k drawn from coefficient row k) and counts as int64, other targets float64.
     """
     frame, _ = simulate_with_truth(
         family, coef, n=n, intercept=intercept, sigma=sigma, n_classes=n_classes, X=X,
         design=design, features=features, feature_names=feature_names, rng=rng, seed=seed,
+        ancillary=ancillary, exposure=exposure,
     )
     return frame
 

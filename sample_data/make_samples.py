@@ -6,6 +6,10 @@ this script again rewrites byte-identical files.
 - admissions.csv (bernoulli): 600 applicants; admitted yes/no from gpa, test_score, essay_rating.
 - commute.csv (categorical): 1500 commuters; mode bike/bus/car/walk from distance_km, income_k, age.
 - house_prices.csv (gaussian): 800 sales; price_k from area_m2, bedrooms, age_years.
+- clinic_visits.csv (poisson, negbin): 1000 patients; visits (a count, overdispersed: negative
+  binomial with alpha 0.6) in months_enrolled (the exposure) from age, chronic (0/1), insured (yes/no).
+- claims.csv (gamma): 900 insurance claims; amount (positive, gamma with shape 2.5) from
+  driver_age, vehicle_value_k and region (north/south/west).
 """
 
 from __future__ import annotations
@@ -68,11 +72,38 @@ def house_prices(rng: np.random.Generator) -> None:
           {"area_m2": ".1f", "price_k": ".1f"})
 
 
+def clinic_visits(rng: np.random.Generator) -> None:
+    n = 1000
+    age = rng.integers(18, 85, n)
+    chronic = (rng.random(n) < 0.3).astype(int)
+    insured = np.where(rng.random(n) < 0.7, "yes", "no")
+    months = rng.integers(1, 25, n)
+    mu = months * np.exp(-2.2 + 0.012 * age + 0.8 * chronic + 0.35 * (insured == "yes"))
+    alpha = 0.6
+    visits = rng.poisson(rng.gamma(1.0 / alpha, alpha * mu))
+    write("clinic_visits.csv", {"age": age, "chronic": chronic, "insured": insured, "months_enrolled": months,
+                                "visits": visits}, {})
+
+
+def claims(rng: np.random.Generator) -> None:
+    n = 900
+    driver_age = rng.integers(18, 80, n)
+    value = np.round(rng.lognormal(3.0, 0.5, n), 1)
+    region = rng.choice(np.array(["north", "south", "west"]), n)
+    mu = np.exp(6.0 - 0.008 * driver_age + 0.015 * value + 0.2 * (region == "south") - 0.1 * (region == "west"))
+    shape = 2.5
+    amount = np.round(rng.gamma(shape, mu / shape), 2)
+    write("claims.csv", {"driver_age": driver_age, "vehicle_value_k": value, "region": region, "amount": amount},
+          {"vehicle_value_k": ".1f", "amount": ".2f"})
+
+
 def main() -> None:
     rng = np.random.default_rng(20261124)
     admissions(rng)
     commute(rng)
     house_prices(rng)
+    clinic_visits(rng)
+    claims(rng)
 
 
 if __name__ == "__main__":

@@ -56,3 +56,11 @@ def subprocess_env() -> dict[str, str]:
     env["NO_COLOR"] = "1"
     env.pop("FORCE_COLOR", None)
     return env
+
+
+def data_objective(fam, X, y, weights=None, offset=None, rows=None):
+    """The in-memory objective of a family on arrays (``rows``: the block size)."""
+    from mlefit.engines.base import RowsObjective
+    from mlefit.engines.memory import MemoryRows
+
+    return RowsObjective(fam, MemoryRows(X, y, weights, offset, rows=rows))

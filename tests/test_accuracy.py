@@ -21,7 +21,8 @@ import mlefit
 import mlefit.inference
 import mlefit.optimize
 from mlefit import linalg
-from mlefit.objective import DataObjective
+from mlefit.engines.base import RowsObjective
+from conftest import data_objective
 
 LONGDOUBLE_WIDER = np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
 DPS = 50
@@ -244,8 +245,8 @@ def test_well_conditioned_newton_never_pays_for_extended_precision(monkeypatch):
     X = rng.standard_normal((2000, 4))
     y = (rng.random(2000) < expit(0.3 + X @ np.array([1.0, -0.5, 0.2, 0.0]))).astype(float)
     asked = []
-    inner = DataObjective.value_grad_hess
-    monkeypatch.setattr(DataObjective, "value_grad_hess", lambda self, p, precise=False: asked.append(precise) or inner(self, p, precise))
+    inner = RowsObjective.value_grad_hess
+    monkeypatch.setattr(RowsObjective, "value_grad_hess", lambda self, p, precise=False: asked.append(precise) or inner(self, p, precise))
     result = mlefit.fit(X=X, y=y, family="bernoulli")
     assert result.converged and asked and not any(asked)
 
@@ -313,8 +314,8 @@ def test_a_family_without_the_accuracy_hooks_still_fits():
     class Plain(Bernoulli):
         hess_root = Family.hess_root
 
-        def evaluate(self, params, X, y, weights=None, order=2):
-            return super().evaluate(params, X, y, weights, order)
+        def evaluate(self, params, X, y, weights=None, order=2, offset=None):
+            return super().evaluate(params, X, y, weights, order, offset=offset)
 
     X, y, _, ref, ref_se = reference("bernoulli", "degree5-on-10..40")
     with warnings.catch_warnings():

@@ -118,8 +118,8 @@ def break_family(monkeypatch, family: str, *, grad=None, hess=None) -> None:
     cls = type(get_family(family))
     original = cls.evaluate
 
-    def evaluate(self, params, X, y, weights=None, order=2):
-        s = original(self, params, X, y, weights, order)
+    def evaluate(self, params, X, y, weights=None, order=2, offset=None):
+        s = original(self, params, X, y, weights, order, offset=offset)
         g = grad(s.grad.copy()) if grad is not None and s.grad is not None else s.grad
         H = hess(s.hess.copy()) if hess is not None and s.hess is not None else s.hess
         return BlockSums(s.nll, g, H, s.weight)

@@ -36,12 +36,10 @@ def client():
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("options", [{}, {"weights": "w", "cov": "robust"}], ids=["plain", "weights-robust"])
 def test_dask_fit_agrees_with_local(tmp_path, client, family, options):
-    from mlefit.dask_engine import fit_dask
-
     path = make_csv(tmp_path / "d.csv", family)
     local = mlefit.fit(path, family, **options)
-    # partitions of about 5 KB (~100 rows): classes and text levels missing from the first ones
-    remote = fit_dask(path, get_family(family), client=client, tol=1e-8, max_iter=100, blocksize=5000, **options)
+    # partitions of about 100 rows: classes and text levels missing from the first ones
+    remote = mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100, **options)
     assert remote.names == local.names and remote.levels == local.levels
     assert _rel(remote.params, local.params) < RTOL
     assert _rel(remote.se, local.se) < RTOL
@@ -51,15 +49,10 @@ def test_dask_fit_agrees_with_local(tmp_path, client, family, options):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_dask_profile_intervals_and_fingerprint_agree_with_local(tmp_path, client, family):
-    from mlefit.dask_engine import fit_dask
-    from mlefit.fit import Extras
-
     path = make_csv(tmp_path / "d.csv", family)
-    local = mlefit.fit(path, family, weights="w", profile="x1,x2", fingerprint=True)
-    remote = fit_dask(
-        path, get_family(family), client=client, tol=1e-8, max_iter=100, blocksize=5000, weights="w",
-        extras=Extras(ci="profile", profile=("x1", "x2"), fingerprint=True),
-    )
+    options = dict(weights="w", profile="x1,x2", fingerprint=True)
+    local = mlefit.fit(path, family, **options)
+    remote = mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100, **options)
     assert remote.profile_status == local.profile_status
     profiled = [i for i, s in enumerate(local.profile_status) if s == ("found", "found")]
     assert len(profiled) >= 2
@@ -71,7 +64,6 @@ def test_dask_profile_intervals_and_fingerprint_agree_with_local(tmp_path, clien
 def test_dask_late_bad_value_names_the_row(tmp_path, client):
     import pandas as pd
 
-    from mlefit.dask_engine import fit_dask
     from mlefit.errors import DataError
 
     path = make_csv(tmp_path / "d.csv", "bernoulli")
@@ -80,7 +72,7 @@ def test_dask_late_bad_value_names_the_row(tmp_path, client):
     frame.loc[849, "x2"] = "oops"
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match="data row 850 has 'oops'"):
-        fit_dask(path, get_family("bernoulli"), client=client, tol=1e-8, max_iter=100, blocksize=5000)
+        mlefit.fit(path, "bernoulli", engine="dask", client=client, chunk_rows=100)
 
 
 def test_missing_dask_is_one_clear_sentence(tmp_path, invoke, monkeypatch):
@@ -106,7 +98,6 @@ def test_unknown_engine(tmp_path, invoke):
 
 
 def test_dask_separated_data_gives_the_in_memory_error(tmp_path, client, rng):
-    from mlefit.dask_engine import fit_dask
     from mlefit.errors import SeparationError
     from test_stream import _separated_frames
 
@@ -116,7 +107,7 @@ def test_dask_separated_data_gives_the_in_memory_error(tmp_path, client, rng):
     with pytest.raises(SeparationError) as local:
         mlefit.fit(path, family)
     with pytest.raises(SeparationError) as remote:
-        fit_dask(path, get_family(family), client=client, tol=1e-8, max_iter=100, blocksize=3000)
+        mlefit.fit(path, family, engine="dask", client=client, chunk_rows=60)
     assert str(remote.value) == str(local.value)
 
 
@@ -187,7 +178,7 @@ def test_tcp_scheduler_fit_agrees_with_local(tmp_path, tcp_scheduler, family):
 
 def test_local_scheduler_is_a_cluster_of_worker_processes(tmp_path, monkeypatch):
     """``--scheduler local``: a LocalCluster of worker processes on 127.0.0.1, closed afterwards."""
-    from mlefit import dask_engine
+    from mlefit.engines import cluster as dask_engine
 
     clusters = []
     original = dask_engine._client

@@ -13,7 +13,8 @@ from sklearn.linear_model import LogisticRegression
 import mlefit
 from mlefit import numdiff
 from mlefit.families import FAMILY_NAMES, get_family
-from mlefit.objective import DataObjective, PenalizedObjective
+from mlefit.objective import PenalizedObjective
+from conftest import data_objective
 
 from conftest import SAMPLES
 
@@ -328,7 +329,7 @@ def test_penalized_objective_derivatives(family, rng):
     y = {"bernoulli": rng.integers(0, 2, size=40).astype(float), "categorical": rng.integers(0, 3, size=40),
          "gaussian": rng.normal(size=40)}[family]
     n_classes = 3 if family == "categorical" else None
-    obj = PenalizedObjective(DataObjective(fam, X, y), fam.l2_matrix(3, n_classes, intercept=True), 1.7)
+    obj = PenalizedObjective(data_objective(fam, X, y), fam.l2_matrix(3, n_classes, intercept=True), 1.7)
     params = rng.normal(size=fam.n_params(3, n_classes)) * 0.3
     f, g, H = obj.value_grad_hess(params)
     np.testing.assert_allclose(g, numdiff.gradient(obj.value, params), rtol=1e-6, atol=1e-7)

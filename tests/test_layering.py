@@ -53,7 +53,10 @@ ALLOWED = {
     "inference": {"numpy", "scipy", "errors", "linalg"},
     "render": {"rich", "numpy", "results", "families"},
     "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit"},
-    "checkgrad": {"numpy", "pandas", "numdiff", "data", "objective", "optimize", "families", "results", "errors"},
+    "checkgrad": {"numpy", "pandas", "numdiff", "data", "engines", "optimize", "families", "results", "errors"},
+    "engines": {"numpy", "scipy", "pandas", "errors", "families", "engines", "checks", "data", "parallel", "dask",
+                "distributed"},
+    "objective": {"numpy", "numdiff"},
     "plot": {"numpy", "matplotlib", "results", "errors"},
     "profile": {"numpy", "errors", "inference", "optimize"},
     "fingerprint": {"numpy"},
@@ -100,3 +103,119 @@ def test_nothing_but_cli_imports_typer():
     for path in PACKAGE.rglob("*.py"):
         if path.name not in ("cli.py", "__main__.py"):
             assert "typer" not in imports_of(path), path
+
+
+# -- the architecture: families own their likelihoods; modules keep their private names -------------
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def resolve(path: Path, level: int, module: str | None) -> str:
+    """The absolute name of a relative import in ``path``."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + (module.split(".") if module else []))
+
+
+def mlefit_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` for every import of an mlefit module in ``path`` (lazy ones included,
+    those only for type checkers not)."""
+    out = []
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(n) for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for n in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            target = resolve(path, node.level, node.module) if node.level else (node.module or "")
+            if target == "mlefit" or target.startswith("mlefit."):
+                out.append((target, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names if a.name.startswith("mlefit")]
+    return out
+
+
+def is_module(name: str) -> bool:
+    rel = name.split(".")[1:]
+    return (PACKAGE.joinpath(*rel).with_suffix(".py")).exists() or (PACKAGE.joinpath(*rel) / "__init__.py").exists()
+
+
+def test_no_module_imports_another_modules_private_names():
+    for path in MODULES:
+        for target, names in mlefit_imports(path):
+            private = [n for n in names if n.startswith("_") and not n.startswith("__") and not is_module(f"{target}.{n}")]
+            assert not private, f"{module_name(path)} imports {private} from {target}"
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text)):
+            # module._name on a module imported by name (from . import data; data._x)
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                if isinstance(node.value, ast.Name):
+                    imported = {n for t, names in mlefit_imports(path) for n in names if is_module(f"{t}.{n}")}
+                    assert node.value.id not in imported, f"{module_name(path)} uses {node.value.id}.{node.attr}"
+
+
+def test_the_module_import_graph_has_no_cycle():
+    graph: dict[str, set[str]] = {}
+    for path in MODULES:
+        if path == PACKAGE / "__init__.py":
+            continue  # the package's public API imports everything
+        edges = set()
+        for target, names in mlefit_imports(path):
+            for name in names or [""]:
+                full = f"{target}.{name}" if name and is_module(f"{target}.{name}") else target
+                if full != "mlefit":
+                    edges.add(full)
+        graph[module_name(path)] = edges - {module_name(path)}
+    # a package's __init__ is a node of its own; its modules are not implied by it
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        if state.get(node) == 2:
+            return
+        assert state.get(node) != 1, f"import cycle: {' -> '.join(trail + [node])}"
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt, trail + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        visit(node, [])
+
+
+def test_nothing_outside_the_families_names_a_family():
+    """A family is one file: what is particular to a likelihood lives in mlefit/families/, so no
+    other module uses a family's name as a value."""
+    import re
+
+    from mlefit.families import FAMILY_NAMES
+
+    pattern = re.compile(r"(?<![A-Za-z])[\"'](%s)[\"'](?![A-Za-z])" % "|".join(FAMILY_NAMES))
+    for path in MODULES:
+        if (PACKAGE / "families") in path.parents:
+            continue
+        tree = ast.parse(path.read_text())
+        exempt = {  # the design description's one-hot column type (see mlefit.data.ONE_HOT_TYPE)
+            id(node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["ONE_HOT_TYPE"]
+        }
+        docstrings = exempt | {
+            id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                assert not pattern.search(repr(node.value)) and node.value not in FAMILY_NAMES, (
+                    f"{module_name(path)} names a family: {node.value!r}"
+                )

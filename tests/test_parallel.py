@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 import mlefit
-from mlefit import checks, data, objective, parallel
+from mlefit import checks, data, parallel
+from mlefit.engines import memory as objective
 from mlefit.errors import CollinearityError, DataError, UsageError
 from mlefit.families import get_family
-from mlefit.fit import _null_model
-from mlefit.objective import DataObjective
+from mlefit.fit import _null_model, source_of
+from mlefit.engines.base import RowsObjective
+from mlefit.engines.memory import MemoryRows
+from conftest import data_objective
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ def test_threaded_sums_equal_the_sequential_sums_bit_for_bit(name, weighted, rng
     X, y, params = family_data(name, rng)
     w = rng.integers(0, 3, len(y)).astype(float) if weighted else None
     fam = get_family(name)
-    obj = DataObjective(fam, X, y, w, rows=700)  # 29 blocks of rows, in runs of blocks
+    obj = data_objective(fam, X, y, w, rows=700)  # 29 blocks of rows, in runs of blocks
     for order in (0, 1, 2):
         threads(1)
         one = obj.sums(params, order)
@@ -209,7 +212,7 @@ def test_block_sums_carry_the_smallest_class_log_probability(name, weighted, rng
         eta_rows = np.abs(X @ params[: X.shape[1]])
         w[np.argsort(eta_rows)[-50:]] = 0.0  # the most extreme rows do not count
     fam = get_family(name)
-    s = DataObjective(fam, X, y, w, rows=512).sums(params, 2)
+    s = data_objective(fam, X, y, w, rows=512).sums(params, 2)
     expected = class_log_prob_min(name, params, X, w)
     assert expected < -5
     assert s.min_log_prob == pytest.approx(expected, rel=1e-12)
@@ -254,7 +257,7 @@ def test_the_screen_from_the_last_pass_still_calls_the_exact_check(rng, monkeypa
 
 def test_the_objective_answers_only_for_the_point_it_last_saw(rng):
     X, y, params = family_data("bernoulli", rng, n=2000)
-    obj = DataObjective(get_family("bernoulli"), X, y)
+    obj = data_objective(get_family("bernoulli"), X, y)
     assert obj.min_log_prob(params) is None
     low = obj.sums(params, 2).min_log_prob
     assert obj.min_log_prob(params) == low
@@ -316,19 +319,21 @@ def test_rank_check_on_threads(rng, threads):
 def test_null_model_from_blocks_equals_one_call(rng):
     X, y, _ = family_data("bernoulli", rng, n=300_000, p=2)
     ds = data.dataset_from_arrays(X[:, 1:], y, get_family("bernoulli"))
-    loglik, k, params0 = _null_model(ds, get_family("bernoulli"), 2)
-    whole = get_family("bernoulli").evaluate(params0, ds.X[:, :1], ds.y, order=0).nll
-    assert k == 1 and -loglik == pytest.approx(whole, rel=1e-12)
+    null = _null_model(source_of(ds), get_family("bernoulli"), 2)
+    whole = get_family("bernoulli").evaluate(null["params"], ds.X[:, :1], ds.y, order=0).nll
+    assert null["n_params"] == 1 and -null["loglik"] == pytest.approx(whole, rel=1e-12)
+    mean = ds.y.mean()
+    assert null["params"][0] == pytest.approx(np.log(mean / (1 - mean)), rel=1e-12)
 
 
 # -- the chord step ----------------------------------------------------------------------------------
 
 
-class CountingObjective(DataObjective):
+class CountingObjective(RowsObjective):
     """Records the order of every evaluation."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, fam, X, y):
+        super().__init__(fam, MemoryRows(X, y))
         self.orders = []
 
     def sums(self, params, order, precise=False):
@@ -371,16 +376,17 @@ def test_a_chord_step_at_the_iteration_limit_returns_a_fresh_hessian():
 
 
 def count_full_passes(monkeypatch, n_rows: int) -> list[int]:
-    """The orders of DataObjective's evaluations on all ``n_rows`` rows (not the warm start's)."""
+    """The orders of the evaluations on the design of all ``n_rows`` rows (not the warm start's,
+    nor the intercept-only model's)."""
     orders = []
-    original = DataObjective.sums
+    original = RowsObjective.sums
 
     def counting(self, params, order, precise=False):
-        if self.X.shape[0] == n_rows:
+        if self.rows.n_obs == n_rows and self.null_columns is None:
             orders.append(order)
         return original(self, params, order, precise)
 
-    monkeypatch.setattr(DataObjective, "sums", counting)
+    monkeypatch.setattr(RowsObjective, "sums", counting)
     return orders
 
 

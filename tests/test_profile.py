@@ -228,10 +228,11 @@ def test_few_constrained_fits_per_endpoint():
     x, y = rare_logistic()
     X = np.column_stack([np.ones(len(y)), x])
     res = mlefit.fit(X=x[:, None], y=y, family="bernoulli")
-    from mlefit.objective import DataObjective
+    from mlefit.engines.base import RowsObjective
+    from mlefit.engines.memory import MemoryRows
     from mlefit.families import get_family
 
-    obj = DataObjective(get_family("bernoulli"), X, y)
+    obj = RowsObjective(get_family("bernoulli"), MemoryRows(np.asfortranarray(X), y))
     cov = np.linalg.inv(obj.value_grad_hess(res.params)[2])
     intervals = prof.profile_intervals(obj, res.params, res.nll, cov, [0, 1])
     for iv in intervals:

@@ -16,7 +16,8 @@ import pytest
 from mlefit import data
 from mlefit.errors import DataError, FamilyError
 from mlefit.families import FAMILY_NAMES, get_family
-from mlefit.objective import DataObjective
+from mlefit.engines.base import RowsObjective
+from conftest import data_objective
 from mlefit.optimize import newton
 
 
@@ -158,12 +159,12 @@ def test_row_blocks_add_up_to_one_evaluation(name, weighted, rng):
     y = fam.simulate(params, X, rng)
     w = rng.integers(1, 4, n).astype(float) if weighted else None
     whole = fam.evaluate(params, X, y, w)
-    blocked = DataObjective(fam, X, y, w, rows=17).sums(params, 2)
+    blocked = data_objective(fam, X, y, w, rows=17).sums(params, 2)
     assert blocked.nll == pytest.approx(whole.nll, rel=1e-13)
     assert blocked.weight == whole.weight
     np.testing.assert_allclose(blocked.grad, whole.grad, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(blocked.hess, whole.hess, rtol=1e-11, atol=1e-11)
-    assert DataObjective(fam, X, y, w, rows=17).value(params) == pytest.approx(whole.nll, rel=1e-13)
+    assert data_objective(fam, X, y, w, rows=17).value(params) == pytest.approx(whole.nll, rel=1e-13)
 
 
 # -- Newton's line search ------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def test_warm_start_reaches_the_same_optimum_in_fewer_passes(name, rng, monkeypa
 
 def test_warm_start_is_dropped_when_the_subsample_separates(rng, monkeypatch):
     import mlefit
-    from mlefit.fit import WARM_START_RUN, WARM_START_STRIDE
+    from mlefit.engines.memory import WARM_START_RUN, WARM_START_STRIDE
 
     n = 120_000
     X = rng.standard_normal((n, 2))
@@ -285,7 +286,12 @@ def test_no_warm_start_when_the_subsample_is_small_for_the_parameters(rng, monke
     monkeypatch.setattr(fit_module, "WARM_START_ROWS", 1000)
     calls = []
     real = fit_module.OPTIMIZERS["newton"]
-    monkeypatch.setitem(fit_module.OPTIMIZERS, "newton", lambda obj, x0, **kw: calls.append(obj.X.shape[0]) or real(obj, x0, **kw))
+    def counting(obj, x0, **kw):
+        if obj.null_columns is None:  # not the intercept-only model
+            calls.append(obj.rows.n_obs)
+        return real(obj, x0, **kw)
+
+    monkeypatch.setitem(fit_module.OPTIMIZERS, "newton", counting)
     assert mlefit.fit(X=X, y=y, family="bernoulli").converged
     assert calls == [n]  # only the full fit
     calls.clear()

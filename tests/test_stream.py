@@ -50,7 +50,7 @@ OPTIONS = [{}, {"weights": "w"}, {"cov": "robust"}, {"l2": 0.5}, {"intercept": F
 @pytest.fixture
 def first_passes(monkeypatch):
     """How many times the two-pass reader's first pass ran (0: the one-pass numeric reader)."""
-    from mlefit import stream
+    from mlefit.engines import stream
 
     calls = []
     original = stream._first_pass
@@ -92,17 +92,18 @@ def test_streamed_fit_agrees_with_in_memory(tmp_path, family, options, reader, f
 
 
 def test_newton_trace_has_one_row_per_pass(tmp_path, monkeypatch):
-    from mlefit import stream
+    from mlefit.engines.base import RowsObjective
 
     path = make_csv(tmp_path / "d.csv", "categorical")
     passes = []
-    original = stream.ChunkedObjective.sums
+    original = RowsObjective.sums
 
-    def counting(self, params, order):
-        passes.append(order)
-        return original(self, params, order)
+    def counting(self, params, order, precise=False):
+        if self.null_columns is None:  # not the intercept-only model's passes (over y alone)
+            passes.append(order)
+        return original(self, params, order, precise)
 
-    monkeypatch.setattr(stream.ChunkedObjective, "sums", counting)
+    monkeypatch.setattr(RowsObjective, "sums", counting)
     res = mlefit.fit(path, "categorical", stream=True, chunk_rows=50)
     assert len(res.trace) == res.n_iter + 1
     assert passes.count(2) == len(res.trace)  # every f, g, H evaluation is one pass and one row
@@ -175,10 +176,10 @@ def test_one_pass_reader_recodes_labels_seen_late(tmp_path, first_passes):
 
 def test_warm_start_from_runs_of_the_cache(tmp_path, monkeypatch):
     """A large fit starts Newton from a fit to runs of rows spread over the cache (at most
-    WARM_START_MAX_ROWS of them): fewer passes, the same estimates."""
+    SUBSAMPLE_MAX_ROWS of them): fewer passes, the same estimates."""
     import importlib
 
-    from mlefit import stream
+    from mlefit.engines import stream
 
     fitting = importlib.import_module("mlefit.fit")  # the module, not the function mlefit.fit
 
@@ -194,16 +195,17 @@ def test_warm_start_from_runs_of_the_cache(tmp_path, monkeypatch):
 
     def runs(self, starts, length):
         out = original(self, starts, length)
-        read.append(len(out[1]))
+        read.append(out.n_obs)
         return out
 
     monkeypatch.setattr(stream.Cache, "runs", runs)
-    monkeypatch.setattr(stream, "WARM_START_MAX_ROWS", 2048)
+    monkeypatch.setattr(stream, "SUBSAMPLE_MAX_ROWS", 2048)
     cold = mlefit.fit(path, "bernoulli", stream=True, chunk_rows=5000)
-    assert read == []  # fewer rows than fit.WARM_START_ROWS: the usual start
+    assert read == [2048]  # the intercept-only model's start; fewer rows than fit.WARM_START_ROWS
+    read.clear()
     monkeypatch.setattr(fitting, "WARM_START_ROWS", 10_000)
     warm = mlefit.fit(path, "bernoulli", stream=True, chunk_rows=5000)
-    assert read == [2048, 2048]  # the subsample and the held-out runs, capped
+    assert read == [2048, 2048]  # the subsample (read once) and the held-out runs, capped
     assert len(warm.trace) < len(cold.trace)
     for res in (cold, warm):
         assert res.converged and _rel(res.params, mem.params) < RTOL and _rel(res.se, mem.se) < RTOL
@@ -329,8 +331,11 @@ def test_streamed_separation_screen_reads_the_last_pass(tmp_path, monkeypatch, r
     """A converged streamed fit with a class probability below exp(-20) (one far outlier, not
     separated) is screened from the optimiser's last pass, with no pass of its own, and then
     checked exactly, as in memory."""
-    from mlefit import checks, stream
+    import importlib
 
+    from mlefit import checks
+
+    fit_module = importlib.import_module("mlefit.fit")
     n = 400
     x = rng.standard_normal(n)
     x[0] = 80.0  # eta there about 80 x slope: the other class's probability far below exp(-20)
@@ -339,12 +344,15 @@ def test_streamed_separation_screen_reads_the_last_pass(tmp_path, monkeypatch, r
     path = tmp_path / "outlier.csv"
     pd.DataFrame({"x": x, "y": y}).to_csv(path, index=False)
 
-    def no_pass(*args, **kwargs):
-        raise AssertionError("the screen made a pass of its own")
+    real_screen = fit_module._suspect_separation
+
+    def from_the_last_pass(objective, params):
+        assert objective.min_log_prob(params) is not None, "the screen made a pass of its own"
+        return real_screen(objective, params)
 
     calls = []
     real_check = checks.check_separation
-    monkeypatch.setattr(stream, "_suspect_rows", no_pass)
+    monkeypatch.setattr(fit_module, "_suspect_separation", from_the_last_pass)
     monkeypatch.setattr(checks, "check_separation", lambda *a, **k: calls.append(1) or real_check(*a, **k))
     streamed = mlefit.fit(path, "bernoulli", stream=True, chunk_rows=97)
     assert streamed.converged and calls == [1]  # screened positive, checked, not separated

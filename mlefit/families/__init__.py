@@ -19,9 +19,14 @@ _REGISTRY = {
     "bernoulli": "bernoulli:Bernoulli",
     "categorical": "categorical:Categorical",
     "gaussian": "gaussian:Gaussian",
+    "poisson": "poisson:Poisson",
+    "negbin": "negbin:NegBin",
+    "gamma": "gamma:Gamma",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+#: The family of ``mlefit.fit`` when none is named.
+DEFAULT_FAMILY = "bernoulli"
 
 
 def _load(name: str) -> type:

@@ -17,7 +17,7 @@ Cholesky factorisation of ``Z.T @ Z``, whose condition number is squared; and
 (gaussian: least squares). Roots of blocks of rows stack vertically, so they too can be computed
 block by block.
 
-In a fit, :class:`~mlefit.objective.DataObjective` calls ``evaluate`` on row blocks of about 1 MB of
+In a fit, the engines (:mod:`mlefit.engines`) call ``evaluate`` on row blocks of about 1 MB of
 a column-major (Fortran-order) ``X``, so a family's temporaries are block-sized and stay in cache;
 ``evaluate`` must give the same sums for any block and any memory layout of ``X``.
 """
@@ -25,12 +25,13 @@ a column-major (Fortran-order) ``X``, so a family's temporaries are block-sized 
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import FamilyError
+from ..errors import FamilyError, UsageError
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,9 +135,23 @@ class Target:
 class Family:
     """Base class of the families: shared behaviour and the protocol every family implements.
 
-    Subclasses set the class attributes and implement :meth:`encode_target`,
-    :meth:`n_params`, :meth:`param_names`, :meth:`start_params`, :meth:`evaluate` and
-    :meth:`simulate`.
+    A family is the one place that knows its likelihood: the target's domain and encoding, the
+    parameters' layout and labels, the ancillary parameters and their scales, starting values and
+    the intercept-only (null) model, closed forms, whether separation can occur, simulation,
+    prediction and its ``mlefit families`` text. Nothing outside ``mlefit/families/`` names a family:
+    the rest of mlefit reads these attributes and methods.
+
+    Parameter layout: ``n_coef_rows`` rows of one coefficient per design column (one row for most
+    families, one per non-reference class for categorical), flattened row by row, then the
+    ancillary parameters named in :attr:`ancillary` (gaussian's ``sigma``, negbin's ``alpha``, ...),
+    each positive, optimised as its logarithm and reported as itself. Subclasses with another
+    layout override the layout methods together.
+
+    Subclasses set the class attributes and implement :meth:`encode_target`, :meth:`check_y`,
+    :meth:`start_params`, :meth:`evaluate`, :meth:`scores`, :meth:`simulate` and :meth:`predict`.
+
+    Every array method takes an optional ``offset`` of shape (n_obs,): a known term added to each
+    row's linear predictor with coefficient 1 (``--offset``; ``log(exposure)`` for ``--exposure``).
     """
 
     name: ClassVar[str]
@@ -155,10 +170,31 @@ class Family:
     y_domain: ClassVar[str]
     #: Whether the NLL is convex in the parameters (its Hessian is positive semi-definite).
     convex: ClassVar[bool] = True
+    #: The target is a class label, encoded as codes ``0..K-1`` into :attr:`Target.levels`.
+    classes: ClassVar[bool] = False
+    #: Separation can occur (the likelihood rises without bound along a direction of the
+    #: coefficients); the exact check runs when a fit shows its symptoms.
+    separable: ClassVar[bool] = False
+    #: numpy dtype of the encoded target.
+    target_dtype: ClassVar[str] = "float64"
+    #: Simulated targets are whole numbers (written without a decimal point).
+    integer_target: ClassVar[bool] = False
+    #: The mean is ``exp(eta)``: ``--exposure`` (whose log is the offset) applies.
+    log_link: ClassVar[bool] = False
+    #: Positive parameters after the coefficients, optimised as their logarithm.
+    ancillary: ClassVar[tuple[str, ...]] = ()
+    #: The true value of each ancillary parameter in a simulation when none is given.
+    ancillary_defaults: ClassVar[dict[str, float]] = {}
+    #: Why ``--offset`` does not apply to the family (None: it applies).
+    no_offset: ClassVar[str | None] = None
+    #: How the L2-penalised objective reads (the output names it).
+    penalty_statement: ClassVar[str] = "NLL + (l2/2) ||b||^2, intercept not penalised"
 
     # -- labels ---------------------------------------------------------------------------
-    def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
-        """Encode raw target values (no missing values) for this family, or raise FamilyError."""
+    def encode_target(self, values: np.ndarray, column: str = "y", rows: np.ndarray | None = None) -> Target:
+        """Encode raw target values (no missing values) for this family, or raise FamilyError
+        naming the first bad value and its data row (``rows``: the 1-based data-row number of each
+        value; default ``1..n``)."""
         raise NotImplementedError
 
     def check_y(self, y: np.ndarray) -> None:
@@ -166,14 +202,36 @@ class Family:
         raise NotImplementedError
 
     # -- layout ---------------------------------------------------------------------------
+    def n_coef_rows(self, n_classes: int | None = None) -> int:
+        """Rows of coefficients (one coefficient per design column each)."""
+        return 1
+
     def n_params(self, n_features: int, n_classes: int | None = None) -> int:
-        raise NotImplementedError
+        return self.n_coef_rows(n_classes) * n_features + len(self.ancillary)
+
+    def coef_labels(self, feature_names: list[str], levels: tuple | None = None) -> list[tuple[str, str | None]]:
+        """A ``(name, class)`` label per coefficient; class is None if unused."""
+        return [(name, None) for name in feature_names]
 
     def param_names(
-        self, feature_names: list[str], levels: tuple | None = None
+        self, feature_names: list[str], levels: tuple | None = None, *, optimiser: bool = False
     ) -> list[tuple[str, str | None]]:
-        """A ``(name, class)`` label per parameter, in parameter order; class is None if unused."""
-        raise NotImplementedError
+        """A ``(name, class)`` label per parameter, in parameter order; class is None if unused.
+        ``optimiser``: the names on the optimiser's scale (``log_sigma`` for ``sigma``)."""
+        prefix = "log_" if optimiser else ""
+        return self.coef_labels(list(feature_names), levels) + [(prefix + a, None) for a in self.ancillary]
+
+    def log_scale(self, n_params: int) -> np.ndarray:
+        """Which reported parameters are positive and get their Wald intervals on the log scale."""
+        mask = np.zeros(n_params, dtype=bool)
+        if self.ancillary:
+            mask[n_params - len(self.ancillary):] = True
+        return mask
+
+    def design_scale(self, scale: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+        """The factor of each parameter when design column j is divided by ``scale[j]``: the
+        coefficients of column j are multiplied by it, the ancillary parameters unchanged."""
+        return np.concatenate([np.tile(scale, self.n_coef_rows(n_classes)), np.ones(len(self.ancillary))])
 
     def start_params(
         self,
@@ -183,9 +241,33 @@ class Family:
         *,
         intercept: bool = False,
         n_classes: int | None = None,
+        offset: np.ndarray | None = None,
     ) -> np.ndarray:
         """A good starting point: the intercept-only fit (least squares for gaussian)."""
         raise NotImplementedError
+
+    def start_from_null(self, null_params: np.ndarray, n_features: int, n_classes: int | None = None) -> np.ndarray:
+        """The full model's start from the intercept-only fit's parameters: each coefficient row
+        starts at its intercept (design column 0) and zeros, the ancillary parameters as they are."""
+        n_rows = self.n_coef_rows(n_classes)
+        k = len(self.ancillary)
+        coef = np.zeros((n_rows, n_features))
+        coef[:, 0] = null_params[: len(null_params) - k]
+        return np.concatenate([coef.ravel(), null_params[len(null_params) - k:]])
+
+    def start_from_sums(self, map_sum, n_features: int, n_classes: int | None = None, *, intercept: bool = False):
+        """A start (or the MLE) from sums over all rows, for fits whose rows are not in memory:
+        ``map_sum(fn)`` adds ``fn(X, y, weights, offset)`` over every block of rows. None (the
+        default): start from the intercept-only fit. gaussian: least squares from the normal
+        equations."""
+        return None
+
+    def closed_form(self, X, y, weights=None, *, gram=None, X_lo=None, offset=None) -> ClosedForm | None:
+        """The MLE and its covariance in closed form, or None (the default) when an optimiser is
+        needed. ``gram``, when given, is ``X' diag(weights) X`` already formed (by the rank check).
+        ``X_lo``, when given, is a low-order part of the design (``X + X_lo`` exact, see
+        ``Dataset.X_lo``); a family may use it or ignore it (only gaussian uses it)."""
+        return None
 
     # -- the block function ----------------------------------------------------------------
     def evaluate(
@@ -196,6 +278,7 @@ class Family:
         weights: np.ndarray | None = None,
         order: int = 2,
         precise: bool = False,
+        offset: np.ndarray | None = None,
     ) -> BlockSums:
         """NLL summed over the rows of this block and, for ``order`` >= 1 and 2, its gradient
         and Hessian with respect to ``params``.
@@ -215,80 +298,156 @@ class Family:
             precision (``mlefit.linalg.dot`` / ``tdot``), so that the gradient is accurate to
             working precision even where its terms cancel; slower, used to refine Newton's method
             on ill-conditioned designs.
+        offset : ndarray of shape (n_obs,), optional
+            Added to the linear predictor.
         """
         raise NotImplementedError
 
-    def hess_root(self, params, X, y, weights=None) -> np.ndarray | None:
+    def hess_root(self, params, X, y, weights=None, offset=None) -> np.ndarray | None:
         """A matrix ``Z`` of shape (m, n_params) with ``Z.T @ Z`` equal to the Hessian of the NLL
         at ``params`` (the weighted design of the IRLS form), or None when the Hessian is not a
         Gram matrix of that kind (the default). A family that implements it must also implement
         ``evaluate(..., precise=True)``: Newton then refines ill-conditioned fits with both."""
         return None
 
-    def closed_form(self, X, y, weights=None, *, gram=None, X_lo=None) -> ClosedForm | None:
-        """The MLE and its covariance in closed form, or None (the default) when an optimiser is
-        needed. ``gram``, when given, is ``X' diag(weights) X`` already formed (by the rank check).
-        ``X_lo``, when given, is a low-order part of the design (``X + X_lo`` exact, see
-        ``Dataset.X_lo``); a family may use it or ignore it (only gaussian uses it)."""
-        return None
-
-    def covariance(self, params, X, y, weights=None) -> np.ndarray | None:
+    def covariance(self, params, X, y, weights=None, offset=None) -> np.ndarray | None:
         """The inverse Hessian at ``params`` when the family computes it better than a
         factorisation of the Hessian can, else None (the default: ``fit`` inverts the Hessian)."""
         return None
 
-    def nll(self, params, X, y, weights=None) -> float:
+    def nll(self, params, X, y, weights=None, offset=None) -> float:
         """Negative log-likelihood summed over the rows."""
-        return self.evaluate(params, X, y, weights, order=0).nll
+        return self.evaluate(params, X, y, weights, order=0, offset=offset).nll
 
-    def grad(self, params, X, y, weights=None) -> np.ndarray:
+    def grad(self, params, X, y, weights=None, offset=None) -> np.ndarray:
         """Analytic gradient of :meth:`nll`, shape (n_params,)."""
-        return self.evaluate(params, X, y, weights, order=1).grad
+        return self.evaluate(params, X, y, weights, order=1, offset=offset).grad
 
-    def hess(self, params, X, y, weights=None) -> np.ndarray:
+    def hess(self, params, X, y, weights=None, offset=None) -> np.ndarray:
         """Analytic Hessian of :meth:`nll`, shape (n_params, n_params)."""
-        return self.evaluate(params, X, y, weights, order=2).hess
+        return self.evaluate(params, X, y, weights, order=2, offset=offset).hess
 
-    def scores(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def scores(self, params: np.ndarray, X: np.ndarray, y: np.ndarray, offset=None) -> np.ndarray:
         """Per-row gradients of the NLL, shape (n_obs, n_params): row i is ``d nll_i / d params``."""
         raise NotImplementedError
 
-    def score_outer(self, params, X, y, weights=None) -> np.ndarray:
+    def score_outer(self, params, X, y, weights=None, offset=None) -> np.ndarray:
         """``sum_i weight_i s_i s_i'`` over the rows of this block (``s_i`` the row's score), shape
         (n_params, n_params): the "meat" of the sandwich covariance. A sum over rows like
         :meth:`evaluate`, so it can be accumulated block by block. A row of frequency weight 2 counts
         as two identical rows."""
-        S = self.scores(params, X, y)
+        S = self.scores(params, X, y, offset=offset)
         return gram(S, np.ones(S.shape[0]) if weights is None else weights)
 
     def l2_matrix(self, n_features: int, n_classes: int | None = None, *, intercept: bool = False) -> np.ndarray:
         """The matrix ``P`` of the L2 penalty ``(lambda / 2) params' P params``, shape (n_params, n_params).
 
-        The default penalises every coefficient except the intercept (column 0 when ``intercept``).
+        The default penalises every coefficient except the intercept (column 0 when ``intercept``)
+        and no ancillary parameter.
         """
         mask = np.ones(n_features)
         if intercept and n_features:
             mask[0] = 0.0
+        mask = np.concatenate([np.tile(mask, self.n_coef_rows(n_classes)), np.zeros(len(self.ancillary))])
         return np.diag(mask)
 
     # -- reporting ----------------------------------------------------------------------------
     def natural(self, params: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Map optimiser parameters and their covariance to the reported scale (identity here)."""
-        return params, cov
+        """Map optimiser parameters and their covariance to the reported scale: the ancillary
+        parameters from their logarithm to themselves, their rows and columns of ``cov`` scaled
+        by the delta method."""
+        params = np.asarray(params, dtype=float)
+        k = len(self.ancillary)
+        if not k:
+            return params, cov
+        jac = np.ones(len(params))
+        jac[-k:] = np.exp(params[-k:])
+        return np.concatenate([params[:-k], jac[-k:]]), cov * np.outer(jac, jac)
 
     def from_natural(self, estimates: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`natural` for the estimates (identity here)."""
-        return np.asarray(estimates, dtype=float)
+        """Inverse of :meth:`natural` for the estimates."""
+        estimates = np.asarray(estimates, dtype=float)
+        k = len(self.ancillary)
+        if not k:
+            return estimates
+        for name, value in zip(self.ancillary, estimates[-k:]):
+            if not value > 0:
+                raise FamilyError(f"{name} must be positive; got {value:g}.")
+        return np.concatenate([estimates[:-k], np.log(estimates[-k:])])
 
-    def simulate(self, params: np.ndarray, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def ancillary_values(self, estimates: np.ndarray) -> dict[str, float]:
+        """``{name: value}`` of the ancillary parameters among reported-scale ``estimates``."""
+        k = len(self.ancillary)
+        return {name: float(v) for name, v in zip(self.ancillary, np.asarray(estimates)[len(estimates) - k:])}
+
+    def boundary(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Whether ``params`` (optimiser scale) has reached the boundary of the parameter space (an
+        ancillary parameter going to its limit, where the model reduces to a simpler one): None (the
+        default) or ``(mask, held)``, the parameters at the boundary and ``params`` with those set to
+        a value that stands for the limit. The fit then optimises the others with them held there;
+        they get no standard error, and :meth:`boundary_note` says so in the result's message."""
+        return None
+
+    def boundary_note(self, estimates: np.ndarray) -> str | None:
+        """A sentence for the result's message when the estimate lies on the boundary of the
+        parameter space (an ancillary parameter at its limit, where the model reduces to a simpler
+        one); None (the default) otherwise."""
+        return None
+
+    def summary_statistics(
+        self, estimates: np.ndarray, n_weight: float, loglik: float, null: "dict[str, Any] | None"
+    ) -> dict[str, Any]:
+        """Fit statistics particular to the family (keys of ``FitResult``): by default the residual
+        degrees of freedom and, with a null model, McFadden's pseudo R^2 ``1 - loglik / null_loglik``.
+        ``null``: ``{"loglik", "estimates"}`` of the intercept-only fit, or None."""
+        out: dict[str, Any] = {"df_resid": n_weight - len(estimates)}
+        if null is not None:
+            out["pseudo_r2"] = 1.0 - loglik / null["loglik"] if null["loglik"] != 0 else math.nan
+        return out
+
+    def simulation_classes(self, n_rows: int, n_classes: int | None) -> int | None:
+        """The number of classes of a simulation with ``n_rows`` rows of true coefficients and
+        ``--classes n_classes`` (None: not given), or a UsageError; None for families without
+        classes. The default: one row of coefficients, no classes."""
+        if n_classes is not None:
+            raise UsageError(f"--classes does not apply to {self.name}, whose target has no classes.")
+        if n_rows != 1:
+            raise UsageError(
+                f"{self.name} takes one row of coefficients, one per feature; --coef has {n_rows}.",
+                "Separate values with ',' only.",
+            )
+        return None
+
+    def simulation_levels(self, n_classes: int | None) -> tuple | None:
+        """The labels of a simulated target (None without classes)."""
+        return None
+
+    def simulate(
+        self, params: np.ndarray, X: np.ndarray, rng: np.random.Generator, offset: np.ndarray | None = None
+    ) -> np.ndarray:
         """Draw an encoded ``y`` of shape (n_obs,) given ``X`` at (optimiser-scale) ``params``."""
         raise NotImplementedError
 
-    def predict(self, estimates: np.ndarray, X: np.ndarray) -> np.ndarray:
+    def predict(self, estimates: np.ndarray, X: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
         """The model's prediction for each row of ``X`` at reported-scale ``estimates``
-        (as in ``FitResult.params``): ``P(y = 1)`` of shape (n_obs,) for bernoulli, the class
-        probabilities of shape (n_obs, n_classes) for categorical, the mean (n_obs,) for gaussian."""
+        (as in ``FitResult.params``): the mean of shape (n_obs,), ``P(y = 1)`` (n_obs,) for a
+        two-class family, the class probabilities (n_obs, n_classes) for more classes."""
         raise NotImplementedError
+
+    def prediction_columns(
+        self, estimates: np.ndarray, X: np.ndarray, *, levels: tuple | None, target: str,
+        offset: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The columns ``mlefit predict`` adds, in order: ``predicted_<target>`` (the mean) for a
+        family without classes; ``prob_<label of 1>`` for two classes; ``prob_<label>`` per class
+        and ``predicted_<target>`` (the most likely class, ties to the first) for more."""
+        values = self.predict(estimates, X, offset=offset)
+        if values.ndim == 1:
+            name = f"prob_{label_text(levels[1])}" if self.classes else f"predicted_{target}"
+            return {name: values}
+        columns = {f"prob_{label_text(level)}": values[:, j] for j, level in enumerate(levels)}
+        columns[f"predicted_{target}"] = np.asarray(levels, dtype=object)[np.argmax(values, axis=1)]
+        return columns
 
     def describe(self, full: bool = False) -> dict[str, Any]:
         """The family's entry in ``mlefit families``; ``full`` adds the target's domain, the
@@ -362,3 +521,30 @@ def label_text(level: Any) -> str:
 def python_scalar(value: Any) -> Any:
     """numpy scalars to plain Python values (for levels kept in results and JSON)."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def data_row(rows: np.ndarray | None, i: int) -> int:
+    """The 1-based data-row number of value ``i`` (``rows``: each value's row, default 1..n)."""
+    return i + 1 if rows is None else int(rows[i])
+
+
+def numeric_target(values: np.ndarray, column: str, rows: np.ndarray | None, needs: str) -> np.ndarray:
+    """A target column's values as float64, or a FamilyError naming the first value that is not a
+    number and its data row (``needs``: what the family needs, for the sentence)."""
+    if values.dtype.kind == "b" or values.dtype.kind not in "iuf":
+        first = next((i for i, v in enumerate(values) if not _is_number(v)), 0)
+        raise FamilyError(
+            f"target column '{column}' is not numeric: data row {data_row(rows, first)} has '{values[first]}'; "
+            f"{needs}."
+        )
+    return values.astype(np.float64)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import linalg
-from ..errors import FamilyError
+from ..errors import FamilyError, UsageError
 from .base import (
     BlockSums, Family, Target, gram, label_text, python_scalar, sorted_levels, total_weight, weighted_sum,
 )
@@ -32,8 +32,12 @@ class Bernoulli(Family):
     hess_formula = "X^T diag(p_i (1 - p_i)) X"
     parameters = "w: one coefficient per column of X (the intercept first, when present)"
     y_domain = "two labels; the larger in sorted order is 1 (0/1, false/true, no/yes, ...)"
+    classes = True
+    separable = True
+    integer_target = True
+    penalty_statement = "NLL + (l2/2) ||w||^2, intercept not penalised"
 
-    def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
+    def encode_target(self, values: np.ndarray, column: str = "y", rows: np.ndarray | None = None) -> Target:
         if values.dtype.kind in "iufb" and values.size:
             # Numbers: two passes over the column instead of a sort (np.unique).
             lo, hi = values.min(), values.max()
@@ -65,20 +69,16 @@ class Bernoulli(Family):
         if not np.all((y == 0) | (y == 1)):
             raise FamilyError("bernoulli labels must be 0 or 1 after encoding.")
 
-    def n_params(self, n_features: int, n_classes: int | None = None) -> int:
-        return n_features
-
-    def param_names(self, feature_names, levels=None):
-        return [(name, None) for name in feature_names]
-
-    def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None):
+    def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None, offset=None):
         params = np.zeros(X.shape[1])
         if intercept:
             mean = float(np.average(y, weights=weights))
             params[0] = np.log(mean) - np.log1p(-mean) if 0.0 < mean < 1.0 else 0.0
+            if offset is not None:
+                params[0] -= float(np.average(offset, weights=weights))
         return params
 
-    def evaluate(self, params, X, y, weights=None, order=2, precise=False):
+    def evaluate(self, params, X, y, weights=None, order=2, precise=False, offset=None):
         # One pass over the block, written around e = exp(-|eta|) in (0, 1], which never
         # overflows. With s = eta where y = 0 and -eta where y = 1 (y is 0/1 after encoding):
         #   per-row NLL  log(1 + exp(eta)) - y eta = softplus(s) = max(s, 0) + log1p(e),
@@ -87,6 +87,8 @@ class Bernoulli(Family):
         #   p (1 - p)    = e q^2.
         # No term is a difference of nearly equal numbers, so each is exact for any eta.
         eta = linalg.dot(X, params) if precise else X @ params
+        if offset is not None:
+            eta = eta + offset
         flip = 1.0 - 2.0 * y  # +1 where y = 0, -1 where y = 1
         s = eta * flip
         a = np.abs(eta)
@@ -110,28 +112,42 @@ class Bernoulli(Family):
         low = -float(np.logaddexp(0.0, top)) if top > -np.inf else 0.0
         return BlockSums(nll, grad, gram(X, h), weight, low)
 
-    def hess_root(self, params, X, y, weights=None):
+    def hess_root(self, params, X, y, weights=None, offset=None):
         """The weighted design ``sqrt(h) X``, ``h = p (1 - p)`` (times the weights): its Gram
         matrix is the Hessian."""
         from scipy.special import expit
 
-        eta = X @ params
+        eta = _eta(params, X, offset)
         h = expit(eta) * expit(-eta)
         if weights is not None:
             h = h * weights
         return X * np.sqrt(h)[:, None]
 
-    def scores(self, params, X, y):
+    def scores(self, params, X, y, offset=None):
         from scipy.special import expit
 
-        return X * (expit(X @ params) - y)[:, None]
+        return X * (expit(_eta(params, X, offset)) - y)[:, None]
 
-    def simulate(self, params, X, rng):
+    def simulation_classes(self, n_rows, n_classes):
+        if n_classes not in (None, 2):
+            raise UsageError(f"bernoulli has 2 classes; --classes {n_classes} does not apply.")
+        super().simulation_classes(n_rows, None)
+        return 2
+
+    def simulation_levels(self, n_classes):
+        return (0, 1)
+
+    def simulate(self, params, X, rng, offset=None):
         from scipy.special import expit
 
-        return (rng.random(X.shape[0]) < expit(X @ params)).astype(np.float64)
+        return (rng.random(X.shape[0]) < expit(_eta(params, X, offset))).astype(np.float64)
 
-    def predict(self, estimates, X):
+    def predict(self, estimates, X, offset=None):
         from scipy.special import expit
 
-        return expit(X @ np.asarray(estimates, dtype=float))
+        return expit(_eta(np.asarray(estimates, dtype=float), X, offset))
+
+
+def _eta(params: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+    eta = X @ params
+    return eta if offset is None else eta + offset

@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from .. import linalg
-from ..errors import FamilyError
+from ..errors import FamilyError, UsageError
 from .base import BlockSums, Family, Target, label_text, python_scalar, sorted_levels, total_weight, weighted_sum
 
 
@@ -37,8 +37,16 @@ class Categorical(Family):
         "the reference class's row is fixed at 0"
     )
     y_domain = "K >= 2 labels of any kind; the first in sorted order is the reference class"
+    classes = True
+    separable = True
+    integer_target = True
+    target_dtype = "intp"
+    no_offset = "an offset common to every class cancels out of the class probabilities"
+    penalty_statement = (
+        "NLL + (l2/2) sum_k ||w_k||^2 over the coefficients of all K classes (symmetric), intercepts not penalised"
+    )
 
-    def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
+    def encode_target(self, values: np.ndarray, column: str = "y", rows: np.ndarray | None = None) -> Target:
         levels, codes = sorted_levels(values, column)
         if len(levels) < 2:
             raise FamilyError(
@@ -53,17 +61,17 @@ class Categorical(Family):
         if y.dtype.kind not in "iu" or (y.size and y.min() < 0):
             raise FamilyError("categorical labels must be class codes 0..K-1 after encoding.")
 
-    def n_params(self, n_features: int, n_classes: int | None = None) -> int:
-        return n_features * (n_classes - 1)
+    def n_coef_rows(self, n_classes: int | None = None) -> int:
+        return n_classes - 1
 
-    def param_names(self, feature_names, levels=None):
+    def coef_labels(self, feature_names, levels=None):
         return [(name, label_text(level)) for level in levels[1:] for name in feature_names]
 
     @staticmethod
     def _n_classes(params: np.ndarray, X: np.ndarray) -> int:
         return params.size // X.shape[1] + 1
 
-    def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None):
+    def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None, offset=None):
         n_classes = int(y.max()) + 1 if n_classes is None else n_classes
         B = np.zeros((n_classes - 1, X.shape[1]))
         if intercept:
@@ -82,7 +90,7 @@ class Categorical(Family):
             np.matmul(X, B.T, out=eta[:, 1:])
         return eta
 
-    def evaluate(self, params, X, y, weights=None, order=2, precise=False):
+    def evaluate(self, params, X, y, weights=None, order=2, precise=False, offset=None):
         n_obs, n_features = X.shape
         # Class-major (n_classes, n_obs) throughout: the sums over the classes run along whole
         # rows, and each class's weights are a contiguous row.
@@ -150,7 +158,7 @@ class Categorical(Family):
         hess[k, :, j, :] = G
         return hess.reshape(n_free * n_features, n_free * n_features)
 
-    def hess_root(self, params, X, y, weights=None):
+    def hess_root(self, params, X, y, weights=None, offset=None):
         r"""A square root ``Z`` of the Hessian, shape (n_obs (K-1), n_features (K-1)).
 
         Row i's weight matrix ``W = diag(q) - q q'`` (``q`` the non-reference probabilities) is
@@ -174,7 +182,7 @@ class Categorical(Family):
         Z = S[:, :, :, None] * X[:, None, None, :]
         return Z.reshape(n_obs * n_free, n_free * n_features)
 
-    def scores(self, params, X, y):
+    def scores(self, params, X, y, offset=None):
         from scipy.special import softmax
 
         P = softmax(self.linear_predictor(params, X), axis=1)
@@ -197,9 +205,26 @@ class Categorical(Family):
         """
         n_free = n_classes - 1
         C = np.eye(n_free) - 1.0 / n_classes
-        return np.kron(C, super().l2_matrix(n_features, intercept=intercept))
+        mask = np.ones(n_features)
+        if intercept and n_features:
+            mask[0] = 0.0
+        return np.kron(C, np.diag(mask))
 
-    def simulate(self, params, X, rng):
+    def simulation_classes(self, n_rows, n_classes):
+        if n_classes is not None and n_classes < 2:
+            raise UsageError(f"categorical needs at least 2 classes; got {n_classes}.")
+        if n_classes is not None and n_classes != n_rows + 1:
+            raise UsageError(
+                f"{n_classes} classes need {n_classes - 1} coefficient row(s) (one per non-reference class); "
+                f"--coef has {n_rows}.",
+                "Separate the rows with ';', e.g. --coef \"1,-2;0.5,0\".",
+            )
+        return n_rows + 1
+
+    def simulation_levels(self, n_classes):
+        return tuple(range(n_classes))
+
+    def simulate(self, params, X, rng, offset=None):
         from scipy.special import softmax
 
         P = softmax(self.linear_predictor(params, X), axis=1)
@@ -208,7 +233,7 @@ class Categorical(Family):
         codes = (np.cumsum(P, axis=1)[:, :-1] < u).sum(axis=1)
         return codes.astype(np.intp)
 
-    def predict(self, estimates, X):
+    def predict(self, estimates, X, offset=None):
         from scipy.special import logsumexp
 
         eta = self.linear_predictor(np.asarray(estimates, dtype=float), X)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -48,8 +49,11 @@ class Gaussian(Family):
     )
     y_domain = "any real number"
     convex = False  # jointly in (b, log sigma); convex in b for fixed sigma
+    ancillary = ("sigma",)
+    ancillary_defaults = {"sigma": 1.0}
+    penalty_statement = "NLL + (l2/2) ||b||^2, intercept and sigma not penalised"
 
-    def encode_target(self, values: np.ndarray, column: str = "y") -> Target:
+    def encode_target(self, values: np.ndarray, column: str = "y", rows: np.ndarray | None = None) -> Target:
         if values.dtype.kind not in "iuf":
             raise FamilyError(
                 f"target column '{column}' is not numeric; gaussian needs a numeric target.",
@@ -57,21 +61,20 @@ class Gaussian(Family):
             )
         y = values.astype(np.float64)
         if not np.all(np.isfinite(y)):
-            raise FamilyError(f"target column '{column}' has infinite values.")
+            first = int(np.flatnonzero(~np.isfinite(y))[0])
+            row = first + 1 if rows is None else int(rows[first])
+            raise FamilyError(f"target column '{column}' has an infinite value in data row {row}.")
         return Target(y)
 
     def check_y(self, y: np.ndarray) -> None:
         if not np.all(np.isfinite(y)):
             raise FamilyError("gaussian targets must be finite numbers.")
 
-    def n_params(self, n_features: int, n_classes: int | None = None) -> int:
-        return n_features + 1
-
-    def param_names(self, feature_names, levels=None):
-        return [(name, None) for name in feature_names] + [("sigma", None)]
-
-    def _weighted(self, X, y, weights):
-        """The design and target of the equivalent unweighted least-squares problem."""
+    def _weighted(self, X, y, weights, offset=None):
+        """The design and target of the equivalent unweighted least-squares problem (the offset
+        moved to the target's side)."""
+        if offset is not None:
+            y = y - offset
         if weights is None:
             return X, y
         root = np.sqrt(weights)
@@ -100,8 +103,8 @@ class Gaussian(Family):
         qr = self._qr(A)
         return qr, qr.solve(b)
 
-    def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None):
-        A, b = self._weighted(X, y, weights)
+    def start_params(self, X, y, weights=None, *, intercept=False, n_classes=None, offset=None):
+        A, b = self._weighted(X, y, weights, offset)
         sol = linalg.normal_solve(A, b)
         if sol is None:
             _, sol = self.least_squares(X, y, weights)
@@ -110,7 +113,7 @@ class Gaussian(Family):
         log_sigma = 0.5 * math.log(rss / total) if rss > 0 else -np.inf
         return np.append(sol.x, log_sigma)
 
-    def closed_form(self, X, y, weights=None, *, gram=None, X_lo=None) -> ClosedForm:
+    def closed_form(self, X, y, weights=None, *, gram=None, X_lo=None, offset=None) -> ClosedForm:
         r"""The MLE: least-squares coefficients, ``sigma^2 = RSS / n``, and its covariance.
 
         At the MLE the Hessian is block diagonal, ``X'WX / sigma^2`` and ``2 n`` (for log sigma),
@@ -140,6 +143,8 @@ class Gaussian(Family):
         smaller residual is rounding, not noise (for data without cancellation the bound is about
         ``16 u ||y||``). Then sigma is 0, the likelihood unbounded and the coefficients exact.
         """
+        if offset is not None:
+            y = y - offset
         A, b = self._weighted(X, y, weights)
         normal = linalg.normal_solve(A, b, gram=gram)
         A_lo = b_lo = None
@@ -215,7 +220,7 @@ class Gaussian(Family):
             nll = total * (log_sigma + 0.5 * LOG_2PI) + 0.5 * (rss * math.exp(-2.0 * log_sigma))
         return ClosedForm(np.append(coef, log_sigma), cov, hess, grad, decrement, False, how, nll)
 
-    def covariance(self, params, X, y, weights=None):
+    def covariance(self, params, X, y, weights=None, offset=None):
         """Inverse of the analytic Hessian at any ``params``, from the QR of the design.
 
         With ``M = sigma^2 (X'WX)^{-1}`` (the inverse of the coefficient block), ``v`` the
@@ -224,7 +229,7 @@ class Gaussian(Family):
         Hessian is not positive definite there). At the MLE ``v = 0`` and this is
         :meth:`closed_form`'s covariance.
         """
-        A, b = self._weighted(X, y, weights)
+        A, b = self._weighted(X, y, weights, offset)
         coef = params[:-1]
         inv_var = math.exp(-2.0 * float(params[-1]))
         inv_gram = linalg.normal_inverse_gram(A)  # well conditioned: Cholesky of the Gram matrix
@@ -249,8 +254,10 @@ class Gaussian(Family):
         cov[k, k] = 1.0 / schur
         return cov
 
-    def evaluate(self, params, X, y, weights=None, order=2, precise=False):
+    def evaluate(self, params, X, y, weights=None, order=2, precise=False, offset=None):
         coef, log_sigma = params[:-1], float(params[-1])
+        if offset is not None:
+            y = y - offset
         r = linalg.residual(X, coef, y) if precise else y - X @ coef
         wr = r if weights is None else weights * r
         rss = float(wr @ r)
@@ -272,32 +279,58 @@ class Gaussian(Family):
         hess[k, k] = 2.0 * scaled_rss
         return BlockSums(nll, grad, hess, weight)
 
-    def scores(self, params, X, y):
-        r = y - X @ params[:-1]
+    def scores(self, params, X, y, offset=None):
+        r = y - X @ params[:-1] - (0.0 if offset is None else offset)
         inv_var = math.exp(-2.0 * float(params[-1]))
         return np.column_stack([X * (-r * inv_var)[:, None], 1.0 - r * r * inv_var])
 
-    def l2_matrix(self, n_features, n_classes=None, *, intercept=False):
-        """Coefficients other than the intercept are penalised; log sigma is not."""
-        P = np.zeros((n_features + 1, n_features + 1))
-        P[:n_features, :n_features] = super().l2_matrix(n_features, intercept=intercept)
-        return P
+    def start_from_sums(self, map_sum, n_features, n_classes=None, *, intercept=False):
+        """Least squares from ``X'WX`` and ``X'Wy`` summed over the rows (the normal equations),
+        then sigma from the residual sum of squares (a second pass): the MLE up to the accuracy of
+        the normal equations, which Newton's first step polishes."""
+        import scipy.linalg
 
-    def natural(self, params, cov):
-        """Report sigma = exp(s); the delta method scales its row and column of cov by sigma."""
-        sigma = math.exp(params[-1])
-        jac = np.ones(len(params))
-        jac[-1] = sigma
-        return np.append(params[:-1], sigma), cov * np.outer(jac, jac)
+        p = n_features
+        sums = map_sum(_normal_equations)
+        G, b = sums[: p * p].reshape(p, p), sums[p * p:]
+        coef = scipy.linalg.cho_solve(scipy.linalg.cho_factor(G), b)
+        rss, total = map_sum(partial(_rss, coef))
+        if not rss > 0:
+            raise DataError(
+                "every residual is zero (an exact fit), which is not supported when the rows are not "
+                "in memory.",
+                "Fit it in memory (without --stream or --engine dask).",
+            )
+        return np.append(coef, 0.5 * math.log(rss / total))
 
-    def from_natural(self, estimates):
-        estimates = np.asarray(estimates, dtype=float)
-        if estimates[-1] <= 0:
-            raise FamilyError(f"sigma must be positive; got {estimates[-1]:g}.")
-        return np.append(estimates[:-1], math.log(estimates[-1]))
+    def summary_statistics(self, estimates, n_weight, loglik, null):
+        """The MSE ``RSS / n``, the residual standard error ``sqrt(RSS / (n - k))`` of OLS tools
+        (k coefficients) and, with an intercept-only fit, R^2 ``1 - RSS / TSS``."""
+        sigma = float(estimates[-1])
+        rss = sigma**2 * n_weight
+        df_resid = n_weight - (len(estimates) - 1)
+        out = {"mse": rss / n_weight, "residual_std_error": math.sqrt(rss / df_resid), "df_resid": df_resid}
+        if null is not None:
+            tss = float(null["estimates"][-1]) ** 2 * n_weight  # the intercept-only least squares
+            out["r2"] = 1.0 - rss / tss
+        return out
 
-    def simulate(self, params, X, rng):
-        return X @ params[:-1] + math.exp(params[-1]) * rng.standard_normal(X.shape[0])
+    def simulate(self, params, X, rng, offset=None):
+        mu = X @ params[:-1] + (0.0 if offset is None else offset)
+        return mu + math.exp(params[-1]) * rng.standard_normal(X.shape[0])
 
-    def predict(self, estimates, X):
-        return X @ np.asarray(estimates, dtype=float)[:-1]
+    def predict(self, estimates, X, offset=None):
+        mu = X @ np.asarray(estimates, dtype=float)[:-1]
+        return mu if offset is None else mu + offset
+
+
+def _normal_equations(X, y, w, offset):
+    if offset is not None:
+        y = y - offset
+    Xw = X if w is None else X * w[:, None]
+    return np.concatenate([(Xw.T @ X).ravel(), Xw.T @ y])
+
+
+def _rss(coef, X, y, w, offset):
+    r = y - X @ coef - (0.0 if offset is None else offset)
+    return np.array([float(r @ r) if w is None else float(w @ (r * r)), float(len(y) if w is None else w.sum())])

@@ -1,21 +1,26 @@
-"""``--engine dask``: the streamed fit with the partitions on a Dask cluster.
+"""``--engine dask``: the rows in a Dask cluster's memory, one partition per task.
 
 dask.dataframe.read_csv splits the CSV into partitions of ``blocksize`` bytes on the workers. The
-same per-chunk functions as :mod:`mlefit.stream` run there: the first pass summarises each
-partition (levels, missing values, bad values with their data row), the client combines the
-summaries and fixes the encoding, every partition is encoded once and kept in the workers' memory
-(``persist``), and each evaluation of the objective maps :func:`mlefit.stream.block_sums` over the
-partitions and adds the results on the client, where Newton's method runs.
+same per-chunk functions as the streamed engine (:mod:`mlefit.engines.stream`) run there: the first
+pass summarises each partition (levels, missing values, bad values with their data row), the client
+combines the summaries and fixes the encoding, every partition is encoded once and kept in the
+workers' memory (``persist``), and :meth:`DaskParts.map_sum` maps a block function over the
+partitions (each summed in cache-sized blocks, as in memory) and adds the results on the client,
+where the optimiser runs.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from .errors import DataError, UsageError
-from .families.base import Family
+from ..errors import DataError, UsageError
+from ..families.base import Family
+from .base import Source, add_up
+from .memory import MemoryRows
 
 #: Bytes of CSV per partition when --chunk-rows is not given.
 DEFAULT_BLOCKSIZE = 64 << 20
@@ -34,42 +39,58 @@ def _require_dask():
 
 
 class DaskParts:
-    """Encoded partitions ``(X, y, w)`` held on the workers; sums come back to the client."""
+    """Encoded partitions ``(X, y, w, o)`` held on the workers; sums come back to the client.
+    The Dask engine's :class:`~mlefit.engines.base.Rows`."""
 
-    def __init__(self, client, parts: list, n_obs: int, n_features: int, weighted: bool):
+    def __init__(self, client, parts: list, n_obs: int, n_features: int, weighted: bool, has_offset: bool):
         self.client, self.parts = client, parts
-        self.n_obs, self.n_features, self.weighted = n_obs, n_features, weighted
+        self.n_obs, self.n_features, self.weighted, self.has_offset = n_obs, n_features, weighted, has_offset
 
-    def map_sum(self, fn):
-        futures = self.client.map(_apply, [fn] * len(self.parts), self.parts, pure=False)
-        total = None
-        for value in self.client.gather(futures):
-            if value is not None:
-                total = value if total is None else total + value
-        return total
+    def map_sum(self, fn, *, design: bool = True, n_params: int | None = None):
+        n = len(self.parts)
+        futures = self.client.map(_apply, [fn] * n, self.parts, [design] * n, [n_params] * n, pure=False)
+        return add_up(self.client.gather(futures))
+
+    def arrays(self) -> None:
+        return None
 
     def target_chunks(self):
-        """``(y, w)`` of each partition in row order, brought to the client one at a time (for
-        :func:`mlefit.fingerprint.rows_fingerprint`)."""
+        """Each partition's ``(y, w)`` in row order, brought to the client one at a time."""
         for future in self.client.map(_targets, self.parts, pure=False):
             yield future.result()
 
-    def all_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Every partition's rows, brought to the client (for the exact separation check)."""
+    def subsample(self, which: int) -> None:
+        return None
+
+    def sample(self) -> MemoryRows:
+        """The first partition with rows, brought to the client."""
+        for part in self.parts:
+            X, y, w, o = self.client.gather(part)
+            if len(y):
+                return MemoryRows(np.asfortranarray(X), y, w, o)
+        raise DataError("the data have no rows.")
+
+    def gather(self, limit: int | None) -> MemoryRows | None:
+        """Every partition's rows, brought to the client (for the exact separation check), or None
+        when they need more than ``limit`` bytes."""
+        from .stream import default_memory_limit
+
+        need = self.n_obs * (self.n_features + 3) * 8
+        limit = default_memory_limit() if limit is None else limit
+        if limit > 0 and need > limit:
+            return None
         parts = [part for part in self.client.gather(self.parts) if len(part[1])]
         X = np.concatenate([part[0] for part in parts])
         y = np.concatenate([part[1] for part in parts])
         w = np.concatenate([part[2] for part in parts]) if self.weighted else None
-        return X, y, w
+        o = np.concatenate([part[3] for part in parts]) if self.has_offset else None
+        return MemoryRows(np.asfortranarray(X), y, w, o)
 
     def check_rank(self, names, intercept: bool) -> None:
         """The Gram matrix summed over the partitions; a rank defect names the first dependent column."""
-        from . import checks
+        from .. import checks
 
-
-        p = self.n_features
-        sums = self.map_sum(_weighted_gram)
-        gram = sums[: p * p].reshape(p, p)
+        gram = self.map_sum(_weighted_gram)
         # checks.check_rank on the p x p Cholesky factor of the Gram matrix: R'R = X'WX, so the
         # columns of R have the same linear dependencies as those of the design.
         try:
@@ -81,20 +102,20 @@ class DaskParts:
         checks.check_rank(R, names, intercept=intercept)
 
 
-def _apply(fn, part):
-    X, y, w = part
+def _apply(fn, part, design, n_params):
+    X, y, w, o = part
     if not len(y):
         return None
-    return fn(X, y, w)
+    return MemoryRows(X, y, w, o).map_sum(fn, design=design, n_params=n_params)
 
 
 def _targets(part):
     return part[1], part[2]
 
 
-def _weighted_gram(X, y, w):
+def _weighted_gram(X, y, w, o):
     Xw = X if w is None else X * w[:, None]
-    return (Xw.T @ X).ravel()
+    return Xw.T @ X
 
 
 def _client(scheduler: str | None):
@@ -115,12 +136,13 @@ def _client(scheduler: str | None):
         raise UsageError(f"cannot reach the Dask scheduler at {scheduler} ({exc}).") from None
 
 
-def fit_dask(
+@contextmanager
+def dask_source(
     path, fam: Family, *, scheduler=None, client=None, target=None, features=None, intercept=True,
-    weights=None, formula=None, dropna=False, l2=None, cov="model", method="newton", gradient="analytic",
-    tol, max_iter, chunk_rows=None, blocksize=None, extras=None,
-):
-    """Fit a CSV on a Dask cluster (``scheduler``: ``tcp://HOST:PORT`` or ``local``), or with ``client``."""
+    weights=None, offset=None, exposure=None, formula=None, dropna=False, chunk_rows=None, blocksize=None,
+) -> Iterator[Source]:
+    """The :class:`Source` of a CSV read on a Dask cluster (``scheduler``: ``tcp://HOST:PORT`` or
+    ``local``), or with ``client``; a cluster started here is closed afterwards."""
     dd, _ = _require_dask()
     if formula is not None:
         raise UsageError("--formula is not supported with --engine dask.")
@@ -128,20 +150,14 @@ def fit_dask(
     if not path.exists():
         raise DataError(f"file '{path}' not found.")
     cluster = None
-    if client is None:
+    own = client is None
+    if own:
         client, cluster = _client(scheduler)
-        own = True
-    else:
-        own = False
     try:
-        sd = load_dask(
+        yield load_dask(
             client, dd, path, fam, target=target, features=features, intercept=intercept,
-            weights=weights, dropna=dropna, blocksize=blocksize or _blocksize(path, chunk_rows),
-        )
-        from .stream import fit_source
-
-        return fit_source(
-            sd, fam, l2=l2, cov=cov, method=method, gradient=gradient, tol=tol, max_iter=max_iter, extras=extras,
+            roles={"weights": weights, "offset": offset, "exposure": exposure}, dropna=dropna,
+            blocksize=blocksize or _blocksize(path, chunk_rows),
         )
     finally:
         if own:
@@ -161,7 +177,7 @@ def _blocksize(path: Path, chunk_rows: int | None) -> int:
     return max(1024, int(chunk_rows * len(head) / lines))
 
 
-def load_dask(client, dd, path, fam, *, target, features, intercept, weights, dropna, blocksize):
+def load_dask(client, dd, path, fam, *, target, features, intercept, roles, dropna, blocksize) -> Source:
     from dask import delayed
 
     from . import stream
@@ -173,7 +189,7 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, weights, dr
     except (pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"'{path}' is not a readable CSV file ({str(exc).splitlines()[0]}).") from None
     columns = [str(c) for c in ddf.columns]
-    target, wanted, used = stream._header(columns, target, features, intercept, weights)
+    target, wanted, used = stream.header_columns(columns, target, features, intercept, roles)
     # dtype=object: every partition as text, parsed the way pandas parses a whole file
     parts = [delayed(_parse)(p) for p in ddf.to_delayed()]
     parts = client.persist(parts)
@@ -183,25 +199,29 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, weights, dr
         delayed(stream.summarise_chunk)(p, o, target, wanted, used) for p, o in zip(parts, offsets)
     ]))
     cols, target_values, n_dropped = stream.combine_summaries(summaries, wanted, used, dropna)
-    enc, encoded = stream.make_encoding(fam, target, wanted, cols, target_values, weights, dropna, intercept)
-    n_classes = len(encoded.levels) if encoded is not None else None
+    enc, encoded = stream.make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept)
     encoded_parts = client.persist([delayed(stream.encode_chunk)(p, o, enc) for p, o in zip(parts, offsets)])
     del parts
-    stats = client.gather(client.compute([
-        delayed(lambda part: stream.chunk_stats(part[1], part[2], n_classes))(p) for p in encoded_parts
-    ]))
-    sw, mean, m2, counts = stream.merge_stats(stats)
-    if weights and not sw > 0:
+    futures = client.compute(encoded_parts)
+    sizes = client.gather(client.map(_size, futures))
+    n_obs = int(sum(n for n, _ in sizes))
+    weights = roles.get("weights")
+    if weights and not sum(w for _, w in sizes) > 0:
         raise DataError(f"weights column '{weights}' is zero in every row.")
     p = len(enc.design["features"])
-    futures = client.compute(encoded_parts)
-    n_obs = int(sum(client.gather(client.map(lambda part: len(part[1]), futures))))
-    source = DaskParts(client, futures, n_obs, p, weights is not None)
-    return stream.Streamed(
+    shifted = roles.get("offset") is not None or roles.get("exposure") is not None
+    source = DaskParts(client, futures, n_obs, p, weights is not None, shifted)
+    return Source(
         source, tuple(enc.design["features"]), target, None if encoded is None else encoded.levels,
-        None if encoded is None else encoded.note, intercept, weights, n_dropped, enc.design, counts,
-        mean, m2 / sw if sw > 0 else 0.0, sw,
+        None if encoded is None else encoded.note, intercept, weights, roles.get("offset"),
+        roles.get("exposure"), n_dropped, enc.design,
     )
+
+
+def _size(part) -> tuple[int, float]:
+    """Rows and total weight of an encoded partition."""
+    _, y, w, _ = part
+    return len(y), float(len(y) if w is None else w.sum())
 
 
 def _parse(frame):

@@ -1,0 +1,236 @@
+"""What every engine provides: rows that sum, the objective over them, and the source of a fit.
+
+A family turns a block of rows ``(X, y, weights, offset)`` and a parameter vector into
+:class:`~mlefit.families.base.BlockSums`; an engine adds those sums over all of its rows
+(:meth:`Rows.map_sum`). :class:`RowsObjective` is the NLL, gradient and Hessian of a family over
+any engine's rows, which is all the optimisers see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
+
+import numpy as np
+
+from ..families.base import BlockSums, Family
+
+if TYPE_CHECKING:
+    from .memory import MemoryRows
+
+BlockFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None"], Any]
+
+
+class Rows(Protocol):
+    """The rows of a fit, wherever they are.
+
+    Attributes
+    ----------
+    n_obs : int
+        Number of rows.
+    n_features : int
+        Columns of the design.
+    weighted : bool
+        Whether the rows carry frequency weights.
+    has_offset : bool
+        Whether the rows carry an offset.
+    """
+
+    n_obs: int
+    n_features: int
+    weighted: bool
+    has_offset: bool
+
+    def map_sum(self, fn: BlockFn, *, design: bool = True, n_params: int | None = None) -> Any:
+        """``fn(X, y, weights, offset)`` added over blocks of rows, in an order that depends on the
+        data's shape only (so the sum is the same to the last bit on every run). With
+        ``design=False`` the design is not read and ``X`` is None (sums over the target alone).
+        Weights and offset are None where the rows have none. ``n_params``: the size of the
+        model whose sums these are (it bounds how many partial sums are held at once)."""
+        ...
+
+    def arrays(self) -> "MemoryRows | None":
+        """All rows as arrays in this process (the in-memory engine), else None."""
+        ...
+
+    def target_chunks(self) -> Iterable[tuple[np.ndarray, "np.ndarray | None"]]:
+        """``(y, weights)`` of consecutive blocks of rows, in row order, one block in memory at a
+        time (the design is not read): for :func:`mlefit.fingerprint.rows_fingerprint`."""
+        ...
+
+    def subsample(self, which: int) -> "MemoryRows | None":
+        """Runs of rows spread over the data, in memory, for a warm start (``which`` 0 and 1 give
+        disjoint runs), or None where the engine has none."""
+        ...
+
+    def sample(self) -> "MemoryRows":
+        """Some rows in memory to compute a start from (every row in memory, a subsample otherwise)."""
+        ...
+
+    def gather(self, limit: int | None) -> "MemoryRows | None":
+        """Every row in memory (for the exact separation check), or None when they need more than
+        ``limit`` bytes."""
+        ...
+
+    def check_rank(self, names, intercept: bool) -> np.ndarray | None:
+        """Raise CollinearityError when the design's columns are dependent; returns the Gram matrix
+        ``X'WX`` when it was formed in memory (else None)."""
+        ...
+
+
+def add_up(sums: Iterable[Any]) -> Any:
+    """The sum of block sums (or of arrays), added in the order given, in place (one copy of each
+    array). For BlockSums the smallest class log-probability is known only when every part has it."""
+    total = None
+    nll = weight = 0.0
+    grad = hess = None
+    lows: list[float | None] = []
+    blocks = False
+    for s in sums:
+        if s is None:
+            continue
+        if isinstance(s, BlockSums):
+            blocks = True
+            nll += s.nll
+            weight += s.weight
+            if s.grad is not None:
+                grad = s.grad.copy() if grad is None else np.add(grad, s.grad, out=grad)
+            if s.hess is not None:
+                hess = s.hess.copy() if hess is None else np.add(hess, s.hess, out=hess)
+            lows.append(s.min_log_prob)
+        elif total is None:
+            total = np.array(s, dtype=float, copy=True)
+        else:
+            total += s
+    if blocks:
+        low = None if not lows or None in lows else min(lows)
+        return BlockSums(nll, grad, hess, weight, low)
+    return total
+
+
+class ScreenMemory:
+    """Remembers the smallest fitted class log-probability of the last evaluation that computed it
+    (``BlockSums.min_log_prob``, reported with the Hessian), so the separation screen at the
+    estimate needs no pass of its own."""
+
+    _screened: tuple[np.ndarray, float] | None = None
+
+    def _remember(self, params: np.ndarray, s: BlockSums) -> BlockSums:
+        if s.min_log_prob is not None:
+            self._screened = (params.copy(), s.min_log_prob)
+        return s
+
+    def min_log_prob(self, params: np.ndarray) -> float | None:
+        """The smallest fitted class log-probability at ``params`` (see ``BlockSums.min_log_prob``)
+        when the last evaluation that computed it was at ``params``, else None."""
+        if self._screened is not None and np.array_equal(self._screened[0], params):
+            return self._screened[1]
+        return None
+
+
+class RowsObjective(ScreenMemory):
+    """NLL, gradient and Hessian of ``family`` summed over ``rows`` (any engine).
+
+    ``null_columns``: None for the fit's own design; an integer k for the intercept-only model, whose
+    design is k columns of ones (the design itself is then never read, so on a streamed cache a pass
+    reads the target, the weights and the offset alone).
+    """
+
+    def __init__(self, family: Family, rows: Rows, *, null_columns: int | None = None):
+        self.family, self.rows, self.null_columns = family, rows, null_columns
+        #: Passes over the rows so far (each evaluation is one).
+        self.passes = 0
+        #: The family supplies a Hessian root and precise gradients (see ``Family.hess_root``), and
+        #: the rows are in memory to compute them.
+        self.refinable = (
+            null_columns is None and type(family).hess_root is not Family.hess_root and rows.arrays() is not None
+        )
+
+    def sums(self, params: np.ndarray, order: int, precise: bool = False) -> BlockSums:
+        self.passes += 1
+        if precise:  # the rare extended-precision path of ill-conditioned fits: all rows at once
+            a = self.rows.arrays()
+            return self._remember(
+                params, self.family.evaluate(params, a.X, a.y, a.weights, order=order, precise=True, offset=a.offset)
+            )
+        fn = partial(block_sums, self.family, params, order, self.null_columns)
+        return self._remember(params, self.rows.map_sum(fn, design=self.null_columns is None, n_params=params.size))
+
+    def value(self, params: np.ndarray) -> float:
+        return self.sums(params, 0).nll
+
+    def value_grad(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        s = self.sums(params, 1)
+        return s.nll, s.grad
+
+    def value_grad_hess(self, params: np.ndarray, precise: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+        """NLL, gradient and Hessian; ``precise`` sums the gradient's products with the design in
+        extended precision (for refining Newton's method on ill-conditioned designs)."""
+        s = self.sums(params, 2, precise)
+        return s.nll, s.grad, s.hess
+
+    def hess_root(self, params: np.ndarray) -> np.ndarray | None:
+        """A matrix ``Z`` with ``Z.T @ Z`` the Hessian (the family's weighted design), or None."""
+        a = self.rows.arrays()
+        if a is None or self.null_columns is not None:
+            return None
+        return self.family.hess_root(params, a.X, a.y, a.weights, offset=a.offset)
+
+    def score_outer(self, params: np.ndarray) -> np.ndarray:
+        """``sum_i w_i s_i s_i'`` over all rows: the meat of the sandwich covariance."""
+        return self.rows.map_sum(partial(score_outer, self.family, params), n_params=params.size)
+
+
+def block_sums(family: Family, params: np.ndarray, order: int, null_columns: int | None, X, y, w, offset) -> BlockSums:
+    """A family's sums over one block (the per-block function of every engine); with
+    ``null_columns`` the block's design is that many columns of ones."""
+    if null_columns is not None:
+        X = np.ones((len(y), null_columns))
+    return family.evaluate(params, X, y, w, order=order, offset=offset)
+
+
+def score_outer(family: Family, params: np.ndarray, X, y, w, offset) -> np.ndarray:
+    return family.score_outer(params, X, y, w, offset=offset)
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """The rows of a fit (any engine) with what the readers learned about them.
+
+    Attributes
+    ----------
+    rows : Rows
+    feature_names : tuple of str
+        A name per design column (``intercept`` first when present).
+    target : str
+        The target column's name.
+    levels : tuple or None
+        Class labels in code order (families with classes).
+    target_note : str or None
+        How the labels were read, for the output.
+    intercept : bool
+    weights_name, offset_name, exposure_name : str or None
+        The columns the weights, the offset and the exposure came from (the rows' offset is the
+        offset column plus the log of the exposure column).
+    n_dropped : int
+        Rows dropped for missing values.
+    design : dict or None
+        How the design was built, JSON-ready (see ``mlefit.data.design_matrix``).
+    """
+
+    rows: Rows
+    feature_names: tuple[str, ...]
+    target: str
+    levels: tuple | None = None
+    target_note: str | None = None
+    intercept: bool = True
+    weights_name: str | None = None
+    offset_name: str | None = None
+    exposure_name: str | None = None
+    n_dropped: int = 0
+    design: dict | None = None
+
+    @property
+    def n_obs(self) -> int:
+        return self.rows.n_obs
