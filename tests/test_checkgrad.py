@@ -22,14 +22,17 @@ DATA = {
     "bernoulli": (SAMPLES / "admissions.csv", "admitted"),
     "categorical": (SAMPLES / "commute.csv", "mode"),
     "gaussian": (SAMPLES / "house_prices.csv", "price_k"),
+    "poisson": (SAMPLES / "clinic_visits.csv", "visits"),
+    "negbin": (SAMPLES / "clinic_visits.csv", "visits"),
+    "gamma": (SAMPLES / "claims.csv", "amount"),
 }
 
 
 def simulated(family: str, n: int = 3000, seed: int = 4) -> pd.DataFrame:
     if family == "categorical":
         return mlefit.simulate(family, [[1.0, -0.5], [0.3, 0.8]], n=n, intercept=[0.2, -0.4], seed=seed)
-    return mlefit.simulate(family, [1.0, -0.5, 0.25], n=n, intercept=0.3, sigma=0.7 if family == "gaussian" else None,
-                           seed=seed)
+    ancillary = {name: 0.7 for name in mlefit.get_family(family).ancillary}
+    return mlefit.simulate(family, [1.0, -0.5, 0.25], n=n, intercept=0.3, ancillary=ancillary, seed=seed)
 
 
 def check_json(invoke, *args, expect: int = 0) -> dict:

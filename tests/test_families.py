@@ -19,8 +19,8 @@ def make_problem(name: str, rng: np.random.Generator, n: int = 60, p: int = 3, s
     X = np.column_stack([np.ones(n), rng.standard_normal((n, p))])
     k = fam.n_params(X.shape[1], N_CLASSES)
     params = scale * rng.standard_normal(k)
-    if name == "gaussian":
-        params[-1] = np.log(0.7)
+    if fam.ancillary:  # sigma, alpha, shape: 0.7
+        params[-len(fam.ancillary):] = np.log(0.7)
     y = fam.simulate(params, X, rng)
     return fam, X, y, params
 
@@ -39,11 +39,19 @@ def log_density(name: str, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> 
         return np.array([st.multinomial.logpmf(o, 1, pr) for o, pr in zip(onehot, P)])
     if name == "gaussian":
         return st.norm.logpdf(y, loc=X @ params[:-1], scale=np.exp(params[-1]))
+    if name == "poisson":
+        return st.poisson.logpmf(y, np.exp(X @ params))
+    if name == "negbin":
+        alpha, mu = np.exp(params[-1]), np.exp(X @ params[:-1])
+        return st.nbinom.logpmf(y, 1 / alpha, 1 / (1 + alpha * mu))
+    if name == "gamma":
+        shape, mu = np.exp(params[-1]), np.exp(X @ params[:-1])
+        return st.gamma.logpdf(y, shape, scale=mu / shape)
     raise AssertionError(name)
 
 
 def test_registry_lists_every_family():
-    assert set(FAMILY_NAMES) == {"bernoulli", "categorical", "gaussian"}
+    assert set(FAMILY_NAMES) == {"bernoulli", "categorical", "gaussian", "poisson", "negbin", "gamma"}
     for name, cls in FAMILIES.items():
         assert cls.name == name
         assert get_family(name).name == name
@@ -246,9 +254,8 @@ def test_large_sample_recovers_truth(name):
     fam = get_family(name)
     n = 20000
     X = np.column_stack([np.ones(n), rng.standard_normal((n, 2))])
-    truth = np.array([0.5, 1.0, -1.5] * (N_CLASSES - 1 if name == "categorical" else 1))
-    if name == "gaussian":
-        truth = np.append(truth, np.log(2.0))
+    truth = np.array([0.5, 1.0, -1.5] * fam.n_coef_rows(N_CLASSES))
+    truth = np.append(truth, np.log(2.0) * np.ones(len(fam.ancillary)))
     y = fam.simulate(truth, X, rng)
     res = mlefit.fit(X=X[:, 1:], y=y, family=name)
     natural = fam.natural(truth, np.eye(len(truth)))[0]

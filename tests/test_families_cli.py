@@ -58,9 +58,11 @@ def test_one_family_in_full(name, invoke):
 
 
 def test_unknown_family_is_a_usage_error(invoke):
-    result = invoke("families", "poisson")
+    result = invoke("families", "binomial")
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.strip() == "Error: unknown family 'poisson'. Choose one of: bernoulli, categorical, gaussian."
+    assert result.stderr.strip() == (
+        "Error: unknown family 'binomial'. Choose one of: bernoulli, categorical, gaussian, poisson, negbin, gamma."
+    )
 
 
 # -- the statements are true of the code ----------------------------------------------------------
@@ -72,7 +74,14 @@ def design(rng):
     return X
 
 
-LOSSES = {"bernoulli": "binary cross-entropy", "categorical": "cross-entropy", "gaussian": "MSE up to scale and constant"}
+LOSSES = {
+    "bernoulli": "binary cross-entropy", "categorical": "cross-entropy", "gaussian": "MSE up to scale and constant",
+    "poisson": "half the Poisson deviance", "negbin": "the negative binomial (NB2) NLL",
+    "gamma": "k times half the gamma deviance",
+}
+#: The loss's short name in the one-line description, and its statement in the docstring.
+SHORT = {"gaussian": ("MSE", "squared error"), "poisson": ("Poisson", "Poisson deviance"),
+         "negbin": ("negative binomial", "NB2"), "gamma": ("gamma", "Gamma distribution")}
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
@@ -80,9 +89,9 @@ def test_loss_is_named_in_the_listing_and_the_docstring(name):
     fam = get_family(name)
     entry = fam.describe()
     assert entry["loss"].startswith(LOSSES[name])
-    short = "MSE" if name == "gaussian" else LOSSES[name]
-    assert short in fam.description
-    assert ("squared error" if name == "gaussian" else short) in " ".join(fam.__doc__.split())
+    short, doc = SHORT.get(name, (LOSSES[name], LOSSES[name]))
+    assert short.lower() in fam.description.lower()
+    assert doc in " ".join(fam.__doc__.split())
 
 
 def test_bernoulli_statements(design, rng):

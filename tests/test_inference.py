@@ -45,6 +45,18 @@ def commute():
 
 
 @pytest.fixture(scope="module")
+def visits():
+    frame = pd.read_csv(SAMPLES / "clinic_visits.csv")
+    return frame, ["age", "chronic", "months_enrolled"]
+
+
+@pytest.fixture(scope="module")
+def claims():
+    frame = pd.read_csv(SAMPLES / "claims.csv")
+    return frame, ["driver_age", "vehicle_value_k"]
+
+
+@pytest.fixture(scope="module")
 def houses():
     frame = pd.read_csv(SAMPLES / "house_prices.csv")
     features = ["area_m2", "bedrooms", "age_years"]
@@ -95,11 +107,14 @@ def test_gaussian_weights_match_statsmodels_glm_freq_weights(houses):
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_weights_equal_repeated_rows(family, admissions, commute, houses):
+def test_weights_equal_repeated_rows(family, admissions, commute, houses, visits, claims):
     frame, features, target = {
         "bernoulli": (admissions[0], admissions[1], "admitted"),
         "categorical": (commute[0], commute[1], "mode"),
         "gaussian": (houses[0], houses[1], "price_k"),
+        "poisson": (visits[0], visits[1], "visits"),
+        "negbin": (visits[0], visits[1], "visits"),
+        "gamma": (claims[0], claims[1], "amount"),
     }[family]
     frame = with_weights(frame, 3)
     for cov in ("model", "robust"):
@@ -197,12 +212,9 @@ def test_robust_cli_shows_both_standard_errors(invoke, fit_json):
 def test_scores_sum_to_the_gradient_and_give_the_meat(family, rng):
     fam = get_family(family)
     X = np.column_stack([np.ones(50), rng.normal(size=(50, 2))])
-    if family == "categorical":
-        y, params = rng.integers(0, 3, size=50), rng.normal(size=6) * 0.3
-    elif family == "bernoulli":
-        y, params = rng.integers(0, 2, size=50).astype(float), rng.normal(size=3) * 0.3
-    else:
-        y, params = rng.normal(size=50), np.append(rng.normal(size=3), 0.2)
+    n_classes = 3 if fam.classes else None
+    params = rng.normal(size=fam.n_params(3, n_classes)) * 0.3
+    y = fam.simulate(params, X, rng)
     w = rng.integers(0, 3, size=50).astype(float)
     S = fam.scores(params, X, y)
     assert S.shape == (50, len(params))
@@ -326,20 +338,20 @@ def test_l2_gaussian_solves_the_penalised_normal_equations(houses):
 def test_penalized_objective_derivatives(family, rng):
     fam = get_family(family)
     X = np.column_stack([np.ones(40), rng.normal(size=(40, 2))])
-    y = {"bernoulli": rng.integers(0, 2, size=40).astype(float), "categorical": rng.integers(0, 3, size=40),
-         "gaussian": rng.normal(size=40)}[family]
     n_classes = 3 if family == "categorical" else None
-    obj = PenalizedObjective(data_objective(fam, X, y), fam.l2_matrix(3, n_classes, intercept=True), 1.7)
     params = rng.normal(size=fam.n_params(3, n_classes)) * 0.3
+    y = fam.simulate(params, X, rng)
+    obj = PenalizedObjective(data_objective(fam, X, y), fam.l2_matrix(3, n_classes, intercept=True), 1.7)
     f, g, H = obj.value_grad_hess(params)
     np.testing.assert_allclose(g, numdiff.gradient(obj.value, params), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(H, numdiff.hessian(obj.value, params), rtol=1e-4, atol=1e-5)
-    # intercepts (and gaussian's log sigma) are not penalised
+    # intercepts and ancillary parameters (gaussian's log sigma, ...) are not penalised
     P = fam.l2_matrix(3, n_classes, intercept=True)
     free = [0] if family != "categorical" else [0, 3]
-    if family == "gaussian":
+    if fam.ancillary:
         free.append(3)
     assert np.all(P[free] == 0) and np.all(P[:, free] == 0)
+    assert np.count_nonzero(np.diag(P)) == len(params) - len(free)
 
 
 def test_l2_output_names_the_objective_and_standard_errors(fit_json, invoke):

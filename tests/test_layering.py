@@ -23,7 +23,16 @@ def modules_after(code: str) -> set[str]:
 def test_import_mlefit_loads_neither_typer_nor_rich_nor_heavy_libraries():
     loaded = modules_after("import mlefit")
     assert not {"typer", "rich", "click"} & loaded
-    assert not {"scipy", "pandas", "matplotlib"} & loaded
+    assert not {"scipy", "pandas", "matplotlib", "sympy"} & loaded
+
+
+def test_text_models_load_sympy_only_to_compile():
+    assert not {"sympy", "scipy", "pandas"} & modules_after("import mlefit.textmodel")
+    compiled = modules_after(
+        "from mlefit.textmodel import compile_model\n"
+        "compile_model('y ~ poisson(rate = exp(a + b*x))', columns=['y', 'x'])"
+    )
+    assert "sympy" in compiled and "pandas" not in compiled
 
 
 def test_cli_module_loads_neither_pandas_nor_scipy():
@@ -61,6 +70,8 @@ ALLOWED = {
     "profile": {"numpy", "errors", "inference", "optimize"},
     "fingerprint": {"numpy"},
     "lrtest": {"errors", "inference", "model", "results"},
+    # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile
+    "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff"},
 }
 
 

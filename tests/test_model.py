@@ -240,7 +240,7 @@ BAD_MODELS = [
      f"has format version {FORMAT_VERSION + 1}, newer than this mlefit reads ({FORMAT_VERSION})"),
     ("unknown design", lambda p: rewrite(p, lambda d: d["design"].update(kind="spline")),
      "builds its design in a way this version of mlefit does not know (kind 'spline'"),
-    ("unknown family", lambda p: rewrite(p, lambda d: d.update(family="poisson")), "unknown family 'poisson'"),
+    ("unknown family", lambda p: rewrite(p, lambda d: d.update(family="zipoisson")), "unknown family 'zipoisson'"),
     ("missing entry", lambda p: rewrite(p, lambda d: d.pop("parameters")),
      "is damaged: the entry 'parameters' is missing"),
     ("wrong count", lambda p: rewrite(p, lambda d: d["parameters"].pop()), "is damaged: 3 estimates"),
