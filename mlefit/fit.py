@@ -528,18 +528,22 @@ def _with_profile(
         notes.append("no profile-likelihood intervals: the fit did not converge, so its NLL is not the maximum")
         status = [(profile.FAILED, profile.FAILED) if j in wanted else status[j] for j in range(k)]
     else:
+        zero = np.zeros((k, k))
+
+        def reported(j: int, v: float) -> float:
+            point = opt.params.copy()
+            point[j] = v
+            return float(fam.natural(point, zero)[0][j])
+
+        limit = fam.boundary(opt.params)
         intervals = profile.profile_intervals(
             objective, opt.params, opt.nll, cov_model, wanted, extras.level, names=result.labels,
+            held=None if limit is None else limit[0], reported=reported,
         )
-        zero = np.zeros((k, k))
         for iv in intervals:
             ends = []
             for end in (iv.lower, iv.upper):
-                value = math.nan
-                if end.value is not None:
-                    point = opt.params.copy()
-                    point[iv.index] = end.value
-                    value = float(fam.natural(point, zero)[0][iv.index])
+                value = math.nan if end.value is None else reported(iv.index, end.value)
                 ends.append((value, end.status))
                 if end.note:
                     notes.append(end.note)

@@ -4,10 +4,10 @@ For a model SMALL nested in a model BIG (SMALL's parameters are BIG's with some 
 both fitted by maximum likelihood to the same observations, Wilks' statistic
 ``LR = 2 (loglik_BIG - loglik_SMALL)`` is asymptotically chi-squared with
 ``df = n_params_BIG - n_params_SMALL`` degrees of freedom under SMALL. The test is refused, with
-one sentence, whenever that does not hold or cannot be checked: different families, targets or
-class labels; different rows (the fits' fingerprints of their target, weights and row count
-differ, :mod:`mlefit.fingerprint`); SMALL's parameters (by name and class) not all among BIG's;
-SMALL not smaller; a fit that did not converge or was penalised (``--l2``).
+one sentence, whenever that does not hold or cannot be checked: different families, targets, class
+labels, offsets or exposures; different rows (the fits' fingerprints of their target, weights and
+row count differ, :mod:`mlefit.fingerprint`); SMALL's parameters (by name and class) not all among
+BIG's; SMALL not smaller; a fit that did not converge or was penalised (``--l2``).
 """
 
 from __future__ import annotations
@@ -96,6 +96,12 @@ def lr_test(small: "Model | str | Path", big: "Model | str | Path") -> LRTestRes
             f"{a_name} and {b_name} read the target's labels differently ({_levels(a.levels)} against "
             f"{_levels(b.levels)}), so their likelihoods are of different outcomes."
         )
+    for what in ("offset", "exposure"):
+        if getattr(a, what) != getattr(b, what):
+            raise UsageError(
+                f"{a_name} has the {what} {_column(getattr(a, what))} and {b_name} {_column(getattr(b, what))}; "
+                f"nested models share the {what}, so both must be fitted with the same one."
+            )
     for name, m in ((a_name, a), (b_name, b)):
         if m.fit.get("converged") is not True:
             raise UsageError(
@@ -158,6 +164,10 @@ def _load(model: "Model | str | Path", role: str) -> tuple[str, Model]:
     if isinstance(model, Model):
         return role, model
     return str(model), load_model(model)
+
+
+def _column(name: str | None) -> str:
+    return "none" if name is None else f"'{name}'"
 
 
 def _levels(levels) -> str:

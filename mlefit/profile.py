@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -193,35 +193,39 @@ class _Counted:
 
 
 class _Fixed:
-    """The objective over every parameter but ``j``, with ``theta_j`` held at ``v``; it keeps the
-    full gradient and Hessian of its last second-order evaluation."""
+    """The objective over the ``free`` parameters, ``theta_j`` held at ``v`` and the others not
+    free at their values in ``base``; it keeps the full gradient and Hessian of its last
+    second-order evaluation."""
 
-    def __init__(self, objective: _Counted, j: int, v: float):
-        self.objective, self.j, self.v = objective, j, v
+    def __init__(self, objective: _Counted, j: int, v: float, free: np.ndarray, base: np.ndarray):
+        self.objective, self.free = objective, free
+        self.base = base.copy()
+        self.base[j] = v
         self.last: tuple[np.ndarray, float, np.ndarray, np.ndarray] | None = None
         self.refinable = objective.refinable
 
     def full(self, others: np.ndarray) -> np.ndarray:
-        return np.insert(others, self.j, self.v)
+        x = self.base.copy()
+        x[self.free] = others
+        return x
 
     def value(self, others):
         return self.objective.value(self.full(others))
 
     def value_grad(self, others):
         f, g = self.objective.value_grad(self.full(others))
-        return f, np.delete(g, self.j)
+        return f, g[self.free]
 
     def value_grad_hess(self, others, precise: bool = False):
         x = self.full(others)
         f, g, H = self.objective.value_grad_hess(x, precise=True) if precise else self.objective.value_grad_hess(x)
         self.last = (x, f, g, H)
-        keep = np.delete(np.arange(x.size), self.j)
-        return f, g[keep], H[np.ix_(keep, keep)]
+        return f, g[self.free], H[np.ix_(self.free, self.free)]
 
     def hess_root(self, others):
-        """The Hessian's square root without column ``j`` (``Z'Z`` is then the others' Hessian)."""
+        """The Hessian's square root over the free columns (``Z'Z`` is then their Hessian)."""
         Z = self.objective.hess_root(self.full(others))
-        return None if Z is None else np.delete(Z, self.j, axis=1)
+        return None if Z is None else Z[:, self.free]
 
 
 @dataclass
@@ -237,17 +241,18 @@ class _Point:
     path: np.ndarray  # d theta / dv (1 in place j)
 
 
-def _constrained(counted: _Counted, j: int, v: float, start: np.ndarray):
-    """Minimise over the others with ``theta_j = v`` from ``start``: ``(theta, nll, grad, hess)``
-    at the constrained optimum, or the reason (a string) the fit failed."""
-    if start.size == 1:
-        x = np.array([v], dtype=float)
+def _constrained(counted: _Counted, j: int, v: float, start: np.ndarray, free: np.ndarray):
+    """Minimise over the ``free`` parameters with ``theta_j = v`` from ``start`` (a full vector):
+    ``(theta, nll, grad, hess)`` at the constrained optimum, or the reason (a string) it failed."""
+    if not free.any():
+        x = start.copy()
+        x[j] = v
         with np.errstate(all="ignore"):
             f, g, H = counted.value_grad_hess(x)
         ok = math.isfinite(f) and np.all(np.isfinite(g)) and np.all(np.isfinite(H))
         return (x, f, g, H) if ok else "the NLL or its derivatives are not finite there"
-    fixed = _Fixed(counted, j, v)
-    others = np.delete(start, j)
+    fixed = _Fixed(counted, j, v, free, start)
+    others = start[free]
     for max_iter in INNER_ITER:
         with np.errstate(all="ignore"):
             opt = newton(fixed, others, tol=INNER_TOL, max_iter=max_iter)
@@ -282,10 +287,10 @@ def _starts(v: float, j: int, inside: _Point, outside: "_Point | None", last: _P
             yield start
 
 
-def _derivatives(j: int, g: np.ndarray, H: np.ndarray) -> tuple[float, float, np.ndarray]:
+def _derivatives(j: int, g: np.ndarray, H: np.ndarray, free: np.ndarray) -> tuple[float, float, np.ndarray]:
     """``(nll_p', nll_p'', d theta / dv)`` at a constrained optimum (envelope theorem and the
-    Schur complement)."""
-    keep = np.delete(np.arange(g.size), j)
+    Schur complement over the ``free`` parameters)."""
+    keep = np.flatnonzero(free)
     path = np.zeros(g.size)
     path[j] = 1.0
     curvature = float(H[j, j])
@@ -309,6 +314,8 @@ def profile_intervals(
     indices: Sequence[int],
     level: float = 0.95,
     names: Sequence[str] | None = None,
+    held: np.ndarray | None = None,
+    reported: Callable[[int, float], float] | None = None,
 ) -> tuple[ProfileInterval, ...]:
     """Profile-likelihood intervals of the parameters ``indices``.
 
@@ -329,6 +336,11 @@ def profile_intervals(
         The intervals' level: endpoints where ``2 (nll_p(v) - nll) = chi2_1(level)``.
     names : sequence of str, optional
         Parameter labels, for the notes.
+    held : bool ndarray of shape (n_params,), optional
+        Parameters held at their value in ``params`` throughout (one at the boundary of the
+        parameter space, as the fit holds it; its own interval is not profiled).
+    reported : callable, optional
+        ``reported(j, v)``: parameter ``j``'s value ``v`` on the reported scale, for the notes.
 
     Returns
     -------
@@ -338,18 +350,30 @@ def profile_intervals(
     z = critical_value(level)
     params = np.asarray(params, dtype=float)
     labels = list(names) if names is not None else [f"parameter {i}" for i in range(params.size)]
+    held = np.zeros(params.size, dtype=bool) if held is None else np.asarray(held, dtype=bool)
+    show = reported or (lambda j, v: v)
     out = []
     for j in indices:
+        j = int(j)
+        if held[j]:
+            note = (
+                f"{labels[j]}: its estimate is at the boundary of the parameter space ({show(j, params[j]):.6g}), "
+                "where the likelihood has no interior maximum to profile from"
+            )
+            out.append(ProfileInterval(j, Endpoint(None, FAILED, note=note), Endpoint(None, FAILED)))
+            continue
+        free = ~held
+        free[j] = False
         sides = [
-            _endpoint(objective, params, float(nll), cov, int(j), side, z, labels[j]) for side in (-1, 1)
+            _endpoint(objective, params, float(nll), cov, j, side, z, labels[j], free, show) for side in (-1, 1)
         ]
-        out.append(ProfileInterval(int(j), *sides))
+        out.append(ProfileInterval(j, *sides))
     return tuple(out)
 
 
 def _endpoint(
     objective: Objective, params: np.ndarray, nll_hat: float, cov: np.ndarray, j: int, side: int, z: float,
-    label: str,
+    label: str, free: np.ndarray, show: Callable[[int, float], float],
 ) -> Endpoint:
     """One endpoint: the root of ``r(v) = side * z`` on the ``side`` of the estimate."""
     counted = _Counted(objective)
@@ -366,7 +390,10 @@ def _endpoint(
     r_tol = 1e-10 + noise
     better = 1e-6 + noise
 
-    path0 = cov[:, j] / cov[j, j]
+    path0 = np.zeros(params.size)
+    path0[free] = cov[free, j] / cov[j, j]
+    path0[~np.isfinite(path0)] = 0.0
+    path0[j] = 1.0
     inside = _Point(v_hat, params.copy(), 0.0, 1.0 / se, 0.0, path0)
     outside: _Point | None = None
     v = v_hat + side * z * se
@@ -383,7 +410,7 @@ def _endpoint(
         fitted: tuple | str = "no start"
         for start in _starts(v, j, inside, outside, last, params):
             fits += 1
-            fitted = _constrained(counted, j, v, start)
+            fitted = _constrained(counted, j, v, start, free)
             if not isinstance(fitted, str):
                 break
             failures += 1
@@ -399,7 +426,7 @@ def _endpoint(
             return done(
                 FAILED,
                 note=f"{label}: the endpoint {where} the estimate was not found: the constrained fit at "
-                f"{label} = {v:.6g} failed ({fitted})",
+                f"{label} = {show(j, v):.6g} failed ({fitted})",
             )
         theta, f, g, H = fitted
         delta = f - nll_hat
@@ -408,12 +435,12 @@ def _endpoint(
                 BETTER,
                 note=(
                     f"{label}: the profile {where} the estimate reached an NLL {-delta:.3g} lower than the fit's "
-                    f"at {label} = {v:.6g}, so the fit was not at the maximum of the likelihood"
+                    f"at {label} = {show(j, v):.6g}, so the fit was not at the maximum of the likelihood"
                 ),
                 lower=(theta, f),
             )
         r = side * math.sqrt(2.0 * max(delta, 0.0))
-        dnll, d2nll, path = _derivatives(j, g, H)
+        dnll, d2nll, path = _derivatives(j, g, H, free)
         dr = dnll / r if r != 0 else 1.0 / se
         d2r = (d2nll - dr * dr) / r if r != 0 else 0.0
         point = _Point(v, theta, r, dr, d2r, path)
@@ -450,12 +477,15 @@ def _endpoint(
             if flat_from is not None and distance > flat_from[0] * 1.5:
                 risen = (r * r - flat_from[1] ** 2) / 2.0
                 if risen <= max(noise, 1e-12 * (target * target - r * r)) or distance > MAX_DISTANCE * se:
+                    with np.errstate(all="ignore"):
+                        limit = show(j, side * math.inf)
+                    reach = f"reaches {label} = {limit:.6g}" if math.isfinite(limit) else "is unbounded"
                     return done(
                         UNBOUNDED,
                         note=(
                             f"{label}: the profile {where} the estimate flattens below the threshold "
-                            f"(2 x NLL rise {r * r:.4g} < {z * z:.4g} at {label} = {v:.6g}, "
-                            f"{distance / se:.3g} standard errors out), so the interval is unbounded {where}"
+                            f"(2 x NLL rise {r * r:.4g} < {z * z:.4g} at {label} = {show(j, v):.6g}), "
+                            f"so the interval {reach} (open {where})"
                         ),
                     )
             cap = v_hat + side * EXPANSION * max(distance, z * se)

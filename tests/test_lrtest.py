@@ -169,3 +169,14 @@ def test_refuses_unconverged_penalised_and_unfingerprinted_fits(invoke, tmp_path
     legacy.write_text(json.dumps(old))
     _refused(invoke, small, legacy, "carries no fingerprint")
     _refused(invoke, small, tmp_path / "missing.json", "not found")
+
+
+def test_refuses_different_offsets(invoke, tmp_path):
+    visits = SAMPLES / "clinic_visits.csv"
+    small = save(invoke, tmp_path / "s.json", visits, "-f", "poisson", "-y", "visits", "-x", "age")
+    big = save(invoke, tmp_path / "b.json", visits, "-f", "poisson", "-y", "visits", "-x", "age,chronic",
+               "--exposure", "months_enrolled")
+    _refused(invoke, small, big, "has the exposure none and")
+    with_exposure = save(invoke, tmp_path / "e.json", visits, "-f", "poisson", "-y", "visits", "-x", "age",
+                         "--exposure", "months_enrolled")
+    assert lr_test(with_exposure, big).df == 1

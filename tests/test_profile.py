@@ -116,6 +116,36 @@ def categorical_nll(X, y, k):
     return nll
 
 
+def poisson_nll(X, y):
+    def nll(b):
+        eta = X @ b
+        mu = np.exp(eta)
+        return float(np.sum(mu - y * eta + special.gammaln(y + 1))), X.T @ (mu - y)
+
+    return nll
+
+
+def negbin_nll(X, y):
+    """NB2 in (b, alpha) with alpha itself (not its log): the reference profiles alpha directly.
+    The log-density is scipy.stats.nbinom's with n = 1 / alpha, p = 1 / (1 + alpha mu)."""
+
+    def nll(theta):
+        b, alpha = theta[:-1], theta[-1]
+        if alpha <= 0:
+            return math.inf, np.zeros_like(theta)
+        mu = np.exp(X @ b)
+        r = 1.0 / alpha
+        f = -float(np.sum(stats.nbinom.logpmf(y, r, r / (r + mu))))
+        gb = X.T @ ((mu - y) / (1.0 + alpha * mu))
+        ga = float(np.sum(
+            (mu - y) / (alpha * (1.0 + alpha * mu))
+            - r * r * (special.digamma(r) - special.digamma(y + r) + np.log1p(alpha * mu))
+        ))
+        return f, np.append(gb, ga)
+
+    return nll
+
+
 # -- data -----------------------------------------------------------------------------------------
 
 
@@ -289,7 +319,7 @@ def test_profile_that_flattens_below_the_threshold_is_unbounded():
     assert iv.upper.status == prof.FOUND
     assert _rel(iv.upper.value, math.log(math.exp(z / 2 + math.log(2.0)) - 1.0)) < 1e-9
     assert iv.lower.status == prof.UNBOUNDED and iv.lower.value is None
-    assert "flattens below the threshold" in iv.lower.note and "unbounded below" in iv.lower.note
+    assert "flattens below the threshold" in iv.lower.note and "is unbounded (open below)" in iv.lower.note
     assert iv.lower.fits < prof.MAX_FITS
 
 
@@ -462,3 +492,64 @@ def test_gaussian_profiles_in_closed_form_from_nist_certified_values(problem):
     t_low = optimize.brentq(lambda t: n * (t - 1 - math.log(t)) - q, 1e-6, 1.0, xtol=1e-15)
     assert _rel(res.profile_ci_low[-1], sigma / math.sqrt(t_high)) < 1e-10
     assert _rel(res.profile_ci_high[-1], sigma / math.sqrt(t_low)) < 1e-10
+
+
+def test_poisson_matches_reference():
+    data = mlefit.simulate("poisson", [0.4, -0.3], intercept=0.2, n=80, seed=6)
+    res = mlefit.fit(data, "poisson", ci="profile")
+    X = np.column_stack([np.ones(len(data)), data[["x1", "x2"]].to_numpy()])
+    nll = poisson_nll(X, data["y"].to_numpy(float))
+    for j in range(3):
+        lo, hi, _ = reference_interval(nll, res.params, j, scale=res.se[j])
+        assert _rel(res.profile_ci_low[j], lo) < RTOL and _rel(res.profile_ci_high[j], hi) < RTOL
+
+
+def test_negbin_alpha_matches_reference():
+    data = mlefit.simulate("negbin", [0.5], intercept=1.0, ancillary={"alpha": 0.3}, n=300, seed=2)
+    res = mlefit.fit(data, "negbin", ci="profile")
+    X = np.column_stack([np.ones(len(data)), data["x1"].to_numpy()])
+    nll = negbin_nll(X, data["y"].to_numpy(float))
+    for j in range(3):
+        lo, hi, _ = reference_interval(nll, res.params, j, scale=res.se[j])
+        assert _rel(res.profile_ci_low[j], lo) < RTOL and _rel(res.profile_ci_high[j], hi) < RTOL
+    assert res.profile_status[2] == ("found", "found")
+
+
+def test_negbin_alpha_near_zero_is_open_below():
+    """alpha = 0.02 in 200 rows: the profile flattens towards the Poisson model before reaching the
+    threshold, so the interval reaches alpha = 0; its upper end matches the reference."""
+    data = mlefit.simulate("negbin", [0.5], intercept=1.0, ancillary={"alpha": 0.02}, n=200, seed=1)
+    res = mlefit.fit(data, "negbin", ci="profile")
+    assert res.profile_status[2] == ("unbounded", "found")
+    assert np.isnan(res.profile_ci_low[2])
+    assert any("reaches alpha = 0 (open below)" in note for note in res.profile_notes)
+    assert res.to_dict()["parameters"][2]["profile_status"] == "unbounded below"
+    X = np.column_stack([np.ones(len(data)), data["x1"].to_numpy()])
+    nll = negbin_nll(X, data["y"].to_numpy(float))
+    _, hi, theta = reference_interval(nll, res.params, 2, scale=res.se[2], span=3.0)
+    assert _rel(res.profile_ci_high[2], hi) < RTOL
+    # the reference's profile at alpha = 1e-9 (all but the Poisson model) is below the threshold too
+    b, f = _minimize(lambda u: (lambda f, g: (f, g[:2]))(*nll(np.append(u, 1e-9))), theta[:2])
+    assert 2.0 * (f - nll(theta)[0]) < stats.chi2.ppf(0.95, 1)
+    # and the coefficients' intervals, with alpha free in every constrained fit
+    for j in range(2):
+        lo, hi, _ = reference_interval(nll, res.params, j, scale=res.se[j])
+        assert _rel(res.profile_ci_low[j], lo) < RTOL and _rel(res.profile_ci_high[j], hi) < RTOL
+
+
+def test_negbin_alpha_at_its_boundary_profiles_the_poisson_model():
+    """Poisson data can put alpha's estimate on its boundary 0, where the fit holds it (no standard
+    error): the coefficients are then profiled with alpha held there too, which is the Poisson
+    model's profile, and alpha itself is not profiled, with a note."""
+    for seed in range(2, 12):
+        data = mlefit.simulate("poisson", [0.5], intercept=1.0, n=200, seed=seed)
+        res = mlefit.fit(data, "negbin", ci="profile")
+        if not np.isfinite(res.se[2]):
+            break
+    else:
+        pytest.fail("no seed put alpha on its boundary")
+    poisson = mlefit.fit(data, "poisson", ci="profile")
+    np.testing.assert_allclose(res.profile_ci_low[:2], poisson.profile_ci_low, rtol=1e-8)
+    np.testing.assert_allclose(res.profile_ci_high[:2], poisson.profile_ci_high, rtol=1e-8)
+    assert res.profile_status[2] == ("failed", "failed")
+    assert any("alpha: its estimate is at the boundary" in note for note in res.profile_notes)
