@@ -19,9 +19,10 @@ first-order path of the constrained optimum), and its last evaluation gives the 
 
 Halley's method on ``r`` (cubic convergence) inside a bracket that falls back to bisection
 finds an endpoint in 2-4 fits. An endpoint is *unbounded* when the profile flattens below the
-threshold (it rises by less than rounding over the last doubling of the distance, or stays below
-it :data:`MAX_DISTANCE` standard errors out); a constrained fit with a lower NLL than the MLE's
-means the original fit was not at the maximum, and is reported as such.
+threshold (it rises by less than rounding while the distance from the estimate grows
+:data:`EXPANSION`-fold, or stays below it :data:`MAX_DISTANCE` standard errors out); a constrained
+fit with a lower NLL than the MLE's means the original fit was not at the maximum, and is reported
+as such. Parameters on the boundary of their space (``held``) stay there.
 
 Everything here works on the optimiser's parameter scale and sees only ``value``,
 ``value_grad`` and ``value_grad_hess``, so it runs unchanged over rows in memory, streamed from
