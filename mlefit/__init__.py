@@ -15,10 +15,14 @@ The public API::
     study = mlefit.recover("bernoulli", [1, -2], n=500, reps=200, seed=0)
     study.coverage, study.se_ratio, study.to_dict()
 
-Importing mlefit loads numpy only: scipy and pandas load inside the functions that use them.
+Importing mlefit loads none of numpy, scipy and pandas: each public name is imported on first use,
+and scipy and pandas load inside the functions that use them.
 """
 
 from __future__ import annotations
+
+import sys
+import types
 
 from . import errors
 from .errors import ConvergenceWarning, DataError, FamilyError, MlefitError, ModelError, UsageError
@@ -55,11 +59,56 @@ __all__ = [
     "__version__",
 ]
 
-from .families import get_family  # noqa: E402
-from .fit import fit  # noqa: E402
-from .results import FitResult, IterationRecord  # noqa: E402
-from .recover import RecoveryResult, recover  # noqa: E402
-from .simulate import Truth, compare_truth, make_truth, read_truth, simulate  # noqa: E402
-from .checkgrad import GradCheck, check_grad  # noqa: E402
-from .model import Model, load_model, predict, save_model  # noqa: E402
-from .lrtest import LRTestResult, lr_test  # noqa: E402
+#: Where each public name lives: imported on first use (PEP 562), so that ``import mlefit`` and the
+#: command line's start-up (``mlefit --help``) load none of the numerical code.
+_LAZY = {
+    "fit": "fit",
+    "get_family": "families",
+    "FitResult": "results",
+    "IterationRecord": "results",
+    "RecoveryResult": "recover",
+    "recover": "recover",
+    "Truth": "simulate",
+    "compare_truth": "simulate",
+    "make_truth": "simulate",
+    "read_truth": "simulate",
+    "simulate": "simulate",
+    "GradCheck": "checkgrad",
+    "check_grad": "checkgrad",
+    "Model": "model",
+    "load_model": "model",
+    "predict": "model",
+    "save_model": "model",
+    "lr_test": "lrtest",
+    "LRTestResult": "lrtest",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlefit' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """The package's module type: importing a submodule named like a public function
+    (``mlefit.fit``, ``mlefit.simulate``, ``mlefit.recover``) sets that attribute of the package
+    to the submodule; the function of that name is kept instead, as an eager ``from .fit import
+    fit`` would, so ``mlefit.fit(...)`` works whatever was imported first."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -103,6 +103,9 @@ class GradCheck:
     seed: int
     points: tuple[PointCheck, ...]
     fit_converged: bool
+    #: The CSV's separator (None for a table) and whether it was detected from the header.
+    separator: str | None = None
+    separator_detected: bool = False
 
     @property
     def passed(self) -> bool:
@@ -136,6 +139,8 @@ class GradCheck:
             "fit_converged": self.fit_converged,
             "largest_grad_rel_err": self.largest_grad_rel_err,
             "largest_hess_rel_err": self.largest_hess_rel_err,
+            "separator": self.separator,
+            "separator_detected": self.separator_detected,
             "parameters": [
                 {"name": n, "class": c, **{f: float(self.worst(f)[i]) for f in ERROR_FIELDS}}
                 for i, (n, c) in enumerate(zip(self.names, self.classes))
@@ -170,6 +175,7 @@ def check_grad(
     n_random: int = DEFAULT_POINTS,
     seed: int = 0,
     tol: float = DEFAULT_TOL_CHECK,
+    sep: str | None = None,
 ) -> GradCheck:
     """Compare ``family``'s analytic gradient and Hessian of the NLL on ``data`` with central
     finite differences (:mod:`mlefit.numdiff`): the gradient with differences of the NLL, the
@@ -178,7 +184,7 @@ def check_grad(
 
     Parameters
     ----------
-    data, family, target, features, intercept, weights, offset, exposure
+    data, family, target, features, intercept, weights, offset, exposure, sep
         As for :func:`mlefit.fit`.
     n_random : int, default 3
         Random points drawn around the start: each parameter moves by a standard normal number of
@@ -201,7 +207,7 @@ def check_grad(
         raise UsageError(f"--points must be 0 or more; got {n_random}.")
     ds = data if isinstance(data, Dataset) else load_dataset(
         data, fam, target=target, features=features, intercept=intercept, weights=weights, offset=offset,
-        exposure=exposure,
+        exposure=exposure, sep=sep,
     )
     n_classes = len(ds.levels) if fam.classes and ds.levels is not None else None
     objective = RowsObjective(fam, MemoryRows(ds.X, ds.y, ds.weights, ds.offset))
@@ -236,6 +242,7 @@ def check_grad(
     return GradCheck(
         family=fam.name, names=tuple(names), classes=tuple(c for _, c in labels), n_obs=ds.n_obs,
         tol=float(tol), seed=seed, points=tuple(points), fit_converged=opt.converged,
+        separator=ds.separator, separator_detected=ds.separator_detected,
     )
 
 

@@ -3,9 +3,11 @@
 Each command parses its options, calls one public function, renders the result and maps
 :class:`~mlefit.errors.MlefitError` to its exit code. Heavy modules (numpy's users scipy and
 pandas, rich) load inside the commands, so ``mlefit --help`` answers at once.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Typer reads every command's annotations when the
+app starts, and annotations kept as strings cost an ``eval`` each (about 20 ms, a third of
+Typer's work for ``mlefit --help``).
+"""
 
 import enum
 import sys
@@ -132,6 +134,13 @@ MaxIterOpt = Annotated[
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output: tables, one JSON document, or CSV estimates.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every row of the convergence table.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the estimates.")]
+SepOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--sep", metavar="CHAR", help="The CSV's field separator, one character ('\\t' for a tab).",
+        show_default="from the header: ';' or tab when it has no comma, else ','",
+    ),
+]
 CIOpt = Annotated[
     Optional[CI],
     typer.Option(
@@ -354,13 +363,14 @@ def fit(
         Optional[str],
         typer.Option("--scheduler", help="With --engine dask: tcp://HOST:PORT, or local for a LocalCluster here."),
     ] = None,
+    sep: SepOpt = None,
 ) -> None:
     """Fit a model to a CSV and print estimates, fit statistics and the convergence table.
 
     Exit codes: 0 converged; 2 usage or input error; 3 not converged (results still printed);
     4 the classes are separated (the MLE does not exist; try --l2).
     """
-    from . import render
+    from . import progress, render
     from .errors import ConvergenceWarning
     from .fit import fit as fit_model
 
@@ -370,14 +380,16 @@ def fit(
             from .plot import require_matplotlib
 
             require_matplotlib()
-        with warnings.catch_warnings():
+        # a streamed or Dask fit draws its progress on standard error when that is a terminal
+        with warnings.catch_warnings(), render.fit_progress(enabled=not quiet) as reporter, \
+                progress.reporting(reporter):
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit_model(
                 data, family.value, target=target, features=features, intercept=intercept,
                 formula=formula, weights=weights, offset=offset, exposure=exposure, dropna=dropna, l2=l2, cov=cov.value,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
                 stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
-                memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler,
+                memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler, sep=sep,
                 ci=None if ci is None else ci.value, profile=profile, level=level, fingerprint=save is not None,
             )
         if truth is not None:
@@ -575,19 +587,24 @@ def predict(
         typer.Option("--digits", min=1, max=17, help="Round the predictions to this many significant digits.",
                      show_default="full precision"),
     ] = None,
+    sep: SepOpt = None,
 ) -> None:
     """Score rows with a saved model: CSV to stdout with the input's columns plus the predictions.
 
     bernoulli adds prob_<label of 1>; categorical adds prob_<label> per class and
     predicted_<target> (the most likely class); gaussian adds predicted_<target> (the mean). A name
-    already used by an input column gets _2 (_3, ...) appended.
+    already used by an input column gets _2 (_3, ...) appended. The output is comma-separated.
     """
     from . import render
+    from .data import read_table
     from .model import load_model
 
     with user_errors():
         loaded = load_model(model)
-        scored = loaded.predict(data)
+        frame, header = read_table(data, sep)
+        scored = loaded.predict(frame)
+    if header.detected:
+        _stderr(f"Note: {render.separator_note(header.sep)}.")
     sys.stdout.write(render.predictions_csv(scored, n_added=len(loaded.prediction_names()), digits=digits))
     sys.stdout.flush()
 
@@ -643,6 +660,7 @@ def check_grad(
     ] = ReportFormat.table,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every parameter at every point.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
+    sep: SepOpt = None,
 ) -> None:
     """Check the family's analytic gradient and Hessian against central finite differences at
     the start, at random points near it and at the optimum.
@@ -655,7 +673,7 @@ def check_grad(
     with user_errors():
         check = run_check(
             data, family.value, target=target, features=features, intercept=intercept, weights=weights,
-            offset=offset, exposure=exposure, n_random=points, seed=seed, tol=tol,
+            offset=offset, exposure=exposure, n_random=points, seed=seed, tol=tol, sep=sep,
         )
     if format is ReportFormat.json:
         sys.stdout.write(render.gradcheck_json(check))

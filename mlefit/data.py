@@ -16,12 +16,14 @@ import os
 import re
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from . import csvformat
+from .csvformat import CsvHeader
 from .errors import DataError, UsageError
 
 if TYPE_CHECKING:
@@ -78,6 +80,9 @@ class Dataset:
         Added to each row's linear predictor: the offset column plus the log of the exposure.
     offset_name, exposure_name : str or None
         The columns the offset came from.
+    separator, separator_detected : str or None, bool
+        The CSV's separator (None for a table or arrays), and whether it was detected from the
+        header rather than given or the default comma.
     """
 
     X: np.ndarray
@@ -95,27 +100,37 @@ class Dataset:
     offset: np.ndarray | None = None
     offset_name: str | None = None
     exposure_name: str | None = None
+    separator: str | None = None
+    separator_detected: bool = False
 
     @property
     def n_obs(self) -> int:
         return self.X.shape[0]
 
 
-def read_csv(source: "str | Path | io.TextIOBase") -> "pd.DataFrame":
-    """Read a CSV from a path, ``-`` (standard input) or an open text stream."""
+def read_csv(source: "str | Path | io.TextIOBase", sep: str | None = None) -> "pd.DataFrame":
+    """Read a CSV from a path, ``-`` (standard input) or an open text stream (see :func:`read_table`)."""
+    return read_table(source, sep)[0]
+
+
+def read_table(source: "str | Path | io.TextIOBase", sep: str | None = None) -> "tuple[pd.DataFrame, CsvHeader]":
+    """Read a CSV from a path, ``-`` (standard input) or an open text stream: the table and its
+    header (:func:`mlefit.csvformat.parse_header`: the separator, ``sep`` or detected, and the
+    names, refused when one appears twice)."""
     import pandas as pd
 
-    name = "standard input" if source == "-" else f"'{source}'"
+    sep = csvformat.check_sep(sep)
+    name = csvformat.describe(source) if isinstance(source, (str, Path)) else "the data"
     if source == "-":
-        source = sys.stdin
+        header, source = csvformat.stdin_with_header(sep)
     elif isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.exists():
-            raise DataError(f"file {name} not found.")
-        if path.is_dir():
-            raise DataError(f"{name} is a directory, not a CSV file.")
+        header = csvformat.read_header(source, sep)
+    else:
+        text = source.read()
+        header = csvformat.parse_header(io.StringIO(text, newline=""), sep, name)
+        source = io.StringIO(text)
     try:
-        frame = pd.read_csv(source)
+        frame = pd.read_csv(source, sep=header.sep)
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} is empty: no header and no rows.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -123,7 +138,7 @@ def read_csv(source: "str | Path | io.TextIOBase") -> "pd.DataFrame":
         raise DataError(f"{name} is not a readable CSV file ({first}).") from None
     if frame.shape[0] == 0:
         raise DataError(f"{name} has a header but no data rows.")
-    return frame
+    return frame, header
 
 
 def split_names(names: "str | Sequence[str] | None") -> list[str] | None:
@@ -165,6 +180,7 @@ def load_dataset(
     dropna: bool = False,
     offset: str | None = None,
     exposure: str | None = None,
+    sep: str | None = None,
 ) -> Dataset:
     """Validate a table and build the design matrix and encoded target for ``family``.
 
@@ -182,16 +198,30 @@ def load_dataset(
         (``Dataset.X_lo``, see :func:`exact_powers`).
     dropna : bool
         Drop the rows with a missing value in a column the fit uses, instead of raising.
+    sep : str, optional
+        The CSV's separator, one character; default the one its header shows (``;`` or a tab in
+        a header without a comma, see :func:`mlefit.csvformat.detect_sep`), else a comma.
     """
+    sep = csvformat.check_sep(sep)
     roles = {"weights": weights, "offset": offset, "exposure": exposure}
     plain = weights is None and offset is None and exposure is None
     if isinstance(data, (str, Path)) and str(data) != "-" and plain and formula is None:
-        ds = _load_numeric_csv(data, family, target=target, features=features, intercept=intercept)
+        header = csvformat.read_header(data, sep)
+        ds = _load_numeric_csv(data, family, target=target, features=features, intercept=intercept, header=header)
         if ds is not None:
             return ds
     import pandas as pd
 
-    frame = data if isinstance(data, pd.DataFrame) else read_csv(data)
+    if isinstance(data, pd.DataFrame):
+        return _table_dataset(data, family, target, features, intercept, roles, formula, dropna)
+    frame, header = read_table(data, sep)
+    ds = _table_dataset(frame, family, target, features, intercept, roles, formula, dropna)
+    return replace(ds, separator=header.sep, separator_detected=header.detected)
+
+
+def _table_dataset(frame, family, target, features, intercept, roles, formula, dropna) -> Dataset:
+    """:func:`load_dataset` of a table in memory; ``roles``: the weights, offset and exposure columns."""
+    weights, offset, exposure = roles["weights"], roles["offset"], roles["exposure"]
     columns = [str(c) for c in frame.columns]
     frame = frame.set_axis(columns, axis=1)
     if frame.shape[0] == 0:
@@ -289,6 +319,7 @@ def _load_numeric_csv(
     target: str | None,
     features: "str | Sequence[str] | None",
     intercept: bool,
+    header: CsvHeader | None = None,
 ) -> Dataset | None:
     """The fast path for a CSV file whose feature columns are all numbers and complete.
 
@@ -305,8 +336,9 @@ def _load_numeric_csv(
     path = Path(source)
     if not path.is_file():
         return None
+    header = header or csvformat.read_header(path)
     read = _read_small_csv if path.stat().st_size <= SMALL_CSV_BYTES else _read_large_csv
-    found = read(path, target, features, intercept)
+    found = read(path, target, features, intercept, header)
     if found is None:
         return None
     X, values, target, wanted = found
@@ -318,7 +350,10 @@ def _load_numeric_csv(
         "kind": "columns", "intercept": intercept,
         "columns": [{"column": c, "type": "numeric"} for c in wanted], "features": list(names),
     }
-    return Dataset(X, encoded.y, names, target, encoded.levels, encoded.note, intercept, design=design)
+    return Dataset(
+        X, encoded.y, names, target, encoded.levels, encoded.note, intercept, design=design,
+        separator=header.sep, separator_detected=header.detected,
+    )
 
 
 def _columns(columns: list[str], target, features, intercept) -> tuple[str, list[str]] | None:
@@ -328,7 +363,7 @@ def _columns(columns: list[str], target, features, intercept) -> tuple[str, list
         return None  # reported by the general path, in its order of checks
 
 
-def _read_large_csv(path: Path, target, features, intercept):
+def _read_large_csv(path: Path, target, features, intercept, header: CsvHeader | None = None):
     """pandas' C parser on byte ranges of the file, in threads, into the matrix:
     ``(X, target values, target, features)``, or None.
 
@@ -344,13 +379,17 @@ def _read_large_csv(path: Path, target, features, intercept):
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    header = header or csvformat.read_header(path)
+    sep = header.sep
     with ThreadPoolExecutor(1) as pool:
         # the rows are counted while pandas imports (a fifth of a second, mostly holding the GIL)
-        layout = pool.submit(_pieces, path, CSV_PIECE_BYTES)
+        layout = pool.submit(_pieces, path, CSV_PIECE_BYTES, sep)
         import pandas as pd
 
         try:
-            columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+            # pandas' names (a blank one numbered as the table path numbers it); duplicates were
+            # refused from the header as written
+            columns = [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
             columns = None
         try:
@@ -375,7 +414,7 @@ def _read_large_csv(path: Path, target, features, intercept):
         row, stop = offsets[i], offsets[i + 1]
         try:
             with _ByteRange(path, bounds[i], bounds[i + 1]) as source, pd.read_csv(
-                source, header=None, names=columns, usecols=used, dtype=dtype, engine="c",
+                source, sep=sep, header=None, names=columns, usecols=used, dtype=dtype, engine="c",
                 chunksize=CSV_CHUNK_ROWS,
             ) as reader:
                 for chunk in reader:
@@ -490,7 +529,7 @@ def _in_threads(work, n_tasks: int) -> None:
             pass
 
 
-def _pieces(path: Path, piece_bytes: int) -> tuple[list[int], list[int], list[int]] | None:
+def _pieces(path: Path, piece_bytes: int, sep: str = ",") -> tuple[list[int], list[int], list[int]] | None:
     """Cut the data rows of a CSV file into pieces at line ends: ``(bounds, offsets, widths)``,
     the byte ranges ``bounds[i]:bounds[i + 1]`` and the matrix rows ``offsets[i]:offsets[i + 1]``
     of piece ``i`` (one row per newline; the last row may lack its newline, trailing line ends are
@@ -529,7 +568,7 @@ def _pieces(path: Path, piece_bytes: int) -> tuple[list[int], list[int], list[in
             fh.seek(start)
             firsts.append(fh.readline(1 << 20))
     try:
-        widths = [len(next(csv.reader([line.decode("utf-8").rstrip("\r\n")]), [])) for line in firsts]
+        widths = [len(next(csv.reader([line.decode("utf-8").rstrip("\r\n")], delimiter=sep), [])) for line in firsts]
     except (UnicodeDecodeError, csv.Error):
         return None
     n_pieces = len(bounds) - 1
@@ -589,27 +628,28 @@ _PANDAS_SPECIAL = frozenset(
 )
 
 
-def _read_small_csv(path: Path, target, features, intercept):
+def _read_small_csv(path: Path, target, features, intercept, header: CsvHeader | None = None):
     """A small file, read with the csv module, accepted only when pandas would read it the same
     way: a plain header of distinct names, every row complete, features written as plain decimal
     numbers, and a target of integers, numbers or plain text. Anything else returns None."""
     import csv
 
+    header = header or csvformat.read_header(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
+            rows = list(csv.reader(fh, delimiter=header.sep))
     except (UnicodeDecodeError, csv.Error):
         return None
     if len(rows) < 2:
         return None
-    header, body = rows[0], rows[1:]
-    if not _plain_header(header) or any(len(row) != len(header) for row in body):
+    names, body = rows[0], rows[1:]
+    if not _plain_header(names) or any(len(row) != len(names) for row in body):
         return None
-    chosen = _columns(header, target, features, intercept)
+    chosen = _columns(names, target, features, intercept)
     if chosen is None:
         return None
     target, wanted = chosen
-    index = {name: j for j, name in enumerate(header)}
+    index = {name: j for j, name in enumerate(names)}
     offset = 1 if intercept else 0
     X = np.empty((len(body), len(wanted) + offset), order="F")
     number = _NUMBER.fullmatch

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from . import checks, inference
+from . import checks, inference, progress
 from .data import Dataset, dataset_from_arrays, load_dataset
 from .engines.base import RowsObjective, Source
 from .engines.memory import WARM_START_STRIDE as WARM_STRIDE, MemoryRows
@@ -79,6 +79,7 @@ def fit(
     engine: str = "local",
     scheduler: str | None = None,
     client: Any = None,
+    sep: str | None = None,
     ci: str | None = None,
     profile: "str | Sequence[str] | None" = None,
     level: float = 0.95,
@@ -145,6 +146,9 @@ def fit(
         :mod:`mlefit.engines.cluster`.
     client : distributed.Client, optional
         With ``engine="dask"``: an existing client to use instead of connecting to ``scheduler``.
+    sep : str, optional
+        The CSV's separator, one character; default the one its header shows (``;`` or a tab in a
+        header without a comma), else a comma. The result's ``separator`` says which was used.
     ci : {"wald", "profile"}, optional
         The intervals in use: ``wald`` (estimate +- z SE; the default) or ``profile``
         (profile-likelihood intervals, :mod:`mlefit.profile`, in ``profile_ci_low`` /
@@ -202,7 +206,7 @@ def fit(
 
         if not isinstance(data, (str, Path)) or str(data) == "-":
             raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
-        with dask_source(data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, **columns) as src:
+        with dask_source(data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, sep=sep, **columns) as src:
             return fit_source(src, fam, **settings)
     if data is not None and not isinstance(data, Dataset) and X is None:
         from .engines import stream as streaming
@@ -212,7 +216,9 @@ def fit(
                 raise UsageError("streaming reads a CSV file or standard input ('-'), not a table in memory.")
             if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure)):
                 raise UsageError("with a table, weights, offset and exposure name its columns.")
-            with streaming.streamed_source(data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, **columns) as src:
+            with streaming.streamed_source(
+                data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, sep=sep, **columns
+            ) as src:
                 return fit_source(src, fam, **settings)
     if isinstance(data, Dataset):
         ds = data
@@ -226,7 +232,7 @@ def fit(
     elif data is not None:
         if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure)):
             raise UsageError("with a table, weights, offset and exposure name its columns.")
-        ds = load_dataset(data, fam, **columns)
+        ds = load_dataset(data, fam, sep=sep, **columns)
     else:
         raise UsageError("no data: give a table, a CSV path, or X and y.")
     return fit_source(source_of(ds), fam, **settings)
@@ -256,6 +262,7 @@ def source_of(ds: Dataset) -> Source:
     return Source(
         MemoryRows(ds.X, ds.y, ds.weights, ds.offset, ds.X_lo), ds.feature_names, ds.target, ds.levels,
         ds.target_note, ds.intercept, ds.weights_name, ds.offset_name, ds.exposure_name, ds.n_dropped, ds.design,
+        ds.separator, ds.separator_detected,
     )
 
 
@@ -299,10 +306,25 @@ def fit_source(
     (:func:`checks.check_separation`) on the rows gathered in memory (when they fit within
     ``memory_limit`` bytes; else the message says it was not run).
     """
-    rows = src.rows
     n_classes = len(src.levels) if fam.classes and src.levels is not None else None
     p = len(src.feature_names)
     n_params = fam.n_params(p, n_classes)
+    # Columns of extreme magnitude are fitted scaled by powers of two (exact): the estimates of the
+    # scaled design times `factor` are those of the data as given.
+    factor = None
+    scale = column_scale(src.rows)
+    if scale is not None:
+        if l2 is not None:
+            j = int(np.flatnonzero(scale != 1.0)[0])
+            raise UsageError(
+                f"--l2 penalises the coefficients on the scale of the data, and feature column "
+                f"'{src.feature_names[j]}' has values of magnitude about 2^{-int(np.log2(scale[j]))} "
+                f"(about 1e{-np.log10(scale[j]):.0f}), where a coefficient's penalty leaves float64's range.",
+                "Rescale the column (the unpenalised fit needs no rescaling).",
+            )
+        src = replace(src, rows=src.rows.scaled(scale))
+        factor = fam.design_scale(scale, n_classes)
+    rows = src.rows
     n_weight, counts = _target_summary(fam, rows, n_classes)
     if n_weight <= n_params:
         raise DataError(
@@ -328,6 +350,8 @@ def fit_source(
         closed = fam.closed_form(arrays.X, arrays.y, arrays.weights, gram=gram, X_lo=arrays.X_lo, offset=arrays.offset)
     null = _null_model(src, fam, n_classes)
     if closed is not None and closed.exact_fit:
+        if factor is not None:
+            closed = replace(closed, params=closed.params * factor)
         return _exact_fit(src, fam, closed, method, gradient, tol, n_weight, null, extras)
     x0 = _start(src, fam, n_classes, closed, null)
 
@@ -369,8 +393,30 @@ def fit_source(
         opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
     return _finish(
         src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
-        method, gradient, tol, n_weight, l2, cov, null, extras,
+        method, gradient, tol, n_weight, l2, cov, null, factor, extras,
     )
+
+
+#: Design columns whose largest magnitude is outside 2^-LIMIT .. 2^LIMIT are fitted scaled.
+SCALE_LIMIT = 64
+
+
+def column_scale(rows) -> np.ndarray | None:
+    """Powers of two that bring every design column whose largest magnitude (in the engine's sample
+    of rows) lies outside ``2^-SCALE_LIMIT .. 2^SCALE_LIMIT`` to magnitudes in [0.5, 1), and leave
+    the others as they are; None when no column needs it.
+
+    A column of values near 1e200 squares to infinity in the Gram matrix and the Hessian, one near
+    1e-200 to zero; multiplied by a power of two, every value of the column is represented exactly,
+    so the fit of the scaled design is that of the data rescaled, and its estimates scale back
+    exactly (``Family.design_scale``).
+    """
+    top = rows.sample().column_range()
+    exponent = np.frexp(top)[1]
+    extreme = (top > 0) & (np.abs(exponent) > SCALE_LIMIT)
+    if not extreme.any():
+        return None
+    return np.where(extreme, np.ldexp(1.0, -exponent), 1.0)
 
 
 def _start(src: Source, fam: Family, n_classes, closed: ClosedForm | None, null: "dict | None") -> np.ndarray:
@@ -484,13 +530,14 @@ def _megabytes(n: int) -> str:
 def _finish(
     src: Source, fam: Family, opt: OptimizeResult, cov_model: np.ndarray | None, score_outer, analytic,
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov: str, null: "dict | None",
-    extras: Extras = Extras(),
+    factor: np.ndarray | None = None, extras: Extras = Extras(),
 ) -> FitResult:
     """From the optimum to the result: the covariance used (model-based, or the HC0 sandwich with
     the summed score outer products ``score_outer()``), the unpenalised NLL, the FitResult, the
     profile-likelihood intervals (over the unpenalised objective ``analytic``) and the rows'
     fingerprint when ``extras`` asks for them, and a ConvergenceWarning when the optimiser stopped
-    early."""
+    early. ``factor``: the parameters of a scaled design (:func:`column_scale`) are ``factor``
+    times those of the data as given."""
     if cov_model is None:
         raise DataError(
             "the Hessian is singular at the estimate, so standard errors do not exist.",
@@ -501,9 +548,11 @@ def _finish(
         keep = np.isfinite(np.diag(cov_model))
         cov_used = embed(inference.sandwich(cov_model[np.ix_(keep, keep)], score_outer()[np.ix_(keep, keep)]), keep)
     nll = opt.nll if l2 is None else analytic.value(opt.params)
-    result = _build(src, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, null, extras.level)
+    result = _build(
+        src, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, null, factor, extras.level,
+    )
     if extras.ci == "profile":
-        result = _with_profile(result, fam, analytic, opt, cov_model, extras)
+        result = _with_profile(result, fam, analytic, opt, cov_model, extras, factor)
     if extras.fingerprint:
         result = replace(result, data_fingerprint=_fingerprint(src))
     if not result.converged:
@@ -513,9 +562,11 @@ def _finish(
 
 def _with_profile(
     result: FitResult, fam: Family, objective: Any, opt: OptimizeResult, cov_model: np.ndarray, extras: Extras,
+    factor: np.ndarray | None = None,
 ) -> FitResult:
     """The result with its profile-likelihood intervals (:func:`mlefit.profile.profile_intervals`
-    over ``objective`` at the optimum), mapped to the reported scale by the family's transform."""
+    over ``objective`` at the optimum), mapped to the reported scale by the family's transform
+    (and, for a scaled design, ``factor``, as the estimates are)."""
     from . import profile
 
     k = result.n_params
@@ -533,7 +584,8 @@ def _with_profile(
         def reported(j: int, v: float) -> float:
             point = opt.params.copy()
             point[j] = v
-            return float(fam.natural(point, zero)[0][j])
+            value = float(fam.natural(point, zero)[0][j])
+            return value if factor is None else value * float(factor[j])
 
         limit = fam.boundary(opt.params)
         intervals = profile.profile_intervals(
@@ -616,7 +668,8 @@ def warm_start(
     """
     sample = subsample(0)
     # To a quarter of the subsample's standard errors: far below its distance from the full optimum.
-    opt = OPTIMIZERS["newton"](sample, x0, tol=0.25, max_iter=20)
+    with progress.muted():  # not the fit the user asked for: its iterations are not shown
+        opt = OPTIMIZERS["newton"](sample, x0, tol=0.25, max_iter=20)
     if not opt.converged:
         return x0, None
     held_out = subsample(1)
@@ -677,7 +730,7 @@ def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, A
     if not np.all(np.isfinite(x0)):
         return None
     objective = RowsObjective(fam, src.rows, null_columns=1)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), progress.muted():  # not the user's fit: its iterations are not shown
         warnings.simplefilter("ignore", ConvergenceWarning)
         opt = OPTIMIZERS["newton"](objective, x0, tol=DEFAULT_TOL["newton"], max_iter=DEFAULT_MAX_ITER["newton"])
     if not opt.converged:
@@ -716,13 +769,14 @@ def _described(src: Source, fam: Family) -> dict[str, Any]:
         names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
         n_rows=src.n_obs, weights=src.weights_name, offset=src.offset_name, exposure=src.exposure_name,
         n_dropped=src.n_dropped, design=src.design, loss_name=fam.loss_name,
+        separator=src.separator, separator_detected=src.separator_detected,
     )
 
 
 def _build(
     src: Source, fam: Family, opt: OptimizeResult, nll: float, cov: np.ndarray, cov_model: np.ndarray,
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str, null: "dict | None",
-    level: float = 0.95,
+    factor: np.ndarray | None = None, level: float = 0.95,
 ) -> FitResult:
     estimates, cov = fam.natural(opt.params, cov)
     n_params = len(estimates)
@@ -730,6 +784,13 @@ def _build(
     se_model = None
     if cov_type == "robust":
         se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model)[1]), 0.0))
+    if factor is not None:
+        # back from the scaled design: every figure but the covariance matrix itself scales exactly
+        # (a variance of a coefficient of a column near 1e200 is below float64's range: zero there)
+        estimates, se, ci_low, ci_high = (v * factor for v in (estimates, se, ci_low, ci_high))
+        se_model = None if se_model is None else se_model * factor
+        with np.errstate(over="ignore", under="ignore"):
+            cov = cov * np.outer(factor, factor)
     loglik = -nll
     aic, bic = inference.information_criteria(loglik, n_params, n_weight)
     if l2 is not None:  # a penalised fit has fewer effective parameters than it estimates

@@ -279,10 +279,10 @@ class Model:
             return None
         return offset_values(frame, self.offset, self.exposure, np.arange(1, len(frame) + 1))
 
-    def predict_values(self, data: "pd.DataFrame | str | Path") -> np.ndarray:
+    def predict_values(self, data: "pd.DataFrame | str | Path", sep: str | None = None) -> np.ndarray:
         """The raw predictions (see ``Family.predict``): the mean (n_obs,), ``P(y = 1)`` (n_obs,)
         for two classes, the class probabilities (n_obs, n_classes) for more."""
-        frame = _frame(data)
+        frame = _frame(data, sep)
         return get_family(self.family).predict(self.params, self.design_matrix(frame), offset=self.offset_values(frame))
 
     def _columns(self, frame: "pd.DataFrame") -> dict[str, np.ndarray]:
@@ -312,7 +312,7 @@ class Model:
             out.append(unique)
         return out
 
-    def predict(self, data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+    def predict(self, data: "pd.DataFrame | str | Path", sep: str | None = None) -> "pd.DataFrame":
         """The input table with the prediction columns appended (see :meth:`prediction_names`).
 
         Parameters
@@ -320,8 +320,10 @@ class Model:
         data : DataFrame, path or ``"-"``
             Rows to score: the model's feature columns, and its offset and exposure columns (any
             others, such as the target, are carried through untouched).
+        sep : str, optional
+            The CSV's separator (default: detected from its header, see :func:`mlefit.data.read_table`).
         """
-        frame = _frame(data)
+        frame = _frame(data, sep)
         columns = self._columns(frame)
         names = self.prediction_names([str(c) for c in frame.columns])
         out = frame.copy()
@@ -345,20 +347,22 @@ def load_model(path: "str | Path") -> Model:
     return Model.load(path)
 
 
-def predict(model: "Model | FitResult | str | Path", data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+def predict(
+    model: "Model | FitResult | str | Path", data: "pd.DataFrame | str | Path", sep: str | None = None
+) -> "pd.DataFrame":
     """Score ``data`` with a model (a :class:`Model`, a ``FitResult`` or a model file's path):
     the input table plus the prediction columns (see :meth:`Model.prediction_names`)."""
     if isinstance(model, FitResult):
         model = Model.from_result(model)
     elif not isinstance(model, Model):
         model = Model.load(model)
-    return model.predict(data)
+    return model.predict(data, sep)
 
 
-def _frame(data: "pd.DataFrame | str | Path") -> "pd.DataFrame":
+def _frame(data: "pd.DataFrame | str | Path", sep: str | None = None) -> "pd.DataFrame":
     import pandas as pd
 
-    frame = data if isinstance(data, pd.DataFrame) else read_csv(data)
+    frame = data if isinstance(data, pd.DataFrame) else read_csv(data, sep)
     if any(not isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)
     return frame

@@ -21,6 +21,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from . import progress
 from .results import IterationRecord
 
 #: Default tolerance on the Newton decrement (distance to the optimum in standard errors).
@@ -217,6 +218,7 @@ class _Recorder:
                 seconds=time.perf_counter() - self.start,
             )
         )
+        progress.iteration(len(self.records) - 1, float(f))
 
 
 def _sufficient(f_new: float, f: float, slope: float, alpha: float) -> bool:

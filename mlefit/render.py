@@ -43,6 +43,15 @@ def p_value(value: float) -> str:
     return "<1e-16" if value < 1e-16 else f"{value:.3g}"
 
 
+def separator_note(sep: str) -> str:
+    """The report's line for a separator detected from the header."""
+    return f"read with separator {SEPARATOR_NAMES.get(sep, repr(sep))} (detected from the header)"
+
+
+#: How the reports name a separator that is not a visible character.
+SEPARATOR_NAMES = {"\t": "tab", " ": "space"}
+
+
 def use_rich(stream: TextIO) -> bool:
     """Rich output only on a terminal and never with NO_COLOR set."""
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
@@ -60,6 +69,8 @@ def header_lines(result: FitResult) -> list[str]:
         f"{result.gradient} gradient",
         f"target: {result.target}" + (f"; {result.target_note}" if result.target_note else ""),
     ]
+    if result.separator_detected:
+        lines.append(separator_note(result.separator))
     if result.weights is not None:
         lines.append(
             f"weights: '{result.weights}' (frequency weights: {number(result.n_obs)} observations "
@@ -345,6 +356,64 @@ def progress_bar(description: str, total: int, stream: TextIO | None = None) -> 
         yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
+class FitProgress:
+    """A :mod:`mlefit.progress` reporter drawing a fit's progress on a terminal: the bytes each
+    pass over the file has read, then each iteration of the optimiser with its NLL.
+
+    The display starts with the first read reported, so only a streamed or Dask fit shows it; an
+    in-memory fit, which reports its iterations only (and is over in moments), shows nothing. It
+    is removed when the fit ends (``close``). Standard output is left alone.
+    """
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.progress: Any = None
+        self.task: Any = None
+
+    def read(self, done: int, total: int | None, what: str) -> None:
+        if self.progress is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"))
+            self.progress = Progress(
+                *columns, console=Console(file=self.stream), transient=True, redirect_stdout=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(what, total=total, detail="")
+        detail = f"{done / 1e6:,.1f} of {total / 1e6:,.1f} MB" if total else f"{done / 1e6:,.1f} MB"
+        # drawn at once at the start and the end of a pass (a short pass would not be seen)
+        edge = done == 0 or done == total or what != self.progress.tasks[0].description
+        self.progress.update(self.task, description=what, completed=done, total=total, detail=detail, refresh=edge)
+
+    def iteration(self, iteration: int, nll: float) -> None:
+        if self.progress is None:
+            return
+        self.progress.update(
+            self.task, description="fitting", completed=0, total=None,
+            detail=f"iteration {iteration}, NLL {number(nll, 10)}", refresh=True,
+        )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@contextmanager
+def fit_progress(stream: TextIO | None = None, enabled: bool = True) -> Iterator[FitProgress | None]:
+    """A :class:`FitProgress` on ``stream`` (default stderr) when it is a terminal, NO_COLOR is
+    not set and ``enabled`` (the command line passes ``not --quiet``), else None (no reporter)."""
+    stream = stream or sys.stderr
+    if not enabled or not use_rich(stream):
+        yield None
+        return
+    reporter = FitProgress(stream)
+    try:
+        yield reporter
+    finally:
+        reporter.close()
+
+
 def recovery_header(result: Any) -> list[str]:
     design = (f"the design {result.design}" if result.design else "a fixed design") if result.fixed_design \
         else "standard-normal features redrawn each time"
@@ -511,6 +580,8 @@ def gradcheck_text(check: Any, *, verbose: bool = False, quiet: bool = False) ->
         f"relative error of the Hessian:  {doc['metric']['hessian']}",
         f"tolerance: {number(check.tol)} on every relative error",
     ]
+    if check.separator_detected:
+        head.append(separator_note(check.separator))
     point_rows = []
     for p in doc["points"]:
         worst = _worst(p["grad_rel_err"] + p["hess_rel_err"])

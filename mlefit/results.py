@@ -128,6 +128,10 @@ class FitResult:
     pseudo_r2: float | None = None
     r2: float | None = None
     design: dict | None = None
+    #: The CSV's separator (None when the data were a table or arrays), and whether it was
+    #: detected from the header (``;`` or a tab in a header without a comma).
+    separator: str | None = None
+    separator_detected: bool = False
     ci_method: str = "wald"
     level: float = 0.95
     profile_ci_low: np.ndarray | None = None
@@ -230,6 +234,8 @@ class FitResult:
             "pseudo_r2": self.pseudo_r2,
             "r2": self.r2,
             "design": self.design,
+            "separator": self.separator,
+            "separator_detected": self.separator_detected,
             "ci_method": self.ci_method,
             "level": self.level,
             "profile_notes": list(self.profile_notes),

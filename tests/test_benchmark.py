@@ -30,7 +30,12 @@ def test_compare_quick_prints_every_comparison_and_agrees_with_statsmodels(tmp_p
     assert {"mlefit", "statsmodels MNLogit newton", "sklearn lbfgs"} <= set(by_comparison["categorical"])
     assert {"mlefit", "statsmodels OLS", "sklearn LinearRegression"} <= set(by_comparison["gaussian"])
     assert "mlefit CLI" in by_comparison["CSV"]
-    assert set(by_comparison["start-up"]) == {"mlefit --help", "mlefit fit (1,000 rows)", "statsmodels script (1,000 rows)"}
+    assert set(by_comparison["start-up"]) == {
+        "python -c 'import typer'", "mlefit --help", "mlefit fit (1,000 rows)", "statsmodels script (1,000 rows)"
+    }
+    startup = by_comparison["start-up"]
+    help_ratio = startup["mlefit --help"]["seconds"] / startup["python -c 'import typer'"]["seconds"]
+    assert startup["mlefit --help"]["ratio"] == pytest.approx(help_ratio)
     for name in ("bernoulli", "categorical", "gaussian"):
         assert by_comparison[name]["mlefit"]["agreement"] < 1e-8, name
         assert by_comparison[name]["mlefit"]["ratio"] > 0

@@ -197,3 +197,44 @@ def test_local_scheduler_is_a_cluster_of_worker_processes(tmp_path, monkeypatch)
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, not threads here
     assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
     assert cluster.status.name == "closed"
+
+
+def test_dask_reads_the_separator_and_refuses_duplicate_names(tmp_path, client):
+    """The Dask reader settles the header as every reader does (mlefit.csvformat)."""
+    from mlefit.errors import DataError
+
+    path = make_csv(tmp_path / "d.csv", "bernoulli")
+    local = mlefit.fit(path, "bernoulli")
+    semi = tmp_path / "d.txt"
+    semi.write_text(path.read_text().replace(",", ";"))
+    for sep, detected in ((None, True), (";", False)):
+        remote = mlefit.fit(semi, "bernoulli", engine="dask", client=client, chunk_rows=100, sep=sep)
+        assert remote.names == local.names and _rel(remote.params, local.params) < RTOL
+        assert (remote.separator, remote.separator_detected) == (";", detected)
+    lines = path.read_text().splitlines()
+    dup = tmp_path / "dup.csv"
+    dup.write_text("\n".join(["x1,x2,g,x1,y", *lines[1:]]) + "\n")
+    with pytest.raises(DataError) as err:
+        mlefit.fit(dup, "bernoulli", engine="dask", client=client, chunk_rows=100)
+    assert str(err.value) == f"column 'x1' appears twice in the header of '{dup}' (columns 1 and 4); rename one."
+
+
+def test_dask_reports_partitions_read_then_iterations(tmp_path, client):
+    from mlefit import progress
+
+    path = make_csv(tmp_path / "d.csv", "gaussian")
+    reads, iterations = [], []
+
+    class Recorder:
+        def read(self, done, total, what):
+            reads.append((done, total))
+
+        def iteration(self, iteration, nll):
+            iterations.append((iteration, nll))
+
+    with progress.reporting(Recorder()):
+        result = mlefit.fit(path, "gaussian", engine="dask", client=client, chunk_rows=100)
+    size = path.stat().st_size
+    assert len(reads) >= 5  # one per partition of about 100 rows
+    assert [d for d, _ in reads] == sorted(d for d, _ in reads) and reads[-1] == (size, size)
+    assert iterations == [(r.iteration, r.nll) for r in result.trace]

@@ -342,22 +342,6 @@ def test_digits_rounds_only_the_predictions(invoke, tmp_path):
     assert invoke("predict", model, "-", "--digits", "0", input=rows).exit_code == 2
 
 
-def test_readme_documents_the_real_model_file(tmp_path):
-    import re
-
-    from conftest import ROOT
-
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### The model file", 1)[1]
-    documented = json.loads(re.search(r"```json\n(.*?)```", section, flags=re.S).group(1))
-    real = json.loads(json.dumps(Model.from_result(mlefit.fit(ADMISSIONS, "bernoulli", target="admitted")).to_dict()))
-    assert set(documented) == set(real)
-    assert set(documented["design"]) == set(real["design"])
-    assert set(documented["parameters"][0]) == set(real["parameters"][0])
-    assert set(documented["fit"]) == set(real["fit"])
-    assert documented["features"] == real["features"] and documented["levels"] == real["levels"]
-
-
 def test_help_lists_the_commands():
     proc = run(f"{MLEFIT} --help")
     assert proc.returncode == 0

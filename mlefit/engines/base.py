@@ -78,6 +78,10 @@ class Rows(Protocol):
         ``X'WX`` when it was formed in memory (else None)."""
         ...
 
+    def scaled(self, scale: np.ndarray) -> "Rows":
+        """The same rows with design column j multiplied by ``scale[j]`` (powers of two: exact)."""
+        ...
+
 
 def add_up(sums: Iterable[Any]) -> Any:
     """The sum of block sums (or of arrays), added in the order given, in place (one copy of each
@@ -217,6 +221,9 @@ class Source:
         Rows dropped for missing values.
     design : dict or None
         How the design was built, JSON-ready (see ``mlefit.data.design_matrix``).
+    separator, separator_detected : str or None, bool
+        The CSV's separator (None for a table or arrays), and whether it was detected from the
+        header rather than given or the default comma (see ``mlefit.csvformat``).
     """
 
     rows: Rows
@@ -230,6 +237,8 @@ class Source:
     exposure_name: str | None = None
     n_dropped: int = 0
     design: dict | None = None
+    separator: str | None = None
+    separator_detected: bool = False
 
     @property
     def n_obs(self) -> int:

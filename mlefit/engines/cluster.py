@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .. import csvformat, progress
 from ..errors import DataError, UsageError
 from ..families.base import Family
 from .base import Source, add_up
@@ -42,13 +43,22 @@ class DaskParts:
     """Encoded partitions ``(X, y, w, o)`` held on the workers; sums come back to the client.
     The Dask engine's :class:`~mlefit.engines.base.Rows`."""
 
-    def __init__(self, client, parts: list, n_obs: int, n_features: int, weighted: bool, has_offset: bool):
+    def __init__(
+        self, client, parts: list, n_obs: int, n_features: int, weighted: bool, has_offset: bool,
+        scale: np.ndarray | None = None,
+    ):
         self.client, self.parts = client, parts
         self.n_obs, self.n_features, self.weighted, self.has_offset = n_obs, n_features, weighted, has_offset
+        #: Design column j is multiplied by ``scale[j]`` on the workers (see :meth:`scaled`).
+        self.scale = scale
+
+    def scaled(self, scale: np.ndarray) -> "DaskParts":
+        both = scale if self.scale is None else self.scale * scale
+        return DaskParts(self.client, self.parts, self.n_obs, self.n_features, self.weighted, self.has_offset, both)
 
     def map_sum(self, fn, *, design: bool = True, n_params: int | None = None):
         n = len(self.parts)
-        futures = self.client.map(_apply, [fn] * n, self.parts, [design] * n, [n_params] * n, pure=False)
+        futures = self.client.map(_apply, [fn] * n, self.parts, [design] * n, [n_params] * n, [self.scale] * n, pure=False)
         return add_up(self.client.gather(futures))
 
     def arrays(self) -> None:
@@ -67,7 +77,7 @@ class DaskParts:
         for part in self.parts:
             X, y, w, o = self.client.gather(part)
             if len(y):
-                return MemoryRows(np.asfortranarray(X), y, w, o)
+                return MemoryRows(np.asfortranarray(X if self.scale is None else X * self.scale), y, w, o)
         raise DataError("the data have no rows.")
 
     def gather(self, limit: int | None) -> MemoryRows | None:
@@ -84,6 +94,8 @@ class DaskParts:
         y = np.concatenate([part[1] for part in parts])
         w = np.concatenate([part[2] for part in parts]) if self.weighted else None
         o = np.concatenate([part[3] for part in parts]) if self.has_offset else None
+        if self.scale is not None:
+            X = X * self.scale
         return MemoryRows(np.asfortranarray(X), y, w, o)
 
     def check_rank(self, names, intercept: bool) -> None:
@@ -102,10 +114,12 @@ class DaskParts:
         checks.check_rank(R, names, intercept=intercept)
 
 
-def _apply(fn, part, design, n_params):
+def _apply(fn, part, design, n_params, scale=None):
     X, y, w, o = part
     if not len(y):
         return None
+    if scale is not None and design:
+        X = X * scale
     return MemoryRows(X, y, w, o).map_sum(fn, design=design, n_params=n_params)
 
 
@@ -140,15 +154,16 @@ def _client(scheduler: str | None):
 def dask_source(
     path, fam: Family, *, scheduler=None, client=None, target=None, features=None, intercept=True,
     weights=None, offset=None, exposure=None, formula=None, dropna=False, chunk_rows=None, blocksize=None,
+    sep=None,
 ) -> Iterator[Source]:
     """The :class:`Source` of a CSV read on a Dask cluster (``scheduler``: ``tcp://HOST:PORT`` or
-    ``local``), or with ``client``; a cluster started here is closed afterwards."""
+    ``local``), or with ``client``; a cluster started here is closed afterwards. ``sep``: the
+    separator (default: detected from the header, see :mod:`mlefit.csvformat`)."""
     dd, _ = _require_dask()
     if formula is not None:
         raise UsageError("--formula is not supported with --engine dask.")
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"file '{path}' not found.")
+    header = csvformat.read_header(path, csvformat.check_sep(sep))
     cluster = None
     own = client is None
     if own:
@@ -157,7 +172,7 @@ def dask_source(
         yield load_dask(
             client, dd, path, fam, target=target, features=features, intercept=intercept,
             roles={"weights": weights, "offset": offset, "exposure": exposure}, dropna=dropna,
-            blocksize=blocksize or _blocksize(path, chunk_rows),
+            blocksize=blocksize or _blocksize(path, chunk_rows), header=header,
         )
     finally:
         if own:
@@ -177,15 +192,16 @@ def _blocksize(path: Path, chunk_rows: int | None) -> int:
     return max(1024, int(chunk_rows * len(head) / lines))
 
 
-def load_dask(client, dd, path, fam, *, target, features, intercept, roles, dropna, blocksize) -> Source:
+def load_dask(client, dd, path, fam, *, target, features, intercept, roles, dropna, blocksize, header=None) -> Source:
     from dask import delayed
 
     from . import stream
 
     import pandas as pd
 
+    header = header or csvformat.read_header(path)
     try:
-        ddf = dd.read_csv(str(path), blocksize=blocksize, dtype=object)
+        ddf = dd.read_csv(str(path), blocksize=blocksize, dtype=object, sep=header.sep)
     except (pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"'{path}' is not a readable CSV file ({str(exc).splitlines()[0]}).") from None
     columns = [str(c) for c in ddf.columns]
@@ -193,7 +209,7 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, roles, drop
     # dtype=object: every partition as text, parsed the way pandas parses a whole file
     parts = [delayed(_parse)(p) for p in ddf.to_delayed()]
     parts = client.persist(parts)
-    lengths = client.gather(client.compute([delayed(len)(p) for p in parts]))
+    lengths = _gather_reporting(client, client.compute([delayed(len)(p) for p in parts]), path)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
     summaries = client.gather(client.compute([
         delayed(stream.summarise_chunk)(p, o, target, wanted, used) for p, o in zip(parts, offsets)
@@ -214,7 +230,7 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, roles, drop
     return Source(
         source, tuple(enc.design["features"]), target, None if encoded is None else encoded.levels,
         None if encoded is None else encoded.note, intercept, weights, roles.get("offset"),
-        roles.get("exposure"), n_dropped, enc.design,
+        roles.get("exposure"), n_dropped, enc.design, header.sep, header.detected,
     )
 
 
@@ -234,3 +250,14 @@ def _parse(frame):
     import pandas as pd
 
     return pd.read_csv(buffer)
+
+
+def _gather_reporting(client, futures: list, path: Path) -> list:
+    """``client.gather(futures)``, telling :mod:`mlefit.progress` of each partition read: the
+    first pass parses the file on the workers in partitions of (nearly) equal byte ranges."""
+    from distributed import as_completed
+
+    size = Path(path).stat().st_size
+    for k, _ in enumerate(as_completed(futures), 1):
+        progress.read(size * k // len(futures), size)
+    return client.gather(futures)

@@ -96,6 +96,16 @@ class MemoryRows:
     def target_chunks(self):
         yield self.y, self.weights
 
+    def scaled(self, scale: np.ndarray) -> "MemoryRows":
+        """The same rows with design column j multiplied by ``scale[j]`` (copied)."""
+        X = np.asfortranarray(self.X * scale)
+        X_lo = None if self.X_lo is None else self.X_lo * scale
+        return MemoryRows(X, self.y, self.weights, self.offset, X_lo, rows=self.rows)
+
+    def column_range(self) -> np.ndarray:
+        """The largest absolute value of each design column."""
+        return np.maximum(np.abs(self.X.max(axis=0, initial=0.0)), np.abs(self.X.min(axis=0, initial=0.0)))
+
     def sample(self) -> "MemoryRows":
         return self
 

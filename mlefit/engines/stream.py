@@ -31,12 +31,13 @@ import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from .. import csvformat, progress
 from ..errors import DataError, UsageError
 from ..families.base import Family
 from .base import Source, add_up
@@ -91,6 +92,8 @@ class Cache:
     weighted: bool
     chunk_rows: int
     has_offset: bool = False
+    #: Design column j is multiplied by ``scale[j]`` as it is read (see :meth:`scaled`).
+    scale: np.ndarray | None = None
 
     def read(self, start: int, stop: int, design: bool = True):
         """``(X, y, w, o)`` of rows ``start:stop`` (``X`` None unless ``design``)."""
@@ -104,6 +107,8 @@ class Cache:
                 X = np.memmap(self.folder / "X.bin", dtype=np.float64, mode="r", offset=8 * start * p, shape=(m, p))
             else:
                 X = np.empty((m, p))
+            if self.scale is not None:
+                X = X * self.scale
         y = np.fromfile(self.folder / "y.bin", dtype=self.y_dtype, count=m, offset=self.y_dtype.itemsize * start)
         w = np.fromfile(self.folder / "w.bin", dtype=np.float64, count=m, offset=8 * start) if self.weighted else None
         o = np.fromfile(self.folder / "o.bin", dtype=np.float64, count=m, offset=8 * start) if self.has_offset else None
@@ -129,7 +134,15 @@ class Cache:
                     fh.seek(int(start) * width * out.itemsize)
                     fh.readinto(memoryview(flat[at : at + k]).cast("B"))
                     at += k
+        if self.scale is not None:
+            X *= self.scale
         return MemoryRows(np.asfortranarray(X), y, w, o)
+
+    def scaled(self, scale: np.ndarray) -> "Cache":
+        """The same cache, design column j multiplied by ``scale[j]`` as it is read."""
+        from dataclasses import replace
+
+        return replace(self, scale=scale if self.scale is None else self.scale * scale)
 
     def chunks(self, design: bool = True):
         for start in range(0, self.n_obs, self.chunk_rows):
@@ -230,7 +243,9 @@ def _class_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq, inverse.reshape(-1)
 
 
-def _load_numeric(path: Path, fam: Family, target, features, intercept, roles, chunk_rows, folder) -> Source | None:
+def _load_numeric(
+    path: Path, fam: Family, target, features, intercept, roles, chunk_rows, folder, sep=","
+) -> Source | None:
     """One pass over a CSV whose feature (weight, offset and exposure) columns are all complete
     numbers: every chunk parsed once, typed float64 by pandas' C parser, and written straight to the
     cache.
@@ -248,7 +263,7 @@ def _load_numeric(path: Path, fam: Family, target, features, intercept, roles, c
     from ..errors import FamilyError
 
     try:
-        columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        columns = [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
         target, wanted, used = header_columns(columns, target, features, intercept, roles)
     except (DataError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
@@ -265,13 +280,14 @@ def _load_numeric(path: Path, fam: Family, target, features, intercept, roles, c
     n_distinct = 0
     total_weight = 0.0
     try:
-        reader = pd.read_csv(
-            path, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
-        )
-        with reader, open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
+        size = path.stat().st_size
+        with open(path, "rb") as source, pd.read_csv(
+            source, sep=sep, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
+        ) as reader, open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
                 (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw, \
                 (open(folder / "o.bin", "wb") if shifted else open(os.devnull, "wb")) as fo:
             for chunk in reader:
+                progress.read(source.tell(), size)
                 chunk = chunk.set_axis([str(c) for c in chunk.columns], axis=1)
                 m = len(chunk)
                 X = np.empty((m, p))
@@ -367,16 +383,17 @@ class _Column:
     first_word: tuple | None = None  # (row, value) of the first value that is not a number
 
 
-def _chunks(path: Path, chunk_rows: int):
+def _chunks(path: Path, chunk_rows: int, sep: str = ",", what: str = "reading"):
     import pandas as pd
 
     name = f"'{path}'"
     try:
-        reader = pd.read_csv(path, chunksize=chunk_rows)
-        first = True
-        for chunk in reader:
-            first = False
-            yield chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+        first, size = True, path.stat().st_size
+        with open(path, "rb") as source, pd.read_csv(source, sep=sep, chunksize=chunk_rows) as reader:
+            for chunk in reader:
+                progress.read(source.tell(), size, what)
+                first = False
+                yield chunk.set_axis([str(c) for c in chunk.columns], axis=1)
         if first:
             raise DataError(f"{name} has a header but no data rows.")
     except pd.errors.EmptyDataError:
@@ -480,11 +497,11 @@ def combine_summaries(summaries: list[dict], wanted: list[str], used: list[str],
     return cols, target_values, n_na_rows if dropna else 0
 
 
-def _first_pass(path, fam, target, features, intercept, roles, dropna, chunk_rows):
+def _first_pass(path, fam, target, features, intercept, roles, dropna, chunk_rows, sep=","):
     summaries = []
     offset = 0
     header = None
-    for chunk in _chunks(path, chunk_rows):
+    for chunk in _chunks(path, chunk_rows, sep, "reading (pass 1 of 2)"):
         if header is None:
             target, wanted, used = header = header_columns(list(chunk.columns), target, features, intercept, roles)
         summaries.append(summarise_chunk(chunk, offset, target, wanted, used))
@@ -575,13 +592,16 @@ def _design(cols: dict, wanted: list[str], intercept: bool) -> dict:
 def load_streamed(
     source: "str | Path", fam: Family, *, target=None, features=None, intercept=True, weights=None,
     offset=None, exposure=None, formula=None, dropna=False, chunk_rows: int | None = None, folder: Path,
+    sep: str | None = None,
 ) -> Source:
-    """The binary cache in ``folder``: one pass over a numeric CSV, else two (levels and validation, then the cache)."""
+    """The binary cache in ``folder``: one pass over a numeric CSV, else two (levels and validation, then the cache).
+    ``sep``: the separator (default: detected from the header, see :mod:`mlefit.csvformat`)."""
     if formula is not None:
         raise UsageError("--formula is not supported when streaming.", "Drop --stream, or build the columns beforehand.")
     chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}.")
+    sep = csvformat.check_sep(sep)
     roles = {"weights": weights, "offset": offset, "exposure": exposure}
     if str(source) == "-":
         path = folder / "stdin.csv"
@@ -595,11 +615,12 @@ def load_streamed(
             raise DataError(f"file '{source}' not found.")
         if path.is_dir():
             raise DataError(f"'{source}' is a directory, not a CSV file.")
-    found = _load_numeric(path, fam, target, features, intercept, roles, chunk_rows, folder)
+    header = csvformat.read_header(path, sep, csvformat.describe(source))
+    found = _load_numeric(path, fam, target, features, intercept, roles, chunk_rows, folder, header.sep)
     if found is not None:
-        return found
+        return replace(found, separator=header.sep, separator_detected=header.detected)
     target, wanted, cols, target_values, n_dropped = _first_pass(
-        path, fam, target, features, intercept, roles, dropna, chunk_rows
+        path, fam, target, features, intercept, roles, dropna, chunk_rows, header.sep
     )
     enc, encoded = make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept)
     design = enc.design
@@ -612,7 +633,7 @@ def load_streamed(
     with open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
             (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw, \
             (open(folder / "o.bin", "wb") if shifted else open(os.devnull, "wb")) as fo:
-        for chunk in _chunks(path, chunk_rows):
+        for chunk in _chunks(path, chunk_rows, header.sep, "reading (pass 2 of 2)"):
             X, y, w, o = encode_chunk(chunk, start, enc)
             start += len(chunk)
             if not len(y):
@@ -631,6 +652,7 @@ def load_streamed(
     return Source(
         cache, tuple(design["features"]), target, None if encoded is None else encoded.levels,
         None if encoded is None else encoded.note, intercept, weights, offset, exposure, n_dropped, design,
+        header.sep, header.detected,
     )
 
 
