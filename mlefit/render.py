@@ -417,17 +417,19 @@ def fit_progress(stream: TextIO | None = None, enabled: bool = True) -> Iterator
 def recovery_header(result: Any) -> list[str]:
     design = (f"the design {result.design}" if result.design else "a fixed design") if result.fixed_design \
         else "standard-normal features redrawn each time"
-    intervals = "Wald intervals" + (
-        " (profile_coverage: of the profile-likelihood intervals found, profile_n)"
-        if result.ci_method == "profile" else ""
-    )
-    return [
+    lines = [
         f"mlefit recover: {result.family}, {result.n_reps} replications of n = {result.n_obs} "
         f"({design}), method {result.method}, {result.gradient} gradient, seed {result.seed}",
         f"fits: {result.n_converged} converged, {result.n_not_converged} did not converge, "
         f"{result.n_failed} failed; averages over the {result.n_used} converged fits",
-        f"coverage: the share of the {percent(result.level)} {intervals} that contain the truth",
     ]
+    if result.ci_method == "profile" or result.level != 0.95:  # else the 95% Wald intervals, as always
+        profile = " (profile_coverage: of the profile-likelihood intervals found, profile_n)"
+        lines.append(
+            f"coverage: the share of the {percent(result.level)} Wald intervals"
+            f"{profile if result.ci_method == 'profile' else ''} that contain the truth"
+        )
+    return lines
 
 
 def recovery_problems(result: Any, limit: int = 5) -> list[str]:
