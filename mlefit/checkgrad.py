@@ -176,6 +176,9 @@ def check_grad(
     seed: int = 0,
     tol: float = DEFAULT_TOL_CHECK,
     sep: str | None = None,
+    event: str | None = None,
+    link: str | None = None,
+    levels: "str | Sequence | None" = None,
 ) -> GradCheck:
     """Compare ``family``'s analytic gradient and Hessian of the NLL on ``data`` with central
     finite differences (:mod:`mlefit.numdiff`): the gradient with differences of the NLL, the
@@ -184,7 +187,7 @@ def check_grad(
 
     Parameters
     ----------
-    data, family, target, features, intercept, weights, offset, exposure, sep
+    data, family, target, features, intercept, weights, offset, exposure, sep, event, link, levels
         As for :func:`mlefit.fit`.
     n_random : int, default 3
         Random points drawn around the start: each parameter moves by a standard normal number of
@@ -200,14 +203,16 @@ def check_grad(
         ``passed`` is the verdict; the points are the start, the random points and the optimum
         (the point Newton's method stops at, labelled ``end of fit`` if it did not converge).
     """
-    fam = get_family(family)
+    if isinstance(levels, str):
+        levels = tuple(v.strip() for v in levels.split(",") if v.strip())
+    fam = get_family(family, link=link, levels=levels)
     if not (tol > 0 and math.isfinite(tol)):
         raise UsageError(f"--tol must be a positive number; got {tol}.")
     if n_random < 0:
         raise UsageError(f"--points must be 0 or more; got {n_random}.")
     ds = data if isinstance(data, Dataset) else load_dataset(
-        data, fam, target=target, features=features, intercept=intercept, weights=weights, offset=offset,
-        exposure=exposure, sep=sep,
+        data, fam, target=target, features=features, intercept=intercept and fam.intercept_column, weights=weights,
+        offset=offset, exposure=exposure, sep=sep, event=event,
     )
     n_classes = len(ds.levels) if fam.classes and ds.levels is not None else None
     objective = RowsObjective(fam, MemoryRows(ds.X, ds.y, ds.weights, ds.offset))

@@ -93,6 +93,21 @@ FormulaOpt = Annotated[
 WeightsOpt = Annotated[
     Optional[str], typer.Option("--weights", metavar="COLUMN", help="Column of frequency weights.")
 ]
+EventOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--event", metavar="COLUMN",
+        help="Censored survival times: 1 (true) for an observed event, 0 (false) for a right-censored row.",
+    ),
+]
+LinkOpt = Annotated[
+    Optional[str],
+    typer.Option("--link", help="The family's link, where it has a choice (mlefit families FAMILY lists them)."),
+]
+LevelsOpt = Annotated[
+    Optional[str],
+    typer.Option("--levels", metavar="A,B,C", help="Ordered outcomes: the order of the target's labels, lowest first."),
+]
 OffsetOpt = Annotated[
     Optional[str],
     typer.Option("--offset", metavar="COLUMN", help="Column added to the linear predictor with coefficient 1."),
@@ -181,6 +196,19 @@ AlphaOpt = Annotated[
     Optional[float], typer.Option("--alpha", help="True overdispersion alpha > 0, Var = mu + alpha mu^2 (negbin; default 1).")
 ]
 ShapeOpt = Annotated[Optional[float], typer.Option("--shape", help="True shape > 0 (gamma; default 2).")]
+ScaleOpt = Annotated[
+    Optional[float], typer.Option("--scale", help="True scale > 0 of log T (weibull, lognormal; default 1).")
+]
+CensorRateOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--censor-rate", help="Survival families: right-censor this fraction of the rows (0 to 1), at uniform times.",
+    ),
+]
+CensorTimeOpt = Annotated[
+    Optional[str],
+    typer.Option("--censor-time", metavar="COLUMN", help="Survival families: censor each row at this column of --design."),
+]
 TrueExposureOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -295,6 +323,9 @@ def fit(
     weights: WeightsOpt = None,
     offset: OffsetOpt = None,
     exposure: ExposureOpt = None,
+    event: EventOpt = None,
+    link: LinkOpt = None,
+    levels: LevelsOpt = None,
     dropna: DropnaOpt = False,
     l2: L2Opt = None,
     cov: CovOpt = Cov.model,
@@ -386,7 +417,8 @@ def fit(
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit_model(
                 data, family.value, target=target, features=features, intercept=intercept,
-                formula=formula, weights=weights, offset=offset, exposure=exposure, dropna=dropna, l2=l2, cov=cov.value,
+                formula=formula, weights=weights, offset=offset, exposure=exposure, event=event, link=link, levels=levels, dropna=dropna, l2=l2,
+                cov=cov.value,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
                 stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
                 memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler, sep=sep,
@@ -449,6 +481,10 @@ def simulate(
     sigma: SigmaOpt = None,
     alpha: AlphaOpt = None,
     shape: ShapeOpt = None,
+    scale: ScaleOpt = None,
+    link: LinkOpt = None,
+    censor_rate: CensorRateOpt = None,
+    censor_time: CensorTimeOpt = None,
     classes: ClassesOpt = None,
     exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows to draw (default: 1000; with --design its rows).")] = None,
@@ -477,7 +513,8 @@ def simulate(
             raise UsageError("--output and --truth name the same file.")
         frame, known = simulate_with_truth(
             family.value, coef, n=n, intercept=_true_intercept(intercept, no_intercept),
-            ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape), exposure=exposure,
+            ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape, scale=scale), exposure=exposure,
+            link=link, censor_rate=censor_rate, censor_time=censor_time,
             n_classes=classes, design=design, features=features, seed=seed,
         )
         text = render.data_csv(frame)
@@ -500,6 +537,10 @@ def recover(
     sigma: SigmaOpt = None,
     alpha: AlphaOpt = None,
     shape: ShapeOpt = None,
+    scale: ScaleOpt = None,
+    link: LinkOpt = None,
+    censor_rate: CensorRateOpt = None,
+    censor_time: CensorTimeOpt = None,
     classes: ClassesOpt = None,
     exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows per dataset (default: 500; with --design its rows).")] = None,
@@ -546,7 +587,8 @@ def recover(
         with render.progress_bar("fitting", reps) as update:
             result = run_recovery(
                 family.value, coef, n=n, reps=reps, intercept=_true_intercept(intercept, no_intercept),
-                ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape), exposure=exposure,
+                ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape, scale=scale), exposure=exposure,
+            link=link, censor_rate=censor_rate, censor_time=censor_time,
                 n_classes=classes, design=design, features=features, seed=seed,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter, progress=update,
                 ci=ci.value, level=level,
@@ -588,6 +630,10 @@ def predict(
                      show_default="full precision"),
     ] = None,
     sep: SepOpt = None,
+    at: Annotated[
+        Optional[float],
+        typer.Option("--at", metavar="T", help="Survival models: also give each row's probability of surviving past T."),
+    ] = None,
 ) -> None:
     """Score rows with a saved model: CSV to stdout with the input's columns plus the predictions.
 
@@ -602,10 +648,11 @@ def predict(
     with user_errors():
         loaded = load_model(model)
         frame, header = read_table(data, sep)
-        scored = loaded.predict(frame)
+        scored = loaded.predict(frame, at=at)
+        n_added = len(loaded.prediction_names(at=at))
     if header.detected:
         _stderr(f"Note: {render.separator_note(header.sep)}.")
-    sys.stdout.write(render.predictions_csv(scored, n_added=len(loaded.prediction_names()), digits=digits))
+    sys.stdout.write(render.predictions_csv(scored, n_added=n_added, digits=digits))
     sys.stdout.flush()
 
 
@@ -650,6 +697,9 @@ def check_grad(
     weights: WeightsOpt = None,
     offset: OffsetOpt = None,
     exposure: ExposureOpt = None,
+    event: EventOpt = None,
+    link: LinkOpt = None,
+    levels: LevelsOpt = None,
     seed: Annotated[int, typer.Option(help="Seed for the random points.")] = 0,
     points: Annotated[int, typer.Option("--points", help="How many random points near the start.")] = 3,
     tol: Annotated[
@@ -673,7 +723,8 @@ def check_grad(
     with user_errors():
         check = run_check(
             data, family.value, target=target, features=features, intercept=intercept, weights=weights,
-            offset=offset, exposure=exposure, n_random=points, seed=seed, tol=tol, sep=sep,
+            offset=offset, exposure=exposure, event=event, link=link, levels=levels, n_random=points, seed=seed,
+            tol=tol, sep=sep,
         )
     if format is ReportFormat.json:
         sys.stdout.write(render.gradcheck_json(check))
@@ -693,8 +744,8 @@ def families(
     name: Annotated[Optional[str], typer.Argument(help="Show this family in full.", metavar="[FAMILY]")] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="Output: text or JSON.")] = ReportFormat.table,
 ) -> None:
-    """List the families: distribution, link, parameters, NLL, the loss it equals and the
-    gradient in closed form. With a name, that family in full."""
+    """List the families, a line each. With a name, that family in full: distribution, link,
+    parameters, NLL, the loss it equals, the gradient and Hessian in closed form, notes."""
     from . import render
     from .families import get_family
 
@@ -703,5 +754,7 @@ def families(
         entries = [get_family(n).describe(full=name is not None) for n in names]
     if format is ReportFormat.json:
         sys.stdout.write(render.families_json(entries))
+    elif name is None:
+        sys.stdout.write(render.families_list(entries))
     else:
-        sys.stdout.write(render.families_text(entries, full=name is not None))
+        sys.stdout.write(render.families_text(entries, full=True))

@@ -181,6 +181,7 @@ def load_dataset(
     offset: str | None = None,
     exposure: str | None = None,
     sep: str | None = None,
+    event: str | None = None,
 ) -> Dataset:
     """Validate a table and build the design matrix and encoded target for ``family``.
 
@@ -201,10 +202,13 @@ def load_dataset(
     sep : str, optional
         The CSV's separator, one character; default the one its header shows (``;`` or a tab in
         a header without a comma, see :func:`mlefit.csvformat.detect_sep`), else a comma.
+    event : str, optional
+        For a family whose rows may be right-censored: a column of 1 (or true) for an observed
+        event and 0 (false) for a censored row (see :func:`event_values`).
     """
     sep = csvformat.check_sep(sep)
-    roles = {"weights": weights, "offset": offset, "exposure": exposure}
-    plain = weights is None and offset is None and exposure is None
+    roles = {"weights": weights, "offset": offset, "exposure": exposure, "event": event}
+    plain = all(v is None for v in roles.values())
     if isinstance(data, (str, Path)) and str(data) != "-" and plain and formula is None:
         header = csvformat.read_header(data, sep)
         ds = _load_numeric_csv(data, family, target=target, features=features, intercept=intercept, header=header)
@@ -220,8 +224,9 @@ def load_dataset(
 
 
 def _table_dataset(frame, family, target, features, intercept, roles, formula, dropna) -> Dataset:
-    """:func:`load_dataset` of a table in memory; ``roles``: the weights, offset and exposure columns."""
-    weights, offset, exposure = roles["weights"], roles["offset"], roles["exposure"]
+    """:func:`load_dataset` of a table in memory; ``roles``: the weights, offset, exposure and event
+    columns."""
+    weights, offset, exposure, event = roles["weights"], roles["offset"], roles["exposure"], roles["event"]
     columns = [str(c) for c in frame.columns]
     frame = frame.set_axis(columns, axis=1)
     if frame.shape[0] == 0:
@@ -236,7 +241,8 @@ def _table_dataset(frame, family, target, features, intercept, roles, formula, d
     frame, n_dropped, rows = _missing(frame, [target, *wanted, *extra], dropna)
     w = check_weights(frame[weights], weights, rows) if weights else None
     o = offset_values(frame, offset, exposure, rows)
-    encoded = family.encode_target(frame[target].to_numpy(), target, rows)
+    ev = event_values(frame[event], event, rows) if event else None
+    encoded = family.encode(frame[target].to_numpy(), target, rows, event=ev)
     design = describe_columns(frame, wanted, intercept, rows)
     X = build_columns(design, frame, rows)
     return Dataset(
@@ -691,10 +697,11 @@ def dataset_from_arrays(
     weights: Any = None,
     offset: Any = None,
     exposure: Any = None,
+    event: Any = None,
 ) -> Dataset:
     """Build a Dataset from arrays: ``X`` of shape (n_obs, n_features) without an intercept
     column (one is prepended when ``intercept``), raw target values ``y`` and optional frequency
-    ``weights``, ``offset`` and positive ``exposure`` of shape (n_obs,)."""
+    ``weights``, ``offset``, positive ``exposure`` and ``event`` indicators of shape (n_obs,)."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
         X = X[:, None]
@@ -740,7 +747,15 @@ def dataset_from_arrays(
         names = [INTERCEPT, *names]
     design["features"] = list(names)
     X = as_design_array(X, intercept)
-    encoded = family.encode_target(y, target)
+    ev = None
+    if event is not None:
+        import pandas as pd
+
+        values = np.asarray(event)
+        if values.shape != (X.shape[0],):
+            raise DataError(f"event has shape {values.shape} but X has {X.shape[0]} rows.")
+        ev = event_values(pd.Series(values), "event", np.arange(1, X.shape[0] + 1))
+    encoded = family.encode(y, target, event=ev)
     return Dataset(
         X, encoded.y, tuple(names), target, encoded.levels, encoded.note, intercept, w,
         None if w is None else "weights", 0, design, offset=o,
@@ -858,6 +873,29 @@ def check_weights(series: "pd.Series", name: str, rows: np.ndarray, *, all_zero:
     if all_zero and not w.sum() > 0:
         raise DataError(f"weights column '{name}' is zero in every row.")
     return w
+
+
+def event_values(series: "pd.Series", name: str, rows: np.ndarray) -> np.ndarray:
+    """A censoring indicator as booleans: 1 or true for an observed event, 0 or false for a
+    right-censored row; DataError naming the first other value and its data row."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(series):
+        v = series.to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~((v == 0) | (v == 1)))
+    else:
+        text = series.astype(str).str.strip().str.lower().to_numpy(dtype=object)
+        v = np.where(np.isin(text, ["1", "true"]), 1.0, np.where(np.isin(text, ["0", "false"]), 0.0, np.nan))
+        bad = np.flatnonzero(np.isnan(v))
+    if bad.size:
+        first = int(bad[0])
+        raise DataError(
+            f"event column '{name}' has '{series.iloc[first]}' in data row {rows[first]}; it must be 1 (or true) "
+            "for an observed event and 0 (false) for a censored row."
+        )
+    return v == 1
 
 
 def offset_values(frame: "pd.DataFrame", offset: str | None, exposure: str | None, rows: np.ndarray) -> np.ndarray | None:
@@ -1088,7 +1126,8 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
         if name in needed:
             raise DataError(f"column '{name}' holds the {role} and cannot also appear in --formula.")
     frame, n_dropped, rows = _missing(frame, needed + list(roles.values()), dropna)
-    weights = roles.get("weights")
+    weights, event = roles.get("weights"), roles.get("event")
+    ev = event_values(frame[event], event, rows) if event else None
     w = check_weights(frame[weights], weights, rows) if weights else None
     o = offset_values(frame, roles.get("offset"), roles.get("exposure"), rows)
 
@@ -1110,7 +1149,7 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
         y_raw = left.iloc[:, 0].to_numpy()
         if y_raw.dtype.kind == "f" and not np.all(np.isfinite(y_raw)):
             raise DataError(f"the target '{target_name}' has missing or infinite values after the transformation.")
-    encoded = family.encode_target(y_raw, target_name)
+    encoded = family.encode(y_raw, target_name, rows, event=ev)
 
     mm = build(parsed.rhs)
     if not hasattr(mm, "columns"):

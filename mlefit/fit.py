@@ -80,6 +80,9 @@ def fit(
     scheduler: str | None = None,
     client: Any = None,
     sep: str | None = None,
+    event: Any = None,
+    link: str | None = None,
+    levels: "str | Sequence | None" = None,
     ci: str | None = None,
     profile: "str | Sequence[str] | None" = None,
     level: float = 0.95,
@@ -149,6 +152,13 @@ def fit(
     sep : str, optional
         The CSV's separator, one character; default the one its header shows (``;`` or a tab in a
         header without a comma), else a comma. The result's ``separator`` says which was used.
+    event : str or array-like, optional
+        For a family whose rows may be right-censored (survival times): a column (or an array with
+        ``X``) of 1 or true for an observed event and 0 or false for a censored row; without it
+        every row is an event.
+    link, levels : optional
+        Options of the family: its link (``mlefit families`` lists each family's choices) and, for
+        ordered outcomes, the order of the labels (``"low,medium,high"`` or a list).
     ci : {"wald", "profile"}, optional
         The intervals in use: ``wald`` (estimate +- z SE; the default) or ``profile``
         (profile-likelihood intervals, :mod:`mlefit.profile`, in ``profile_ci_low`` /
@@ -168,7 +178,15 @@ def fit(
     FitResult
         With ``converged=False`` (and a ConvergenceWarning) when the optimiser stopped early.
     """
-    fam = get_family(family)
+    if isinstance(levels, str):
+        levels = tuple(v.strip() for v in levels.split(",") if v.strip())
+    elif levels is not None:
+        levels = tuple(levels)
+    fam = get_family(family, link=link, levels=levels)
+    if event is not None and not fam.censored:
+        raise UsageError(f"--event does not apply to {fam.name}: its rows are never censored.")
+    # a family whose other parameters take the intercept's part (ordinal cutpoints) has no column of ones
+    intercept = intercept and fam.intercept_column
     if method not in METHODS:
         raise UsageError(f"unknown method '{method}'.", f"Choose one of: {', '.join(METHODS)}.")
     if gradient not in GRADIENTS:
@@ -200,7 +218,7 @@ def fit(
     settings = dict(method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov,
                     memory_limit=memory_limit, extras=_extras(ci, profile, level, fingerprint, cov, l2))
     columns = dict(target=target, features=features, intercept=intercept, weights=weights, offset=offset,
-                   exposure=exposure, formula=formula, dropna=dropna)
+                   exposure=exposure, formula=formula, dropna=dropna, event=event)
     if engine == "dask":
         from .engines.cluster import dask_source
 
@@ -214,8 +232,8 @@ def fit(
         if stream or streaming.should_stream(data, memory_limit):
             if not isinstance(data, (str, Path)):
                 raise UsageError("streaming reads a CSV file or standard input ('-'), not a table in memory.")
-            if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure)):
-                raise UsageError("with a table, weights, offset and exposure name its columns.")
+            if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure, event)):
+                raise UsageError("with a table, weights, offset, exposure and event name its columns.")
             with streaming.streamed_source(
                 data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, sep=sep, **columns
             ) as src:
@@ -227,11 +245,11 @@ def fit(
             raise UsageError("give either data or X and y, not both.")
         ds = dataset_from_arrays(
             X, y, fam, feature_names=feature_names, intercept=intercept, weights=weights, offset=offset,
-            exposure=exposure,
+            exposure=exposure, event=event,
         )
     elif data is not None:
-        if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure)):
-            raise UsageError("with a table, weights, offset and exposure name its columns.")
+        if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure, event)):
+            raise UsageError("with a table, weights, offset, exposure and event name its columns.")
         ds = load_dataset(data, fam, sep=sep, **columns)
     else:
         raise UsageError("no data: give a table, a CSV path, or X and y.")
@@ -277,21 +295,24 @@ def fit_dataset(
     )
 
 
-def _target_summary(fam: Family, rows, n_classes: int | None) -> tuple[float, np.ndarray | None]:
-    """The total weight of the rows and, for a family with classes, each class's weight: one pass
-    over the target."""
-    sums = rows.map_sum(partial(_class_weights, n_classes), design=False)
-    return float(sums[0]), (sums[1:] if n_classes is not None else None)
+def _target_summary(fam: Family, rows, n_classes: int | None) -> tuple[float, np.ndarray | None, dict[str, float]]:
+    """The total weight of the rows, for a family with classes each class's weight, and the
+    family's own counts (``Family.count_names``): one pass over the target."""
+    sums = rows.map_sum(partial(_target_sums, fam, n_classes), design=False)
+    k = 1 + (n_classes or 0)
+    counts = dict(zip(fam.count_names, (float(v) for v in sums[k:])))
+    return float(sums[0]), (sums[1:k] if n_classes is not None else None), counts
 
 
-def _class_weights(n_classes: int | None, X, y, w, o) -> np.ndarray:
+def _target_sums(fam: Family, n_classes: int | None, X, y, w, o) -> np.ndarray:
     total = float(len(y) if w is None else w.sum())
+    own = fam.count_rows(y, w)
     if n_classes is None:
-        return np.array([total])
+        return np.concatenate([[total], own])
     if y.dtype.kind == "f" and n_classes == 2:  # 0.0/1.0 codes: no integer copy of y
         ones = float(np.count_nonzero(y)) if w is None else float(w @ y)
-        return np.array([total, total - ones, ones])
-    return np.concatenate([[total], np.bincount(y.astype(np.intp), weights=w, minlength=n_classes)])
+        return np.concatenate([[total, total - ones, ones], own])
+    return np.concatenate([[total], np.bincount(y.astype(np.intp), weights=w, minlength=n_classes), own])
 
 
 def fit_source(
@@ -325,7 +346,7 @@ def fit_source(
         src = replace(src, rows=src.rows.scaled(scale))
         factor = fam.design_scale(scale, n_classes)
     rows = src.rows
-    n_weight, counts = _target_summary(fam, rows, n_classes)
+    n_weight, counts, target_counts = _target_summary(fam, rows, n_classes)
     if n_weight <= n_params:
         raise DataError(
             f"{rows.n_obs} rows are too few for {n_params} parameters; "
@@ -352,7 +373,7 @@ def fit_source(
     if closed is not None and closed.exact_fit:
         if factor is not None:
             closed = replace(closed, params=closed.params * factor)
-        return _exact_fit(src, fam, closed, method, gradient, tol, n_weight, null, extras)
+        return replace(_exact_fit(src, fam, closed, method, gradient, tol, n_weight, null, extras), target_counts=target_counts or None)
     x0 = _start(src, fam, n_classes, closed, null)
 
     if closed is not None and method == "newton" and gradient == "analytic":
@@ -391,10 +412,11 @@ def fit_source(
                 cov_model = inference.covariance(hess, root)
     if fam.separable and l2 is None:
         opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
-    return _finish(
+    result = _finish(
         src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
         method, gradient, tol, n_weight, l2, cov, null, factor, extras,
     )
+    return replace(result, target_counts=target_counts or None)
 
 
 #: Design columns whose largest magnitude is outside 2^-LIMIT .. 2^LIMIT are fitted scaled.
@@ -722,14 +744,15 @@ def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, A
     from the family's start on rows in memory: where that start is the intercept-only MLE in closed
     form (every family without an ancillary parameter to estimate), one pass confirms it.
     """
-    if not src.intercept:
+    k = fam.null_columns(src.intercept)
+    if k is None:
         return None
     s = src.rows.sample()
-    ones = np.ones((s.n_obs, 1))
-    x0 = fam.start_params(ones, s.y, s.weights, intercept=True, n_classes=n_classes, offset=s.offset)
+    ones = np.ones((s.n_obs, k))
+    x0 = fam.start_params(ones, s.y, s.weights, intercept=k > 0, n_classes=n_classes, offset=s.offset)
     if not np.all(np.isfinite(x0)):
         return None
-    objective = RowsObjective(fam, src.rows, null_columns=1)
+    objective = RowsObjective(fam, src.rows, null_columns=k)
     with warnings.catch_warnings(), progress.muted():  # not the user's fit: its iterations are not shown
         warnings.simplefilter("ignore", ConvergenceWarning)
         opt = OPTIMIZERS["newton"](objective, x0, tol=DEFAULT_TOL["newton"], max_iter=DEFAULT_MAX_ITER["newton"])
@@ -764,7 +787,7 @@ def _described(src: Source, fam: Family) -> dict[str, Any]:
     """What every result says about its data and model, from the source."""
     labels = fam.param_names(list(src.feature_names), src.levels)
     return dict(
-        family=fam.name, target=src.target, target_note=src.target_note,
+        family=fam.name, family_options=fam.options_given(), target=src.target, target_note=src.target_note,
         feature_names=src.feature_names, levels=src.levels, intercept=src.intercept,
         names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
         n_rows=src.n_obs, weights=src.weights_name, offset=src.offset_name, exposure=src.exposure_name,

@@ -89,6 +89,11 @@ def lr_test(small: "Model | str | Path", big: "Model | str | Path") -> LRTestRes
             f"{a_name} is a {a.family} model and {b_name} a {b.family} one; "
             "a likelihood-ratio test compares two models of one family."
         )
+    if dict(a.family_options) != dict(b.family_options):
+        raise UsageError(
+            f"{a_name} and {b_name} are {a.family} models with different options ({_options(a)} against "
+            f"{_options(b)}), so their likelihoods are of different models."
+        )
     if a.target != b.target:
         raise UsageError(f"{a_name} models the target '{a.target}' and {b_name} '{b.target}'; both must model the same target.")
     if a.levels != b.levels:
@@ -164,6 +169,11 @@ def _load(model: "Model | str | Path", role: str) -> tuple[str, Model]:
     if isinstance(model, Model):
         return role, model
     return str(model), load_model(model)
+
+
+def _options(m: Model) -> str:
+    options = dict(m.family_options)
+    return ", ".join(f"{k} {v}" for k, v in sorted(options.items())) or "none"
 
 
 def _column(name: str | None) -> str:

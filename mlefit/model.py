@@ -80,6 +80,8 @@ class Model:
         ``l2``, ``data_fingerprint``.
     offset, exposure : str or None
         The columns of the offset and the exposure, which prediction reads too.
+    family_options : dict
+        The family's options of the fit (``link``, ``levels``), which prediction uses too.
     """
 
     family: str
@@ -95,6 +97,12 @@ class Model:
     fit: dict[str, Any] = field(default_factory=dict)
     offset: str | None = None
     exposure: str | None = None
+    family_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fam(self):
+        """The family, with the fit's options."""
+        return get_family(self.family, **self.family_options)
 
     # -- from a fit, to and from JSON -------------------------------------------------------------
     @classmethod
@@ -119,13 +127,13 @@ class Model:
                 "n_rows": result.n_rows, "weights": result.weights, "penalty": result.penalty, "l2": result.l2,
                 "data_fingerprint": result.data_fingerprint,
             },
-            offset=result.offset, exposure=result.exposure,
+            offset=result.offset, exposure=result.exposure, family_options=dict(result.family_options),
         )
 
     @property
     def ancillary(self) -> dict[str, float]:
         """The family's ancillary parameters, ``{name: estimate}``."""
-        return get_family(self.family).ancillary_values(self.params)
+        return self.fam.ancillary_values(self.params)
 
     @property
     def sigma(self) -> float | None:
@@ -154,6 +162,7 @@ class Model:
             "ancillary": self.ancillary,
             "offset": self.offset,
             "exposure": self.exposure,
+            "family_options": self.family_options,
             "fit": self.fit,
         })
 
@@ -194,6 +203,7 @@ class Model:
                 se=np.array([_number(p.get("std_error")) for p in params], dtype=float),
                 fit=dict(doc.get("fit") or {}),
                 offset=_name(doc.get("offset")), exposure=_name(doc.get("exposure")),
+                family_options=_options(doc.get("family_options")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"{source} is damaged: {_describe(exc)}.") from None
@@ -217,7 +227,7 @@ class Model:
             raise ModelError(
                 f"{source} is damaged: its formula design needs the formula and the encoder and transform states."
             )
-        fam = get_family(self.family)
+        fam = self.fam
         n_classes = len(self.levels) if fam.classes and self.levels is not None else None
         if fam.classes and (n_classes is None or n_classes < 2):
             raise ModelError(f"{source} is damaged: a {fam.name} model needs its class labels (levels).")
@@ -283,23 +293,31 @@ class Model:
         """The raw predictions (see ``Family.predict``): the mean (n_obs,), ``P(y = 1)`` (n_obs,)
         for two classes, the class probabilities (n_obs, n_classes) for more."""
         frame = _frame(data, sep)
-        return get_family(self.family).predict(self.params, self.design_matrix(frame), offset=self.offset_values(frame))
+        return self.fam.predict(self.params, self.design_matrix(frame), offset=self.offset_values(frame))
 
-    def _columns(self, frame: "pd.DataFrame") -> dict[str, np.ndarray]:
+    def _columns(self, frame: "pd.DataFrame", options: dict[str, Any]) -> dict[str, np.ndarray]:
         X = self.design_matrix(frame)
-        return get_family(self.family).prediction_columns(
-            self.params, X, levels=self.levels, target=self.target, offset=self.offset_values(frame),
+        return self.fam.prediction_columns(
+            self.params, X, levels=self.levels, target=self.target, offset=self.offset_values(frame), **options,
         )
 
-    def prediction_names(self, taken: "list[str] | tuple[str, ...]" = ()) -> list[str]:
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The prediction options given (None values dropped), each one the family takes."""
+        given = {k: v for k, v in options.items() if v is not None}
+        for key in given:
+            if key not in self.fam.prediction_options:
+                raise ModelError(f"--{key} does not apply to a {self.family} model.")
+        return given
+
+    def prediction_names(self, taken: "list[str] | tuple[str, ...]" = (), **options: Any) -> list[str]:
         """Names of the prediction columns (``Family.prediction_columns``: ``predicted_<target>``,
         ``prob_<label>``, ...), none of which is in ``taken``: a name already in ``taken`` (an input
         column) gets ``_2``, ``_3``, ... appended until it is new, so an input column is never
         overwritten."""
-        fam = get_family(self.family)
-        wanted = fam.prediction_columns(
+        wanted = self.fam.prediction_columns(
             self.params, np.empty((0, len(self.feature_names))), levels=self.levels, target=self.target,
             offset=None if self.offset is None and self.exposure is None else np.empty(0),
+            **self.check_options(options),
         )
         used = set(map(str, taken))
         out = []
@@ -312,7 +330,7 @@ class Model:
             out.append(unique)
         return out
 
-    def predict(self, data: "pd.DataFrame | str | Path", sep: str | None = None) -> "pd.DataFrame":
+    def predict(self, data: "pd.DataFrame | str | Path", sep: str | None = None, **options: Any) -> "pd.DataFrame":
         """The input table with the prediction columns appended (see :meth:`prediction_names`).
 
         Parameters
@@ -322,10 +340,13 @@ class Model:
             others, such as the target, are carried through untouched).
         sep : str, optional
             The CSV's separator (default: detected from its header, see :func:`mlefit.data.read_table`).
+        options
+            The family's prediction options (survival families: ``at``, a time).
         """
+        options = self.check_options(options)
         frame = _frame(data, sep)
-        columns = self._columns(frame)
-        names = self.prediction_names([str(c) for c in frame.columns])
+        columns = self._columns(frame, options)
+        names = self.prediction_names([str(c) for c in frame.columns], **options)
         out = frame.copy()
         for name, values in zip(names, columns.values()):
             out[name] = values
@@ -348,15 +369,17 @@ def load_model(path: "str | Path") -> Model:
 
 
 def predict(
-    model: "Model | FitResult | str | Path", data: "pd.DataFrame | str | Path", sep: str | None = None
+    model: "Model | FitResult | str | Path", data: "pd.DataFrame | str | Path", sep: str | None = None,
+    **options: Any,
 ) -> "pd.DataFrame":
     """Score ``data`` with a model (a :class:`Model`, a ``FitResult`` or a model file's path):
-    the input table plus the prediction columns (see :meth:`Model.prediction_names`)."""
+    the input table plus the prediction columns (see :meth:`Model.prediction_names`); ``options``
+    are the family's prediction options (survival: ``at``)."""
     if isinstance(model, FitResult):
         model = Model.from_result(model)
     elif not isinstance(model, Model):
         model = Model.load(model)
-    return model.predict(data, sep)
+    return model.predict(data, sep, **options)
 
 
 def _frame(data: "pd.DataFrame | str | Path", sep: str | None = None) -> "pd.DataFrame":
@@ -375,6 +398,15 @@ def _name(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a column name")
     return value
+
+
+def _options(value: Any) -> dict[str, Any]:
+    """A model file's family options: a JSON object (lists become tuples, as the family takes them)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"family_options {value!r} is not an object")
+    return {str(k): tuple(v) if isinstance(v, list) else v for k, v in value.items()}
 
 
 def _number(value: Any) -> float:

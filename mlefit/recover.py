@@ -31,7 +31,9 @@ from .families.base import Family
 from .fit import fit
 from .inference import check_level
 from .results import json_safe, param_labels
-from .simulate import CoefLike, InterceptLike, Truth, make_rng, make_truth, resolve_design, resolve_exposure
+from .simulate import (
+    CoefLike, InterceptLike, Truth, censored, check_censoring, make_rng, make_truth, resolve_design, resolve_exposure,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -288,6 +290,9 @@ def recover(
     n_classes: int | None = None,
     ancillary: "Mapping[str, float | None] | None" = None,
     exposure: Any = None,
+    link: str | None = None,
+    censor_rate: float | None = None,
+    censor_time: str | None = None,
     X: Any = None,
     design: "str | Path | pd.DataFrame | None" = None,
     features: "str | Sequence[str] | None" = None,
@@ -312,6 +317,9 @@ def recover(
         For a family with a log link: a column of ``design`` (reused by every replication) or,
         without a design, drawn afresh for each replication (see :func:`mlefit.simulate`); the fits
         use it.
+    link, censor_rate, censor_time : optional
+        As for :func:`mlefit.simulate`: the family's link, and the censoring of survival times
+        (each replication censored afresh; its fits use the event indicators).
     n : int, optional
         Rows per dataset (default 500); not with a design, whose rows set n.
     reps : int, default 200
@@ -339,10 +347,12 @@ def recover(
     """
     import pandas as pd
 
-    fam = get_family(family)
+    fam = get_family(family, link=link)
+    check_censoring(fam, censor_rate, censor_time, design)
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
         raise UsageError(f"--reps must be at least 1; got {reps}.")
-    X, design_name = resolve_design(X, design, features, (exposure,) if isinstance(exposure, str) else ())
+    excluded = tuple(c for c in (exposure, censor_time) if isinstance(c, str))
+    X, design_name = resolve_design(X, design, features, excluded)
     fixed = X is not None
     if fixed:
         if n is not None:
@@ -387,8 +397,8 @@ def recover(
     n_iter = np.full(reps, -1, dtype=np.int64)
     for i, child in enumerate(children):
         outcome = _replicate(
-            truth, fam, X, n, child, exposure, drawn_exposure, method=method, gradient=gradient, tol=tol,
-            max_iter=max_iter, ci=ci, level=level,
+            truth, fam, X, n, child, exposure, drawn_exposure, (censor_rate, censor_time, design),
+            method=method, gradient=gradient, tol=tol, max_iter=max_iter, ci=ci, level=level,
         )
         if isinstance(outcome, str):
             status.append(FAILED)
@@ -426,7 +436,7 @@ def _open_sides(result) -> tuple[np.ndarray, np.ndarray]:
 
 def _replicate(
     truth: Truth, fam: Family, X: np.ndarray | None, n: int, rng: np.random.Generator, exposure, drawn: bool,
-    **options,
+    censoring: tuple, **options,
 ):
     """One replication: the FitResult, or the reason (a sentence) the fit could not be made.
 
@@ -439,12 +449,13 @@ def _replicate(
         exposure = resolve_exposure(fam, "exposure", None, n, rng)[1]
     offset = None if exposure is None else np.log(exposure)
     y = fam.simulate(truth.params, truth.design_matrix(X), rng, offset=offset)
+    y, event = fam.split_target(censored(fam, y, *censoring, rng))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit(
                 X=X, y=y, family=fam, feature_names=truth.feature_names, intercept=truth.intercept,
-                exposure=exposure, **options,
+                exposure=exposure, event=event, **options,
             )
     except UsageError:
         raise

@@ -64,8 +64,11 @@ def header_lines(result: FitResult) -> list[str]:
     from .families import get_family
 
     fam = get_family(result.family)
+    options = "".join(
+        f", {k} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in result.family_options.items()
+    )
     lines = [
-        f"mlefit fit: {result.family} ({fam.description.split(':')[0]}), method {result.method}, "
+        f"mlefit fit: {result.family} ({fam.description.split(':')[0]}){options}, method {result.method}, "
         f"{result.gradient} gradient",
         f"target: {result.target}" + (f"; {result.target_note}" if result.target_note else ""),
     ]
@@ -147,6 +150,8 @@ def summary_rows(result: FitResult) -> list[tuple[str, str]]:
     rows = [("rows used", number(n_rows) + dropped)]
     if result.weights is not None:
         rows.append(("observations (sum of weights)", number(result.n_obs)))
+    for name, value in (result.target_counts or {}).items():
+        rows.append((name.removeprefix("n_").replace("_", " "), number(value)))
     rows += [
         ("parameters", number(result.n_params)),
         ("total NLL", number(result.nll, 10)),
@@ -649,9 +654,17 @@ FAMILY_FIELDS = (
 FAMILY_EXTRA_FIELDS = (("y", "target"), ("hessian", "Hessian"))
 
 
+def families_list(entries: Sequence[dict[str, Any]]) -> str:
+    """``mlefit families``: a line per family, its name and what it fits."""
+    width = max(len(entry["name"]) for entry in entries)
+    lines = [f"{entry['name'].ljust(width)}  {entry['description']}" for entry in entries]
+    lines += ["", "One in full (distribution, link, parameters, NLL, loss, derivatives, notes): mlefit families NAME"]
+    return "\n".join(lines) + "\n"
+
+
 def families_text(entries: Sequence[dict[str, Any]], *, full: bool = False) -> str:
-    """``mlefit families``: a block per family, its fields aligned; ``full`` adds the target's
-    domain, the Hessian, convexity and the docstring."""
+    """Families as blocks, their fields aligned; ``full`` adds the target's domain, the Hessian,
+    convexity and the docstring (``mlefit families NAME``)."""
     fields = FAMILY_FIELDS + (FAMILY_EXTRA_FIELDS if full else ())
     width = max(len(label) for _, label in fields)
     blocks = []

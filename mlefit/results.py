@@ -109,6 +109,10 @@ class FitResult:
     truth: np.ndarray | None = None
 
     n_rows: int | None = None
+    #: The family's options that differ from its defaults (``link``, ``levels``, ...).
+    family_options: dict = field(default_factory=dict)
+    #: The family's own counts of the target (survival: ``n_events``, ``n_censored``), or None.
+    target_counts: dict | None = None
     weights: str | None = None
     #: The columns of the offset and the exposure (``log(exposure)`` is added to the offset).
     offset: str | None = None

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 #: Name of the simulated target column.
 TARGET = "y"
+#: Name of the simulated event indicator of a family whose rows may be censored (1 observed, 0 censored).
+EVENT = "event"
 #: Rows drawn when neither ``n`` nor a design is given.
 DEFAULT_N = 1000
 
@@ -151,6 +153,8 @@ class Truth:
     seed: int | None = None
     design: str | None = None
     source: str | None = None
+    #: The family's options (``link``) the data were drawn with.
+    family_options: dict = field(default_factory=dict)
 
     @property
     def n_params(self) -> int:
@@ -164,7 +168,7 @@ class Truth:
     @property
     def params(self) -> np.ndarray:
         """The values on the optimiser's scale (gaussian: log sigma)."""
-        return get_family(self.family).from_natural(self.values)
+        return get_family(self.family, **self.family_options).from_natural(self.values)
 
     def design_matrix(self, X: np.ndarray) -> np.ndarray:
         """``X`` of shape (n_obs, n_features) with the intercept column prepended if needed."""
@@ -178,7 +182,7 @@ class Truth:
 
     def to_dict(self) -> dict[str, Any]:
         """The truth file of ``mlefit simulate --truth``: ``parameters`` as in ``fit --format json``."""
-        ancillary = get_family(self.family).ancillary_values(self.values)
+        ancillary = get_family(self.family, **self.family_options).ancillary_values(self.values)
         return {
             "family": self.family,
             "target": TARGET,
@@ -187,6 +191,7 @@ class Truth:
             "levels": list(self.levels) if self.levels is not None else None,
             "sigma": ancillary.get("sigma"),
             "ancillary": ancillary,
+            "family_options": self.family_options,
             "n_obs": self.n_obs,
             "seed": self.seed,
             "design": self.design,
@@ -259,7 +264,7 @@ def make_truth(
     column_names = (["intercept"] if icpt is not None else []) + names
     labels = fam.param_names(column_names, levels)
     return Truth(
-        family=fam.name,
+        family=fam.name, family_options=fam.options_given(),
         names=tuple(n for n, _ in labels),
         classes=tuple(c for _, c in labels),
         values=values,
@@ -367,6 +372,60 @@ def resolve_design(
     return read_design(design, features, exclude), None if isinstance(design, pd.DataFrame) else str(design)
 
 
+def check_censoring(fam: Family, rate: float | None, column: str | None, design: Any) -> None:
+    """UsageError unless the censoring asked for applies: a family whose rows may be censored, a
+    rate in [0, 1), a censoring column only with a design."""
+    if rate is None and column is None:
+        return
+    option = "--censor-rate" if rate is not None else "--censor-time"
+    if not fam.censored:
+        raise UsageError(f"{option} does not apply to {fam.name}: its rows are never censored.")
+    if rate is not None and column is not None:
+        raise UsageError("--censor-rate and --censor-time cannot be used together.")
+    if rate is not None and not 0.0 <= rate < 1.0:
+        raise UsageError(f"--censor-rate must be at least 0 and below 1; got {rate:g}.")
+    if column is not None and design is None:
+        raise UsageError("--censor-time names a column of --design; give a design file too.")
+
+
+def censoring_limits(times: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Censoring times ``c u_i`` (``u_i`` uniform on (0, 1)) with ``c`` chosen so that the fraction
+    of ``times`` beyond their limit is ``rate`` (to the nearest row): bisection on ``log c``, since
+    that fraction falls as ``c`` grows."""
+    u = rng.random(len(times))
+    if rate <= 0.0:
+        return np.full(len(times), np.inf)
+    target = rate * len(times)
+    lo, hi = np.log(times.min()) - 1.0, np.log(times.max()) + 40.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.count_nonzero(times > np.exp(mid) * u) > target:
+            lo = mid
+        else:
+            hi = mid
+    return np.exp(hi) * u
+
+
+def censored(fam: Family, y: np.ndarray, rate: float | None, column: str | None, design: Any, rng) -> np.ndarray:
+    """``y`` (times drawn by the family) right-censored as asked (see :func:`check_censoring`)."""
+    import pandas as pd
+
+    from .data import numeric_values, read_csv
+
+    if rate is None and column is None:
+        return y
+    if rate is not None:
+        return fam.censor(y, censoring_limits(y, rate, rng))
+    frame = design if isinstance(design, pd.DataFrame) else read_csv(design)
+    frame = frame.rename(columns=str)
+    if column not in frame.columns:
+        raise DataError(f"censoring column '{column}' not found in the design; available: {', '.join(frame.columns)}.")
+    limits = numeric_values(frame[column], f"censoring column '{column}'", np.arange(1, len(frame) + 1))
+    if np.any(limits <= 0):
+        raise DataError(f"censoring column '{column}' has a value that is not positive ({limits[limits <= 0][0]:g}).")
+    return fam.censor(y, limits)
+
+
 #: An exposure drawn for a simulation without a design is uniform on this interval.
 EXPOSURE_RANGE = (0.5, 2.0)
 
@@ -422,12 +481,17 @@ def simulate_with_truth(
     seed: int | None = None,
     ancillary: "Mapping[str, float | None] | None" = None,
     exposure: Any = None,
+    link: str | None = None,
+    censor_rate: float | None = None,
+    censor_time: str | None = None,
 ) -> "tuple[pd.DataFrame, Truth]":
     """:func:`simulate`, also returning the :class:`Truth` (with ``n_obs``, ``seed``, ``design``)."""
     import pandas as pd
 
-    fam = get_family(family)
-    X, design_name = resolve_design(X, design, features, (exposure,) if isinstance(exposure, str) else ())
+    fam = get_family(family, link=link)
+    check_censoring(fam, censor_rate, censor_time, design)
+    excluded = tuple(c for c in (exposure, censor_time) if isinstance(c, str))
+    X, design_name = resolve_design(X, design, features, excluded)
     frame = values = None
     if X is not None:
         if n is not None:
@@ -456,6 +520,7 @@ def simulate_with_truth(
     exposure_name, exposure_values = resolve_exposure(fam, exposure, design, len(values), rng)
     offset = None if exposure_values is None else np.log(exposure_values)
     y = fam.simulate(truth.params, truth.design_matrix(values), rng, offset=offset)
+    y = censored(fam, y, censor_rate, censor_time, design, rng)
     if frame is None:
         frame = pd.DataFrame(values, columns=list(truth.feature_names))
     else:
@@ -467,7 +532,12 @@ def simulate_with_truth(
         frame[exposure_name] = exposure_values
     if TARGET in frame.columns:
         raise UsageError(f"a feature is named '{TARGET}', which clashes with the simulated target.")
+    y, event = fam.split_target(y)
     frame[TARGET] = y.astype(np.int64) if fam.integer_target else y
+    if event is not None:
+        if EVENT in frame.columns:
+            raise UsageError(f"a feature is named '{EVENT}', which clashes with the simulated event indicator.")
+        frame[EVENT] = event.astype(np.int64)
     truth = replace(truth, n_obs=len(frame), seed=seed_used, design=design_name)
     return frame, truth
 
@@ -488,6 +558,9 @@ def simulate(
     seed: int | None = None,
     ancillary: "Mapping[str, float | None] | None" = None,
     exposure: Any = None,
+    link: str | None = None,
+    censor_rate: float | None = None,
+    censor_time: str | None = None,
 ) -> "pd.DataFrame":
     """Simulate a table with feature columns and a target ``y`` from known parameters.
 
@@ -511,6 +584,12 @@ def simulate(
         For a family with a log link: the exposure, a column of ``design``, or drawn uniformly on
         :data:`EXPOSURE_RANGE` and written as a column of that name; ``log(exposure)`` is the
         offset of every row.
+    link : str, optional
+        The family's link, where it has a choice.
+    censor_rate, censor_time : optional
+        For a family whose rows may be censored (survival times): right-censor about this fraction
+        of the rows at times drawn uniformly (see :func:`censoring_limits`), or each row at this
+        column of ``design``; the table then has an ``event`` column (1 observed, 0 censored).
     X : ndarray of shape (n_obs, n_features) or DataFrame, optional
         A design to reuse (a DataFrame's column names become the feature names).
     design, features : path or DataFrame, str or list of str, optional
@@ -530,7 +609,7 @@ def simulate(
     frame, _ = simulate_with_truth(
         family, coef, n=n, intercept=intercept, sigma=sigma, n_classes=n_classes, X=X,
         design=design, features=features, feature_names=feature_names, rng=rng, seed=seed,
-        ancillary=ancillary, exposure=exposure,
+        ancillary=ancillary, exposure=exposure, link=link, censor_rate=censor_rate, censor_time=censor_time,
     )
     return frame
 
@@ -579,8 +658,9 @@ def truth_from_dict(data: Any, source: str = "the truth") -> Truth:
     if dup is not None:
         raise bad(f"parameter {_label(*dup)} is listed twice")
     levels = data.get("levels")
+    options = data.get("family_options") if isinstance(data.get("family_options"), dict) else {}
     return Truth(
-        family=get_family(family).name, names=tuple(names), classes=tuple(classes),
+        family=get_family(family).name, family_options=options, names=tuple(names), classes=tuple(classes),
         values=np.array(values), feature_names=tuple(data.get("features") or ()),
         intercept=bool(data.get("intercept", "intercept" in names)),
         levels=tuple(levels) if isinstance(levels, list) else None,

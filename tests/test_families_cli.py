@@ -32,18 +32,22 @@ def test_list_has_every_registry_family_with_every_field(invoke):
         assert all(isinstance(entry[k], str) and entry[k].strip() for k in FIELDS), entry
 
 
-def test_text_list_shows_a_block_per_family(invoke):
+def test_text_list_shows_a_line_per_family(invoke):
     result = invoke("families")
     assert result.exit_code == 0 and result.stderr == ""
-    blocks = result.stdout.strip().split("\n\n")
-    assert len(blocks) == len(FAMILY_NAMES)
-    for block, name in zip(blocks, FAMILY_NAMES):
-        fam = get_family(name)
-        lines = block.splitlines()
-        assert lines[0] == f"{name}: {fam.description}"
-        labels = [line.split()[0] for line in lines[1:]]
-        assert labels == ["distribution", "link", "parameters", "NLL", "loss", "gradient"]
-        assert f"  gradient      {fam.grad_formula}" in lines
+    lines = result.stdout.splitlines()
+    for line, name in zip(lines, FAMILY_NAMES):
+        assert line.split(maxsplit=1) == [name, get_family(name).description]
+    assert lines[len(FAMILY_NAMES)] == "" and "mlefit families NAME" in lines[-1]
+
+
+def test_one_family_in_full_shows_every_field(invoke):
+    fam = get_family("gaussian")
+    lines = invoke("families", "gaussian").stdout.splitlines()
+    assert lines[0] == f"gaussian: {fam.description}"
+    labels = [line.split()[0] for line in lines[1:9]]
+    assert labels == ["distribution", "link", "parameters", "NLL", "loss", "gradient", "target", "Hessian"]
+    assert f"  gradient      {fam.grad_formula}" in lines
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)

@@ -119,9 +119,11 @@ def test_data_near_the_ends_of_the_float_range_are_left_to_qr(factor):
     assert linalg.normal_solve(X, y) is not None
     assert linalg.normal_solve(X * factor, y) is None
     assert linalg.normal_solve(X, y * factor) is None
+    # a fit scales such columns by powers of two first (see test_magnitudes), so its normal
+    # equations are those of the data rescaled
     fit = mlefit.fit(X=X[:, 1:] * factor, y=y, family="gaussian")
     ref = mlefit.fit(X=X[:, 1:], y=y, family="gaussian")
-    assert "Householder QR" in fit.message
+    assert "Cholesky of the Gram matrix" in fit.message
     np.testing.assert_allclose(fit.params[1:-1] * factor, ref.params[1:-1], rtol=1e-12)
 
 

@@ -154,7 +154,7 @@ def _client(scheduler: str | None):
 def dask_source(
     path, fam: Family, *, scheduler=None, client=None, target=None, features=None, intercept=True,
     weights=None, offset=None, exposure=None, formula=None, dropna=False, chunk_rows=None, blocksize=None,
-    sep=None,
+    sep=None, event=None,
 ) -> Iterator[Source]:
     """The :class:`Source` of a CSV read on a Dask cluster (``scheduler``: ``tcp://HOST:PORT`` or
     ``local``), or with ``client``; a cluster started here is closed afterwards. ``sep``: the
@@ -171,7 +171,7 @@ def dask_source(
     try:
         yield load_dask(
             client, dd, path, fam, target=target, features=features, intercept=intercept,
-            roles={"weights": weights, "offset": offset, "exposure": exposure}, dropna=dropna,
+            roles={"weights": weights, "offset": offset, "exposure": exposure, "event": event}, dropna=dropna,
             blocksize=blocksize or _blocksize(path, chunk_rows), header=header,
         )
     finally:

@@ -269,6 +269,7 @@ def _load_numeric(
         return None
     floats = [c for c in used if c != target]
     weights, offset, exposure = roles.get("weights"), roles.get("offset"), roles.get("exposure")
+    event = roles.get("event")
     shifted = offset is not None or exposure is not None
     classes = fam.classes
     y_dtype = np.dtype(fam.target_dtype)
@@ -328,7 +329,13 @@ def _load_numeric(
                 else:
                     if values.dtype.kind not in "iuf":
                         return None
-                    y = fam.encode_target(values, target).y
+                    ev = None
+                    if event:
+                        ev = chunk[event].to_numpy(dtype=np.float64)
+                        if not np.all((ev == 0) | (ev == 1)):
+                            return None
+                        ev = ev == 1
+                    y = fam.encode(values, target, event=ev).y
                 X.tofile(fx)
                 y.astype(y_dtype).tofile(fy)
                 if w is not None:
@@ -539,13 +546,15 @@ def encode_chunk(chunk, offset: int, enc: Encoding):
     weights = enc.roles.get("weights")
     w = data.check_weights(chunk[weights], weights, rows, all_zero=False) if weights else None
     o = data.offset_values(chunk, enc.roles.get("offset"), enc.roles.get("exposure"), rows)
+    event = enc.roles.get("event")
+    ev = data.event_values(chunk[event], event, rows) if event else None
     values = chunk[enc.target].to_numpy()
     if enc.as_text:
         values = values.astype(str).astype(object)
     if enc.codes is not None:
         y = enc.codes[np.searchsorted(enc.uniq, values)] if len(values) else enc.codes[:0]
     else:
-        y = enc.fam.encode_target(values, enc.target, rows=rows).y if len(values) else np.zeros(0)
+        y = enc.fam.encode(values, enc.target, rows, event=ev).y if len(values) else np.zeros(0)
     X = data.build_columns(enc.design, chunk, rows)
     return np.ascontiguousarray(X), y, w, o
 
@@ -592,7 +601,7 @@ def _design(cols: dict, wanted: list[str], intercept: bool) -> dict:
 def load_streamed(
     source: "str | Path", fam: Family, *, target=None, features=None, intercept=True, weights=None,
     offset=None, exposure=None, formula=None, dropna=False, chunk_rows: int | None = None, folder: Path,
-    sep: str | None = None,
+    sep: str | None = None, event=None,
 ) -> Source:
     """The binary cache in ``folder``: one pass over a numeric CSV, else two (levels and validation, then the cache).
     ``sep``: the separator (default: detected from the header, see :mod:`mlefit.csvformat`)."""
@@ -602,7 +611,7 @@ def load_streamed(
     if chunk_rows < 1:
         raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}.")
     sep = csvformat.check_sep(sep)
-    roles = {"weights": weights, "offset": offset, "exposure": exposure}
+    roles = {"weights": weights, "offset": offset, "exposure": exposure, "event": event}
     if str(source) == "-":
         path = folder / "stdin.csv"
         with open(path, "wb") as out:

@@ -34,16 +34,19 @@ def _load(name: str) -> type:
     return getattr(import_module(f"{__name__}.{module}"), cls)
 
 
-def get_family(name: "str | Family") -> "Family":
-    """The family called ``name`` (an instance), or a UsageError listing the known names."""
+def get_family(name: "str | Family", **options) -> "Family":
+    """The family called ``name`` with ``options`` (``link``, ``levels``, ...; None values are not
+    given), or a UsageError listing the known names; a Family instance is returned as it is."""
     if not isinstance(name, str):
+        if any(v is not None for v in options.values()):
+            raise UsageError("give a family's options with its name, not with a Family instance.")
         return name
     key = name.strip().lower()
     if key not in _REGISTRY:
         raise UsageError(
             f"unknown family '{name}'.", f"Choose one of: {', '.join(FAMILY_NAMES)}."
         )
-    return _load(key)()
+    return _load(key)(**options)
 
 
 def __getattr__(attr: str):

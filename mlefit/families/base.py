@@ -187,10 +187,51 @@ class Family:
     ancillary_defaults: ClassVar[dict[str, float]] = {}
     #: Why ``--offset`` does not apply to the family (None: it applies).
     no_offset: ClassVar[str | None] = None
+    #: Rows may be right-censored (``--event``: 1 for an observed event, 0 for a censored row).
+    censored: ClassVar[bool] = False
+    #: Names of the weighted counts of the target the report gives (survival: ``n_events``,
+    #: ``n_censored``), in the order of :meth:`count_rows`.
+    count_names: ClassVar[tuple[str, ...]] = ()
+    #: The design has an intercept column when one is asked for (False where other parameters take
+    #: its place, such as an ordinal model's cutpoints).
+    intercept_column: ClassVar[bool] = True
+    #: Options the family takes (``--link``, ``--levels``): name -> the values allowed (None: a list
+    #: of labels), and their defaults.
+    option_choices: ClassVar[dict[str, tuple[str, ...] | None]] = {}
+    option_defaults: ClassVar[dict[str, Any]] = {}
+    #: Options of ``mlefit predict`` the family takes (survival: ``at``).
+    prediction_options: ClassVar[tuple[str, ...]] = ()
     #: How the L2-penalised objective reads (the output names it).
     penalty_statement: ClassVar[str] = "NLL + (l2/2) ||b||^2, intercept not penalised"
 
+    def __init__(self, **options: Any) -> None:
+        """A family with ``options`` (see :attr:`option_choices`); None values are not given."""
+        given = {k: v for k, v in options.items() if v is not None}
+        for key, value in given.items():
+            if key not in self.option_choices:
+                raise UsageError(f"--{key} does not apply to {self.name}.")
+            choices = self.option_choices[key]
+            if choices is not None and value not in choices:
+                raise UsageError(f"unknown --{key} '{value}' for {self.name}.", f"Choose one of: {', '.join(choices)}.")
+        #: The options in effect, defaults included.
+        self.options: dict[str, Any] = {**self.option_defaults, **given}
+
+    def options_given(self) -> dict[str, Any]:
+        """The options that differ from the defaults (recorded in results and model files)."""
+        return {k: v for k, v in self.options.items() if self.option_defaults.get(k) != v}
+
     # -- labels ---------------------------------------------------------------------------
+    def encode(
+        self, values: np.ndarray, column: str = "y", rows: np.ndarray | None = None, event: np.ndarray | None = None
+    ) -> Target:
+        """The readers' entry: :meth:`encode_target`, with the event indicator of censored rows
+        (``--event``) for a family whose rows may be censored."""
+        if event is None:
+            return self.encode_target(values, column, rows)
+        if not self.censored:
+            raise UsageError(f"--event does not apply to {self.name}: its rows are never censored.")
+        return self.encode_target(values, column, rows, event=event)
+
     def encode_target(self, values: np.ndarray, column: str = "y", rows: np.ndarray | None = None) -> Target:
         """Encode raw target values (no missing values) for this family, or raise FamilyError
         naming the first bad value and its data row (``rows``: the 1-based data-row number of each
@@ -245,6 +286,25 @@ class Family:
     ) -> np.ndarray:
         """A good starting point: the intercept-only fit (least squares for gaussian)."""
         raise NotImplementedError
+
+    def null_columns(self, intercept: bool) -> int | None:
+        """Columns of ones in the intercept-only (null) model's design: 1 with an intercept, None
+        (no null model) without; a family whose other parameters play the intercept's part
+        (ordinal cutpoints) has a null model of 0 columns."""
+        return 1 if intercept else None
+
+    def count_rows(self, y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        """The weighted counts named by :attr:`count_names` over these rows (a sum over blocks)."""
+        return np.zeros(0)
+
+    def censor(self, y: np.ndarray, limits: np.ndarray) -> np.ndarray:
+        """Encoded targets of times ``y`` censored at ``limits`` (families with :attr:`censored`)."""
+        raise NotImplementedError
+
+    def split_target(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The values to write for an encoded target and, for censored families, the event
+        indicator (1 observed, 0 censored); None for the others."""
+        return y, None
 
     def start_from_null(self, null_params: np.ndarray, n_features: int, n_classes: int | None = None) -> np.ndarray:
         """The full model's start from the intercept-only fit's parameters: each coefficient row
@@ -436,7 +496,7 @@ class Family:
 
     def prediction_columns(
         self, estimates: np.ndarray, X: np.ndarray, *, levels: tuple | None, target: str,
-        offset: np.ndarray | None = None,
+        offset: np.ndarray | None = None, **options: Any,
     ) -> dict[str, np.ndarray]:
         """The columns ``mlefit predict`` adds, in order: ``predicted_<target>`` (the mean) for a
         family without classes; ``prob_<label of 1>`` for two classes; ``prob_<label>`` per class
