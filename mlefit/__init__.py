@@ -8,6 +8,8 @@ The public API::
     mlefit.save_model(result, "model.json")
     mlefit.predict("model.json", "new_rows.csv")      # a DataFrame: the rows plus predictions
     mlefit.check_grad("data.csv", family="bernoulli").passed
+    mlefit.fit("data.csv", family="bernoulli", ci="profile", level=0.9)   # profile-likelihood intervals
+    mlefit.lr_test("small.json", "big.json").p_value   # two fits saved by save_model / fit --save
     fits = mlefit.fit_distributions("claims.csv", "amount")   # normal, gamma, ... ranked by AIC
     fits.best.name, fits["gamma"].parameters, fits.to_dict()
 
@@ -47,6 +49,8 @@ __all__ = [
     "predict",
     "check_grad",
     "GradCheck",
+    "lr_test",
+    "LRTestResult",
     "fit_distributions",
     "DistributionFits",
     "errors",
@@ -81,6 +85,8 @@ _LAZY = {
     "load_model": "model",
     "predict": "model",
     "save_model": "model",
+    "lr_test": "lrtest",
+    "LRTestResult": "lrtest",
 }
 
 

@@ -104,6 +104,9 @@ ALLOWED = {
                 "distributed", "csvformat", "progress"},
     "objective": {"numpy", "numdiff"},
     "plot": {"numpy", "matplotlib", "results", "errors"},
+    "profile": {"numpy", "errors", "inference", "optimize"},
+    "fingerprint": {"numpy"},
+    "lrtest": {"errors", "inference", "model", "results"},
     # a tool over the public API: the column (data), the fits (fit), their families and pictures
     "dist": {"numpy", "scipy", "pandas", "errors", "results", "families", "fit", "data", "plot"},
     # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile
