@@ -756,7 +756,7 @@ def dist(
     ] = None,
     event: EventOpt = None,
     weights: WeightsOpt = None,
-    level: Annotated[float, typer.Option("--level", help="Coverage of the intervals.")] = 0.95,
+    level: LevelOpt = 0.95,
     format: Annotated[
         Format, typer.Option("--format", help="Output: tables, one JSON document, or CSV (a row per parameter).")
     ] = Format.table,

@@ -21,11 +21,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from . import inference
 from .errors import ConvergenceWarning, DataError, MlefitError, UsageError
 from .results import json_safe
 from .families import DISTRIBUTION_NAMES
@@ -172,17 +174,17 @@ class Sample:
     ----------
     values : ndarray of shape (n_rows,)
         float64, ascending.
-    rows : ndarray of shape (n_rows,)
-        Each value's 1-based data row.
     weights : ndarray of shape (n_rows,) or None
     event : ndarray of shape (n_rows,) of bool, or None
         True for an observed value, False for a right-censored one (None: no censoring).
+    original : ndarray of shape (n_rows,), optional
+        The values in the order of the data rows (default ``values``), for messages naming a row.
     """
 
     values: np.ndarray
-    rows: np.ndarray
-    weights: np.ndarray | None
-    event: np.ndarray | None
+    weights: np.ndarray | None = None
+    event: np.ndarray | None = None
+    original: np.ndarray | None = None
 
     @property
     def n_obs(self) -> float:
@@ -191,6 +193,37 @@ class Sample:
     def cumulative(self) -> np.ndarray:
         """``C_i``: the weight of the values up to and including the i-th, shape (n_rows,)."""
         return np.arange(1.0, len(self.values) + 1.0) if self.weights is None else np.cumsum(self.weights)
+
+    def first_outside(self, support: str) -> int | None:
+        """The index (in data-row order) of the first value outside ``support``, or None."""
+        key = f"outside_{support}"
+        if key not in self.__dict__:  # once per support, whichever distributions share it
+            y = self.values if self.original is None else self.original
+            bad = np.flatnonzero(~in_support(support, y))
+            self.__dict__[key] = int(bad[0]) if bad.size else None
+        return self.__dict__[key]
+
+    @cached_property
+    def ecdf_terms(self) -> dict[str, Any]:
+        """What :func:`continuous_statistics` needs of the sample alone, computed once."""
+        if self.weights is None:  # C_i = i: the textbook forms
+            N = float(len(self.values))
+            odd = np.arange(1.0, 2.0 * N, 2.0)  # 2i - 1
+            after = np.arange(1.0, N + 1.0) / N
+            return {
+                "after": after, "before": after - 1.0 / N, "mid": odd / (2.0 * N), "w": None,
+                "cvm0": 1.0 / (12.0 * N), "N": N, "ad_cdf": odd, "ad_sf": odd[::-1],
+            }
+        w = self.weights
+        C = self.cumulative()
+        N = float(C[-1])
+        prev = C - w
+        return {
+            "after": C / N, "before": prev / N, "mid": (prev + C) / (2.0 * N), "w": w,
+            "cvm0": float(w @ (w * w)) / (12.0 * N * N), "N": N,
+            # Anderson-Darling's weights of log F and log(1 - F); 0 where a row's weight is 0
+            "ad_cdf": C * C - prev * prev, "ad_sf": (N - prev) ** 2 - (N - C) ** 2,
+        }
 
 
 def read_sample(
@@ -222,6 +255,11 @@ def read_sample(
         if values.ndim != 1:
             raise DataError(f"the values must be a 1-D array; got {values.ndim} dimensions.")
         name = column or "y"
+        if weights is None and event is None and values.dtype.kind in "fiu" and values.size:
+            y = values.astype(np.float64, copy=False)  # numbers already: no table needed
+            finite = np.isfinite(y)
+            if finite.all():
+                return Sample(np.sort(y), original=y), name, None, None
         series = {"column": pd.Series(values)}
         for option, value in (("weights", weights), ("event", event)):
             if value is not None:
@@ -247,10 +285,11 @@ def read_sample(
     y = readers.numeric_values(series["column"], labels["column"], rows)
     w = None if "weights" not in series else readers.check_weights(series["weights"], w_name, rows)
     ev = None if "event" not in series else readers.event_values(series["event"], e_name, rows)
-    order = np.argsort(y, kind="stable")
-    sample = Sample(
-        y[order], rows[order], None if w is None else w[order], None if ev is None else ev[order],
-    )
+    if w is None and ev is None:
+        sample = Sample(np.sort(y), original=y)
+    else:
+        order = np.argsort(y)
+        sample = Sample(y[order], None if w is None else w[order], None if ev is None else ev[order], original=y)
     return sample, name, w_name, e_name
 
 
@@ -295,13 +334,12 @@ def fit_distributions(
     -------
     DistributionFits
     """
-    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
-        raise UsageError(f"--level must be a number between 0 and 1, such as 0.95; got {level}.")
+    inference.check_level(level)
     sample, name, w_name, e_name = read_sample(data, column, weights=weights, event=event, sep=sep)
     y = sample.values
     censored = sample.event is not None
     names = _names(families)
-    counts = bool(np.all(in_support(COUNTS, y)))
+    counts = sample.first_outside(COUNTS) is None
     if names is not None:
         chosen = [get_distribution(n) for n in names]
         kinds = {d.discrete for d in chosen}
@@ -366,14 +404,10 @@ def _not_applicable(d: Distribution, sample: Sample, column: str, *, counts: boo
     only the discrete distributions are fitted (None: not a default listing)."""
     if sample.event is not None and not d.censorable:
         return "does not take right-censored values (--event)"
-    inside = in_support(d.support, sample.values)
-    if not inside.all():
-        # the first bad value in data-row order, not in sorted order
-        i = int(np.flatnonzero(~inside)[np.argmin(sample.rows[~inside])])
-        return (
-            f"needs {SUPPORT_TEXT[d.support]}; column '{column}' has {_value_text(sample.values[i])} in data row "
-            f"{sample.rows[i]}"
-        )
+    i = sample.first_outside(d.support)
+    if i is not None:
+        y = sample.values if sample.original is None else sample.original
+        return f"needs {SUPPORT_TEXT[d.support]}; column '{column}' has {_value_text(y[i])} in data row {i + 1}"
     if counts is not None and counts and not d.discrete and sample.event is None:
         return (
             "the column holds counts, so the discrete distributions are fitted (AIC cannot compare a density "
@@ -461,9 +495,7 @@ def intervals(values: np.ndarray, se: np.ndarray, scales: Sequence[str], level: 
     """Wald intervals of coverage ``level``: ``v +- q se`` on the parameter's own scale, on the log
     scale for positive parameters (``v exp(+-q se / v)``) and on the logit scale for probabilities,
     ``q`` the normal quantile of ``(1 + level) / 2``."""
-    from statistics import NormalDist
-
-    q = NormalDist().inv_cdf(0.5 + 0.5 * level)
+    q = inference.critical_value(level)
     low, high = values - q * se, values + q * se
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         for j, scale in enumerate(scales):
@@ -499,30 +531,44 @@ def continuous_statistics(sample: Sample, log_cdf: np.ndarray, log_sf: np.ndarra
     ``A^2 = -N - (1/N) sum_i [(C_i^2 - C_{i-1}^2) log F_i + ((N - C_{i-1})^2 - (N - C_i)^2) log(1 - F_i)]``.
     These are the statistics of the data with each row repeated ``w_i`` times.
     """
-    w = np.ones(len(sample.values)) if sample.weights is None else sample.weights
-    C = sample.cumulative()
-    N = float(C[-1])
-    prev = C - w
+    t = sample.ecdf_terms
     F = np.exp(log_cdf)
-    ks = float(max(np.max(C / N - F), np.max(F - prev / N)))
-    cvm = float(w @ (F - (prev + C) / (2.0 * N)) ** 2 + float(w @ (w * w)) / (12.0 * N * N))
-    with np.errstate(invalid="ignore"):  # 0 * -inf where a weight is zero
-        terms = (C * C - prev * prev) * log_cdf + ((N - prev) ** 2 - (N - C) ** 2) * log_sf
-    terms = np.where(w > 0, terms, 0.0)
-    ad = float(-N - terms.sum() / N)
-    return {"ks": ks, "cvm": cvm, "ad": ad}
+    ks = max(float(np.max(t["after"] - F)), float(np.max(F - t["before"])))
+    d = F - t["mid"]
+    cvm = float(d @ d if sample.weights is None else t["w"] @ (d * d)) + t["cvm0"]
+    if sample.weights is not None and not np.all(t["w"] > 0):  # 0 * -inf where a row's weight is 0
+        keep = t["w"] > 0
+        ad_sum = float(t["ad_cdf"][keep] @ log_cdf[keep] + t["ad_sf"][keep] @ log_sf[keep])
+    else:
+        ad_sum = float(t["ad_cdf"] @ log_cdf + t["ad_sf"] @ log_sf)
+    return {"ks": ks, "cvm": cvm, "ad": -t["N"] - ad_sum / t["N"]}
+
+
+#: Values per task when the tails of a large sample are computed on threads.
+TAIL_BLOCK = 1 << 16
 
 
 def log_tails(frozen: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``log F(x)`` and ``log(1 - F(x))`` at the ascending values ``x``, from one evaluation of the
     distribution per value: its CDF below the median and its survival function above, each
-    accurate in its own tail, the other tail's log from ``log1p``."""
+    accurate in its own tail, the other tail's log from ``log1p``. Blocks of values are computed
+    on threads (:func:`mlefit.parallel.map_tasks`: scipy's special functions release the GIL)."""
+    from .parallel import map_tasks
+
     split = int(np.searchsorted(x, float(frozen.median()), side="right"))
-    with np.errstate(divide="ignore"):  # a value beyond float64's reach of the tail: log(0) = -inf
-        low = frozen.cdf(x[:split])
-        high = frozen.sf(x[split:])
-        log_cdf = np.concatenate([np.log(low), np.log1p(-high)])
-        log_sf = np.concatenate([np.log1p(-low), np.log(high)])
+    log_cdf, log_sf = np.empty(len(x)), np.empty(len(x))
+
+    def block(i: int) -> None:
+        lo, hi = i * TAIL_BLOCK, min((i + 1) * TAIL_BLOCK, len(x))
+        below = slice(lo, max(lo, min(hi, split)))
+        above = slice(max(lo, split), hi)
+        with np.errstate(divide="ignore"):  # beyond float64's reach of the tail: log(0) = -inf
+            low = frozen.cdf(x[below])
+            high = frozen.sf(x[above])
+            log_cdf[below], log_sf[below] = np.log(low), np.log1p(-low)
+            log_cdf[above], log_sf[above] = np.log1p(-high), np.log(high)
+
+    map_tasks(block, -(-len(x) // TAIL_BLOCK))
     return log_cdf, log_sf
 
 

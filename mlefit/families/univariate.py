@@ -161,13 +161,14 @@ class Logistic(LocationScale):
     error_sd = math.pi / math.sqrt(3.0)
 
     def error_terms(self, z, order):
-        from scipy.special import expit
-
-        loss = z + 2.0 * np.logaddexp(0.0, -z)
+        # one exponential for all three: e = exp(-|z|), L = |z| + 2 log1p(e),
+        # g = sign(z) (1 - e) / (1 + e), h = 2 e / (1 + e)^2
+        e = np.exp(-np.abs(z))
+        loss = np.abs(z) + 2.0 * np.log1p(e)
         if order == 0:
             return loss, None, None
-        p, q = expit(z), expit(-z)
-        return loss, p - q, 2.0 * p * q
+        r = 1.0 / (1.0 + e)
+        return loss, np.copysign((1.0 - e) * r, z), 2.0 * e * r * r
 
 
 class Gumbel(LocationScale):
@@ -285,7 +286,8 @@ class StudentT(Family):
         gives the variance of the moments at that df."""
         r = y if offset is None else y - offset
         mean, var = _moments(r, weights)
-        kurt = float(np.average((r - mean) ** 4, weights=weights)) / var**2 - 3.0 if var > 0 else 0.0
+        d2 = (r - mean) ** 2
+        kurt = float(np.average(d2 * d2, weights=weights)) / var**2 - 3.0 if var > 0 else 0.0
         nu = min(max(4.0 + 6.0 / kurt, 2.5), 100.0) if kurt > 0 else 30.0
         scale = math.sqrt(var * (nu - 2.0) / nu) if var > 0 else 1.0
         coef = np.zeros(X.shape[1])
@@ -310,18 +312,22 @@ class StudentT(Family):
             nll = weighted_sum(u, weights) * (0.5 * (nu + 1.0)) + weight * (c0 + 0.5 * math.log(math.pi) + s)
             if order == 0:
                 return BlockSums(nll, weight=weight)
-            d = nu + z2
-            g = (nu + 1.0) * z / d
-            l_nu = 0.5 * ((u - q / (1.0 + q)) - q / (nu * (1.0 + q)) - c1)
+            inv_d = 1.0 / (nu + z2)
+            r_ = z2 * inv_d  # q / (1 + q); z g = (nu + 1) r_
+            g = (nu + 1.0) * z * inv_d
+            # L_nu = [log1p(q) - q / (1 + q) - q / (nu (1 + q)) - c1] / 2
+            l_nu = 0.5 * (u - (1.0 + 1.0 / nu) * r_ - c1)
             d_eta = -g / scale
             de = d_eta if weights is None else weights * d_eta
             grad_b = linalg.tdot(X, de) if precise else X.T @ de
-            grad = np.append(grad_b, [weight - weighted_sum(z * g, weights), nu * weighted_sum(l_nu, weights)])
+            zg = weighted_sum(r_, weights) * (nu + 1.0)
+            grad = np.append(grad_b, [weight - zg, nu * weighted_sum(l_nu, weights)])
             if order == 1:
                 return BlockSums(nll, grad, weight=weight)
-            h = (nu + 1.0) * (nu - z2) / (d * d)
-            l_znu = z * (z2 - 1.0) / (d * d)
-            l_nunu = 0.5 * (0.5 * c2 - z2 / (nu * d) - (1.0 - z2) / (d * d))
+            inv_d2 = inv_d * inv_d
+            h = (nu + 1.0) * (nu - z2) * inv_d2
+            l_znu = z * (z2 - 1.0) * inv_d2
+            l_nunu = 0.5 * (0.5 * c2 - r_ / nu - (1.0 - z2) * inv_d2)
             hess = np.empty((p + 2, p + 2))
             h_ee = h / (scale * scale)
             hess[:p, :p] = weighted_gram(X, h_ee if weights is None else weights * h_ee)
@@ -329,7 +335,7 @@ class StudentT(Family):
             hess[:p, p] = hess[p, :p] = X.T @ (h_es if weights is None else weights * h_es)
             h_er = -nu * l_znu / scale
             hess[:p, p + 1] = hess[p + 1, :p] = X.T @ (h_er if weights is None else weights * h_er)
-            hess[p, p] = weighted_sum(z * g + z2 * h, weights)
+            hess[p, p] = zg + weighted_sum(z2 * h, weights)
             hess[p, p + 1] = hess[p + 1, p] = -nu * weighted_sum(z * l_znu, weights)
             hess[p + 1, p + 1] = grad[p + 1] + nu * nu * weighted_sum(l_nunu, weights)
             return BlockSums(nll, grad, hess, weight)
@@ -422,6 +428,10 @@ class Beta(Family):
             return _infinite(p + 1, order, weight)
         phi = math.exp(t)
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            if eta.size and eta.min() == eta.max():
+                # an intercept-only design: a and b are the same in every row, so their special
+                # functions are computed once (they broadcast like the arrays of other designs)
+                eta = float(eta[0])
             mu, nu = expit(eta), expit(-eta)  # nu = 1 - mu without cancellation
             a, b = phi * mu, phi * nu
             log_y, log_1y = np.log(y), np.log1p(-y)
