@@ -22,6 +22,7 @@ _REGISTRY = {
     "poisson": "poisson:Poisson",
     "negbin": "negbin:NegBin",
     "gamma": "gamma:Gamma",
+    "weibull": "weibull:Weibull",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
