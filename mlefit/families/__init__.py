@@ -23,6 +23,7 @@ _REGISTRY = {
     "negbin": "negbin:NegBin",
     "gamma": "gamma:Gamma",
     "weibull": "weibull:Weibull",
+    "exponential": "exponential:Exponential",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
