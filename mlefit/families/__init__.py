@@ -24,6 +24,7 @@ _REGISTRY = {
     "gamma": "gamma:Gamma",
     "weibull": "weibull:Weibull",
     "exponential": "exponential:Exponential",
+    "lognormal": "lognormal:LogNormal",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
