@@ -213,6 +213,8 @@ class FitResult:
             "separator": self.separator,
             "separator_detected": self.separator_detected,
         }
+        # the family's own counts of the target (survival: n_events, n_censored), where it has them
+        out.update(self.target_counts or {})
         return json_safe(out)
 
 
