@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import linalg
-from ..errors import FamilyError, UsageError
+from ..errors import DataError, FamilyError, UsageError
 from .base import BlockSums, Family, Target, data_row, gram, label_text, numeric_target, total_weight, weighted_sum
 
 
@@ -92,6 +92,14 @@ class AcceleratedFailureTime(Family):
         event = (y > 0).astype(np.float64)
         n_events = weighted_sum(event, weights)
         return np.array([n_events, total_weight(len(y), weights) - n_events])
+
+    def check_counts(self, counts):
+        if not counts["n_events"] > 0:
+            raise DataError(
+                "no row has an observed event: every time is right-censored, so the likelihood rises "
+                "without bound as the times grow and has no maximum.",
+                "Check --event: 1 (or true) marks an observed event, 0 (false) a censored row.",
+            )
 
     def censor(self, y, limits):
         """Times ``y`` (encoded) censored at ``limits``: a row whose time exceeds its limit becomes a
