@@ -29,6 +29,8 @@ class LogNormal(AcceleratedFailureTime):
     Mills ratio ``g = lambda(z) = phi(z) / Phi(-z)`` for a censored row, ``h = 1`` and
     ``h = lambda (lambda - z)``: ``d/d eta = -g / scale``, ``d/ds = delta - z g``;
     ``d2/d eta2 = h / scale^2``, ``d2/d eta ds = (g + z h) / scale``, ``d2/ds2 = z g + z^2 h``.
+    The NLL is convex in b at a fixed scale (the normal density and survival function are
+    log-concave), not jointly in b and s.
     """
 
     name = "lognormal"

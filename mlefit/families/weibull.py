@@ -27,6 +27,7 @@ class Weibull(AcceleratedFailureTime):
     Derivatives: ``d/d eta = (delta - exp(z)) / scale``, ``d/ds = delta + z (delta - exp(z))``;
     ``d2/d eta2 = exp(z) / scale^2``, ``d2/d eta ds = (exp(z) (1 + z) - delta) / scale``,
     ``d2/ds2 = z (exp(z) - delta) + z^2 exp(z)``.
+    The NLL is convex in b at a fixed scale (``exp(z)`` is convex in eta), not jointly in b and s.
     """
 
     name = "weibull"
