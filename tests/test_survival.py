@@ -236,6 +236,25 @@ def test_bad_event_value_is_named(tmp_path, invoke, rossi):
     assert "event column 'arrest' has 'maybe' in data row 5" in result.stderr
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["memory", "stream"])
+def test_no_observed_event_is_one_sentence(tmp_path, invoke, rossi, stream):
+    path = tmp_path / "censored.csv"
+    rossi.assign(arrest=0).to_csv(path, index=False)
+    args = ["fit", path, "-f", "weibull", "-y", "week", "--event", "arrest"] + (["--stream"] if stream else [])
+    result = invoke(*args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: no row has an observed event: every time is right-censored")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_huge_standard_error_of_the_scale_gives_the_interval_zero_to_infinity():
+    from mlefit.inference import wald
+
+    with np.errstate(all="raise"):
+        se, z, p, low, high = wald(np.array([1e-3, 0.5]), np.diag([1.0, 1e6**2]), np.array([False, True]))
+    assert low[1] == 0.0 and high[1] == np.inf and np.isnan(z[1])
+
+
 # -- the report, JSON and engines --------------------------------------------------------------------------
 
 
