@@ -41,7 +41,7 @@ class Weibull(AcceleratedFailureTime):
     )
     nll_formula = "sum_i [exp(z_i) - delta_i (z_i - log(scale) - log(t_i))], z_i = (log t_i - x_i'b) / scale"
     grad_formula = (
-        "b: X^T ((exp(z) - delta) / scale);  log(scale): sum_i [delta_i - z_i (exp(z_i) - delta_i)]"
+        "b: X^T ((delta - exp(z)) / scale);  log(scale): sum_i [delta_i - z_i (exp(z_i) - delta_i)]"
     )
     hess_formula = (
         "b, b: X^T diag(exp(z_i) / scale^2) X;  b, log(scale): X^T ((exp(z) (1 + z) - delta) / scale);  "
