@@ -101,6 +101,29 @@ def test_exponential_is_the_weibull_with_scale_one(rossi):
     assert weibull.nll(np.append(res.params, 0.0), X, y) == pytest.approx(res.nll, rel=1e-13)
 
 
+def test_the_stated_formulas_are_the_code(rossi):
+    """mlefit families' statements of the weibull and exponential gradient and Hessian, in numpy."""
+    X = np.column_stack([np.ones(len(rossi)), rossi[FEATURES].to_numpy(float)])
+    t, delta = rossi["week"].to_numpy(float), rossi["arrest"].to_numpy(float)
+    y = np.where(delta == 1, t, -t)
+    b, scale = 0.01 * np.arange(1.0, 9.0), 0.8
+    z = (np.log(t) - X @ b) / scale
+    fam = get_family("weibull")
+    params = np.append(b, np.log(scale))
+    g = fam.grad(params, X, y)
+    np.testing.assert_allclose(g[:-1], X.T @ ((delta - np.exp(z)) / scale), rtol=1e-10)
+    assert g[-1] == pytest.approx(np.sum(delta - z * (np.exp(z) - delta)), rel=1e-10)
+    H = fam.hess(params, X, y)
+    np.testing.assert_allclose(H[:-1, :-1], X.T @ (np.exp(z)[:, None] / scale**2 * X), rtol=1e-10)
+    np.testing.assert_allclose(H[:-1, -1], X.T @ ((np.exp(z) * (1 + z) - delta) / scale), rtol=1e-10)
+    assert H[-1, -1] == pytest.approx(np.sum(z * (np.exp(z) - delta) + z**2 * np.exp(z)), rel=1e-10)
+    fam = get_family("exponential")
+    mu = t * np.exp(-X @ b)
+    assert fam.nll(b, X, y) == pytest.approx(np.sum(mu + delta * (X @ b)), rel=1e-12)
+    np.testing.assert_allclose(fam.grad(b, X, y), X.T @ (delta - mu), rtol=1e-10)
+    np.testing.assert_allclose(fam.hess(b, X, y), X.T @ (mu[:, None] * X), rtol=1e-10)
+
+
 # -- the extreme tail -----------------------------------------------------------------------------------
 
 
