@@ -355,6 +355,7 @@ def fit_source(
     if counts is not None and np.any(counts <= 0):
         label = label_text(src.levels[int(np.flatnonzero(counts <= 0)[0])])
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
+    fam.check_counts(target_counts)
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
     if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
         gram = rows.check_rank(src.feature_names, src.intercept)

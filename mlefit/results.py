@@ -247,6 +247,8 @@ class FitResult:
             "profile_passes": self.profile_passes,
             "data_fingerprint": self.data_fingerprint,
         }
+        # the family's own counts of the target (survival: n_events, n_censored), where it has them
+        out.update(self.target_counts or {})
         return json_safe(out)
 
 

@@ -9,6 +9,7 @@ import scipy.stats as st
 from mlefit import numdiff
 from mlefit.errors import FamilyError
 from mlefit.families import FAMILIES, FAMILY_NAMES, get_family
+from mlefit.simulate import censoring_limits
 
 N_CLASSES = 4
 
@@ -22,6 +23,8 @@ def make_problem(name: str, rng: np.random.Generator, n: int = 60, p: int = 3, s
     if fam.ancillary:  # sigma, alpha, shape: 0.7
         params[-len(fam.ancillary):] = np.log(0.7)
     y = fam.simulate(params, X, rng)
+    if fam.censored:  # survival times: about 30% of the rows right-censored
+        y = fam.censor(y, censoring_limits(y, 0.3, rng))
     return fam, X, y, params
 
 
@@ -47,11 +50,23 @@ def log_density(name: str, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> 
     if name == "gamma":
         shape, mu = np.exp(params[-1]), np.exp(X @ params[:-1])
         return st.gamma.logpdf(y, shape, scale=mu / shape)
+    if name in ("weibull", "exponential", "lognormal"):
+        # the time's log-density for an event, its log-survival function for a censored row
+        t, event = np.abs(y), y > 0
+        if name == "weibull":
+            dist = st.weibull_min(1 / np.exp(params[-1]), scale=np.exp(X @ params[:-1]))
+        elif name == "exponential":
+            dist = st.expon(scale=np.exp(X @ params))
+        else:
+            dist = st.lognorm(np.exp(params[-1]), scale=np.exp(X @ params[:-1]))
+        return np.where(event, dist.logpdf(t), dist.logsf(t))
     raise AssertionError(name)
 
 
 def test_registry_lists_every_family():
-    assert set(FAMILY_NAMES) == {"bernoulli", "categorical", "gaussian", "poisson", "negbin", "gamma"}
+    assert set(FAMILY_NAMES) == {
+        "bernoulli", "categorical", "gaussian", "poisson", "negbin", "gamma", "weibull", "exponential", "lognormal",
+    }
     for name, cls in FAMILIES.items():
         assert cls.name == name
         assert get_family(name).name == name
@@ -62,6 +77,8 @@ def test_nll_matches_scipy_stats_log_density(name, rng):
     fam, X, y, params = make_problem(name, rng)
     expected = -log_density(name, params, X, y).sum()
     assert fam.nll(params, X, y) == pytest.approx(expected, rel=1e-12)
+    if fam.censored:  # both kinds of row are tested
+        assert 0 < np.count_nonzero(y < 0) < len(y)
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)

@@ -16,7 +16,7 @@ from mlefit.families import FAMILY_NAMES, get_family
 from mlefit.objective import PenalizedObjective
 from conftest import data_objective
 
-from conftest import SAMPLES
+from conftest import ROSSI, SAMPLES
 
 RTOL = 1e-6
 
@@ -54,6 +54,12 @@ def visits():
 def claims():
     frame = pd.read_csv(SAMPLES / "claims.csv")
     return frame, ["driver_age", "vehicle_value_k"]
+
+
+@pytest.fixture(scope="module")
+def rossi():
+    frame = pd.read_csv(ROSSI)
+    return frame, ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +113,7 @@ def test_gaussian_weights_match_statsmodels_glm_freq_weights(houses):
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_weights_equal_repeated_rows(family, admissions, commute, houses, visits, claims):
+def test_weights_equal_repeated_rows(family, admissions, commute, houses, visits, claims, rossi):
     frame, features, target = {
         "bernoulli": (admissions[0], admissions[1], "admitted"),
         "categorical": (commute[0], commute[1], "mode"),
@@ -115,11 +121,15 @@ def test_weights_equal_repeated_rows(family, admissions, commute, houses, visits
         "poisson": (visits[0], visits[1], "visits"),
         "negbin": (visits[0], visits[1], "visits"),
         "gamma": (claims[0], claims[1], "amount"),
+        "weibull": (rossi[0], rossi[1], "week"),
+        "exponential": (rossi[0], rossi[1], "week"),
+        "lognormal": (rossi[0], rossi[1], "week"),
     }[family]
+    options = {"event": "arrest"} if get_family(family).censored else {}
     frame = with_weights(frame, 3)
     for cov in ("model", "robust"):
-        a = mlefit.fit(frame, family, target=target, features=features, weights="w", cov=cov)
-        b = mlefit.fit(repeated(frame), family, target=target, features=features, cov=cov)
+        a = mlefit.fit(frame, family, target=target, features=features, weights="w", cov=cov, **options)
+        b = mlefit.fit(repeated(frame), family, target=target, features=features, cov=cov, **options)
         assert_close(a.params, b.params, rtol=1e-9)
         assert_close(a.se, b.se, rtol=1e-9)
         assert a.loglik == pytest.approx(b.loglik, rel=1e-12)

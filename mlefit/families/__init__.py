@@ -22,6 +22,9 @@ _REGISTRY = {
     "poisson": "poisson:Poisson",
     "negbin": "negbin:NegBin",
     "gamma": "gamma:Gamma",
+    "weibull": "weibull:Weibull",
+    "exponential": "exponential:Exponential",
+    "lognormal": "lognormal:LogNormal",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)

@@ -297,6 +297,10 @@ class Family:
         """The weighted counts named by :attr:`count_names` over these rows (a sum over blocks)."""
         return np.zeros(0)
 
+    def check_counts(self, counts: dict[str, float]) -> None:
+        """Raise a DataError when the counts of :meth:`count_rows` over all the rows leave the model
+        without a maximum-likelihood estimate (survival: no observed event); by default, nothing."""
+
     def censor(self, y: np.ndarray, limits: np.ndarray) -> np.ndarray:
         """Encoded targets of times ``y`` censored at ``limits`` (families with :attr:`censored`)."""
         raise NotImplementedError
