@@ -457,7 +457,7 @@ def _check_separation(
         ))
     checks.check_separation(
         rows.X, rows.y.astype(np.intp), n_classes, src.feature_names, [label_text(v) for v in src.levels],
-        rows.weights, intercept=src.intercept,
+        rows.weights, intercept=src.intercept, ordered=fam.ordered,
     )
     return opt
 
