@@ -314,14 +314,16 @@ def link_parts(link: str, eta: np.ndarray, y: np.ndarray, order: int):
 
 
 def log_cloglog_cdf(eta: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
-    """``log(1 - exp(-exp(eta)))`` for any eta: ``log(-expm1(-u))``, and ``eta - u / 2`` (exact
-    to float64) below eta = -30, where ``u = exp(eta)`` may underflow."""
+    """``log(1 - exp(-exp(eta)))`` for any eta, ``u = exp(eta)``: ``log(-expm1(-u))`` for u up to
+    log 2 and ``log1p(-exp(-u))`` above (Maechler's log1mexp, exact to the last digits of a value
+    near 0), and ``eta - u / 2`` (exact to float64) below eta = -30, where u may underflow."""
     if u is None:
         with np.errstate(over="ignore"):
             u = np.exp(eta)
-    with np.errstate(divide="ignore"):
-        direct = np.log(-np.expm1(-u))
-    return np.where(eta < -30.0, eta - 0.5 * u, direct)
+    with np.errstate(divide="ignore"):  # the branches np.where discards
+        small = np.log(-np.expm1(-u))
+        large = np.log1p(-np.exp(-u))
+    return np.where(eta < -30.0, eta - 0.5 * u, np.where(u <= math.log(2.0), small, large))
 
 
 def _min_log_prob(link: str, eta: np.ndarray) -> float:
