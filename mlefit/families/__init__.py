@@ -22,6 +22,7 @@ _REGISTRY = {
     "poisson": "poisson:Poisson",
     "negbin": "negbin:NegBin",
     "gamma": "gamma:Gamma",
+    "ordinal": "ordinal:Ordinal",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
