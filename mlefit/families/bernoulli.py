@@ -28,8 +28,9 @@ class Bernoulli(Family):
     ``X.T @ (-s r(t))`` with the inverse Mills ratio ``r = phi / Phi``, Hessian
     ``X.T @ diag(r (t + r)) @ X`` (far in the lower tail from the asymptotic series of the Mills
     ratio, where ``t + r`` would cancel). Cloglog, with ``u = exp(eta)``: NLL ``u`` for y = 0 and
-    ``-log(1 - exp(-u))`` (``log(-expm1(-u))``) for y = 1; gradient ``u`` and ``-q``, Hessian ``u``
-    and ``q (q + u - 1)``, with ``q = u / expm1(u)`` (from series where ``u`` is tiny).
+    ``-log(1 - exp(-u))`` (``log(-expm1(-u))`` or ``log1p(-exp(-u))``) for y = 1; gradient ``u``
+    and ``-q``, Hessian ``u`` and ``q (q + u - 1)``, with ``q = u / expm1(u)`` (from series where
+    ``u`` is tiny).
     Each link's NLL is convex in w.
     """
 
