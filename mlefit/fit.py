@@ -509,7 +509,7 @@ def _check_separation(
         ))
     checks.check_separation(
         rows.X, rows.y.astype(np.intp), n_classes, src.feature_names, [label_text(v) for v in src.levels],
-        rows.weights, intercept=src.intercept,
+        rows.weights, intercept=src.intercept, ordered=fam.ordered,
     )
     return opt
 
@@ -755,7 +755,7 @@ def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, A
         opt = OPTIMIZERS["newton"](objective, x0, tol=DEFAULT_TOL["newton"], max_iter=DEFAULT_MAX_ITER["newton"])
     if not opt.converged:
         return None
-    estimates, _ = fam.natural(opt.params, np.zeros((x0.size, x0.size)))
+    estimates, _ = fam.natural(opt.params, np.zeros((x0.size, x0.size)), n_classes)
     return {"loglik": -opt.nll, "params": opt.params, "estimates": estimates, "n_params": x0.size}
 
 
@@ -798,12 +798,13 @@ def _build(
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str, null: "dict | None",
     factor: np.ndarray | None = None, level: float = 0.95,
 ) -> FitResult:
-    estimates, cov = fam.natural(opt.params, cov)
+    n_classes = len(src.levels) if fam.classes and src.levels is not None else None
+    estimates, cov = fam.natural(opt.params, cov, n_classes)
     n_params = len(estimates)
     se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, fam.log_scale(n_params), level=level)
     se_model = None
     if cov_type == "robust":
-        se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model)[1]), 0.0))
+        se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model, n_classes)[1]), 0.0))
     if factor is not None:
         # back from the scaled design: every figure but the covariance matrix itself scales exactly
         # (a variance of a coefficient of a column near 1e200 is below float64's range: zero there)

@@ -193,6 +193,7 @@ class FitResult:
         """A JSON-ready dictionary (NaN and infinities become None)."""
         out = {
             "family": self.family,
+            "family_options": self.family_options,
             "method": self.method,
             "gradient": self.gradient,
             "target": self.target,

@@ -28,14 +28,19 @@ DATA = {
     "weibull": (ROSSI, "week"),
     "exponential": (ROSSI, "week"),
     "lognormal": (ROSSI, "week"),
+    "ordinal": (SAMPLES / "satisfaction.csv", "satisfaction"),
 }
-#: Further options a family's sample data need (survival times: the event column).
+#: Further options a family's sample data need (survival times: the event column; ordered text
+#: labels: their order).
 OPTIONS = {name: ("--event", "arrest") for name in ("weibull", "exponential", "lognormal")}
+OPTIONS["ordinal"] = ("--levels", "low,medium,high")
 
 
 def simulated(family: str, n: int = 3000, seed: int = 4) -> pd.DataFrame:
     if family == "categorical":
         return mlefit.simulate(family, [[1.0, -0.5], [0.3, 0.8]], n=n, intercept=[0.2, -0.4], seed=seed)
+    if family == "ordinal":
+        return mlefit.simulate(family, [1.0, -0.5, 0.25], n=n, cutpoints=[-0.5, 0.4, 1.2], seed=seed)
     fam = mlefit.get_family(family)
     ancillary = {name: 0.7 for name in fam.ancillary}
     censor_rate = 0.3 if fam.censored else None

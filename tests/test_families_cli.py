@@ -66,7 +66,7 @@ def test_unknown_family_is_a_usage_error(invoke):
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.strip() == (
         "Error: unknown family 'binomial'. Choose one of: bernoulli, categorical, gaussian, poisson, negbin, gamma, "
-        "weibull, exponential, lognormal."
+        "weibull, exponential, lognormal, ordinal."
     )
 
 
@@ -84,6 +84,7 @@ LOSSES = {
     "poisson": "half the Poisson deviance", "negbin": "the negative binomial (NB2) NLL",
     "gamma": "k times half the gamma deviance", "weibull": "the censored Weibull NLL",
     "exponential": "the censored exponential NLL", "lognormal": "the censored log-normal NLL",
+    "ordinal": "cross-entropy",
 }
 #: The loss's short name in the one-line description, and its statement in the docstring.
 SHORT = {"gaussian": ("MSE", "squared error"), "poisson": ("Poisson", "Poisson deviance"),

@@ -25,6 +25,7 @@ _REGISTRY = {
     "weibull": "weibull:Weibull",
     "exponential": "exponential:Exponential",
     "lognormal": "lognormal:LogNormal",
+    "ordinal": "ordinal:Ordinal",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
