@@ -219,7 +219,18 @@ TrueExposureOpt = Annotated[
 ]
 ClassesOpt = Annotated[
     Optional[int],
-    typer.Option("--classes", "-k", help="categorical's number of classes K (default: coefficient rows + 1; checked).")
+    typer.Option(
+        "--classes", "-k",
+        help="Number of classes K: categorical (default: coefficient rows + 1; checked), ordinal (or --cutpoints).",
+    )
+]
+CutpointsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cutpoints", metavar="C1,C2,...",
+        help="True cutpoints between ordered classes, increasing, K - 1 for K classes (ordinal; default with "
+        "--classes K: equally likely classes at x'b = 0).",
+    ),
 ]
 DesignOpt = Annotated[
     Optional[Path],
@@ -486,6 +497,7 @@ def simulate(
     censor_rate: CensorRateOpt = None,
     censor_time: CensorTimeOpt = None,
     classes: ClassesOpt = None,
+    cutpoints: CutpointsOpt = None,
     exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows to draw (default: 1000; with --design its rows).")] = None,
     design: DesignOpt = None,
@@ -515,7 +527,7 @@ def simulate(
             family.value, coef, n=n, intercept=_true_intercept(intercept, no_intercept),
             ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape, scale=scale), exposure=exposure,
             link=link, censor_rate=censor_rate, censor_time=censor_time,
-            n_classes=classes, design=design, features=features, seed=seed,
+            n_classes=classes, cutpoints=cutpoints, design=design, features=features, seed=seed,
         )
         text = render.data_csv(frame)
         # The truth first: a `fit - --truth` downstream reads it once the CSV has ended.
@@ -542,6 +554,7 @@ def recover(
     censor_rate: CensorRateOpt = None,
     censor_time: CensorTimeOpt = None,
     classes: ClassesOpt = None,
+    cutpoints: CutpointsOpt = None,
     exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows per dataset (default: 500; with --design its rows).")] = None,
     reps: Annotated[int, typer.Option("--reps", "-r", help="Number of simulated datasets.")] = 200,
@@ -589,7 +602,7 @@ def recover(
                 family.value, coef, n=n, reps=reps, intercept=_true_intercept(intercept, no_intercept),
                 ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape, scale=scale), exposure=exposure,
             link=link, censor_rate=censor_rate, censor_time=censor_time,
-                n_classes=classes, design=design, features=features, seed=seed,
+                n_classes=classes, cutpoints=cutpoints, design=design, features=features, seed=seed,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter, progress=update,
                 ci=ci.value, level=level,
             )

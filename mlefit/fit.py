@@ -355,6 +355,7 @@ def fit_source(
     if counts is not None and np.any(counts <= 0):
         label = label_text(src.levels[int(np.flatnonzero(counts <= 0)[0])])
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
+    fam.check_counts(target_counts)
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
     if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
         gram = rows.check_rank(src.feature_names, src.intercept)
@@ -415,7 +416,7 @@ def fit_source(
     if fam.separable and l2 is None:
         opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
     if own_null and opt.converged:
-        null = _null_record(fam, opt.params, opt.nll)
+        null = _null_record(fam, opt.params, opt.nll, n_classes)
     result = _finish(
         src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
         method, gradient, tol, n_weight, l2, cov, null, factor, extras,
@@ -512,7 +513,7 @@ def _check_separation(
         ))
     checks.check_separation(
         rows.X, rows.y.astype(np.intp), n_classes, src.feature_names, [label_text(v) for v in src.levels],
-        rows.weights, intercept=src.intercept,
+        rows.weights, intercept=src.intercept, ordered=fam.ordered,
     )
     return opt
 
@@ -758,12 +759,12 @@ def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, A
         opt = OPTIMIZERS["newton"](objective, x0, tol=DEFAULT_TOL["newton"], max_iter=DEFAULT_MAX_ITER["newton"])
     if not opt.converged:
         return None
-    return _null_record(fam, opt.params, opt.nll)
+    return _null_record(fam, opt.params, opt.nll, n_classes)
 
 
-def _null_record(fam: Family, params: np.ndarray, nll: float) -> "dict[str, Any]":
+def _null_record(fam: Family, params: np.ndarray, nll: float, n_classes: int | None) -> "dict[str, Any]":
     """What the fit keeps of the intercept-only model at its optimum ``params`` (optimiser scale)."""
-    estimates, _ = fam.natural(params, np.zeros((params.size, params.size)))
+    estimates, _ = fam.natural(params, np.zeros((params.size, params.size)), n_classes)
     return {"loglik": -nll, "params": params, "estimates": estimates, "n_params": params.size}
 
 
@@ -806,12 +807,13 @@ def _build(
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str, null: "dict | None",
     factor: np.ndarray | None = None, level: float = 0.95,
 ) -> FitResult:
-    estimates, cov = fam.natural(opt.params, cov)
+    n_classes = len(src.levels) if fam.classes and src.levels is not None else None
+    estimates, cov = fam.natural(opt.params, cov, n_classes)
     n_params = len(estimates)
     se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, fam.log_scale(n_params), level=level)
     se_model = None
     if cov_type == "robust":
-        se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model)[1]), 0.0))
+        se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model, n_classes)[1]), 0.0))
     if factor is not None:
         # back from the scaled design: every figure but the covariance matrix itself scales exactly
         # (a variance of a coefficient of a column near 1e200 is below float64's range: zero there)

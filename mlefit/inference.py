@@ -98,7 +98,8 @@ def wald(estimates: np.ndarray, cov: np.ndarray, log_scale: np.ndarray | None = 
     ci_high = estimates + q * se
     if log_scale is not None and log_scale.any():
         est = estimates[log_scale]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # a standard error far beyond its estimate: the interval (0, inf), not an overflow warning
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             spread = np.exp(q * se[log_scale] / est)
         ci_low[log_scale] = est / spread
         ci_high[log_scale] = est * spread

@@ -293,6 +293,7 @@ def recover(
     link: str | None = None,
     censor_rate: float | None = None,
     censor_time: str | None = None,
+    cutpoints: "str | Sequence[float] | None" = None,
     X: Any = None,
     design: "str | Path | pd.DataFrame | None" = None,
     features: "str | Sequence[str] | None" = None,
@@ -311,7 +312,7 @@ def recover(
 
     Parameters
     ----------
-    family, coef, intercept, sigma, n_classes, ancillary, feature_names
+    family, coef, intercept, sigma, n_classes, ancillary, cutpoints, feature_names
         The truth, as for :func:`mlefit.simulate`.
     exposure : str or array-like, optional
         For a family with a log link: a column of ``design`` (reused by every replication) or,
@@ -369,7 +370,7 @@ def recover(
         n = 500
     truth = make_truth(
         fam, coef, intercept=intercept, sigma=sigma, n_classes=n_classes, feature_names=feature_names,
-        ancillary=ancillary,
+        ancillary=ancillary, cutpoints=cutpoints,
     )
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise UsageError(f"--n must be at least 1; got {n}.")

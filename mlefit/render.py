@@ -63,12 +63,12 @@ def use_rich(stream: TextIO) -> bool:
 def header_lines(result: FitResult) -> list[str]:
     from .families import get_family
 
-    fam = get_family(result.family)
+    fam = get_family(result.family, **result.family_options)
     options = "".join(
         f", {k} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in result.family_options.items()
     )
     lines = [
-        f"mlefit fit: {result.family} ({fam.description.split(':')[0]}){options}, method {result.method}, "
+        f"mlefit fit: {result.family} ({fam.title()}){options}, method {result.method}, "
         f"{result.gradient} gradient",
         f"target: {result.target}" + (f"; {result.target_note}" if result.target_note else ""),
     ]

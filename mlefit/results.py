@@ -193,6 +193,7 @@ class FitResult:
         """A JSON-ready dictionary (NaN and infinities become None)."""
         out = {
             "family": self.family,
+            "family_options": self.family_options,
             "method": self.method,
             "gradient": self.gradient,
             "target": self.target,
@@ -247,6 +248,8 @@ class FitResult:
             "profile_passes": self.profile_passes,
             "data_fingerprint": self.data_fingerprint,
         }
+        # the family's own counts of the target (survival: n_events, n_censored), where it has them
+        out.update(self.target_counts or {})
         return json_safe(out)
 
 
