@@ -161,14 +161,7 @@ class Logistic(LocationScale):
     error_sd = math.pi / math.sqrt(3.0)
 
     def error_terms(self, z, order):
-        # one exponential for all three: e = exp(-|z|), L = |z| + 2 log1p(e),
-        # g = sign(z) (1 - e) / (1 + e), h = 2 e / (1 + e)^2
-        e = np.exp(-np.abs(z))
-        loss = np.abs(z) + 2.0 * np.log1p(e)
-        if order == 0:
-            return loss, None, None
-        r = 1.0 / (1.0 + e)
-        return loss, np.copysign((1.0 - e) * r, z), 2.0 * e * r * r
+        return logistic_terms(z, None, order)
 
 
 class Gumbel(LocationScale):
@@ -196,6 +189,31 @@ class Gumbel(LocationScale):
         if order == 0:
             return loss, None, None
         return loss, -np.expm1(-z), e
+
+
+def logistic_terms(z: np.ndarray, event: np.ndarray | None, order: int):
+    """The standard logistic distribution's part of a row's NLL and its derivatives in z:
+    ``(L, g, h)`` with ``L = -log f(z) = |z| + 2 log1p(exp(-|z|))`` for an observed value and
+    ``L = -log S(z) = softplus(z)`` for a right-censored one (``event`` False; None: every value
+    observed), from one exponential ``e = exp(-|z|)``: observed ``g = sign(z) (1 - e) / (1 + e)``,
+    ``h = 2 e / (1 + e)^2``; censored ``g = expit(z)``, ``h = e / (1 + e)^2`` (None above ``order``).
+    Shared by logistic and the log-logistic survival family (one copy of the maths)."""
+    a = np.abs(z)
+    e = np.exp(-a)
+    log1p_e = np.log1p(e)
+    loss = a + 2.0 * log1p_e
+    if event is not None:
+        censored = ~event
+        loss[censored] = np.maximum(z[censored], 0.0) + log1p_e[censored]
+    if order == 0:
+        return loss, None, None
+    r = 1.0 / (1.0 + e)
+    g = np.copysign((1.0 - e) * r, z)
+    h = 2.0 * e * r * r
+    if event is not None:
+        g[censored] = np.where(z[censored] >= 0.0, r[censored], e[censored] * r[censored])
+        h[censored] *= 0.5
+    return loss, g, h
 
 
 # -- student_t: a location, a scale and the degrees of freedom ----------------------------------------
