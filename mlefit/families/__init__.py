@@ -25,6 +25,7 @@ _REGISTRY = {
     "weibull": "weibull:Weibull",
     "exponential": "exponential:Exponential",
     "lognormal": "lognormal:LogNormal",
+    "loglogistic": "loglogistic:LogLogistic",
     "ordinal": "ordinal:Ordinal",
 }
 
