@@ -34,7 +34,8 @@ FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 #: (:mod:`mlefit.families.distributions` describes each); named here so that the command line's
 #: help lists them without loading numpy.
 DISTRIBUTION_NAMES: tuple[str, ...] = (
-    "normal", "gamma", "beta", "student_t", "logistic", "gumbel", "poisson", "negbin", "geometric",
+    "normal", "lognormal", "exponential", "gamma", "weibull", "loglogistic", "beta", "student_t", "logistic",
+    "gumbel", "poisson", "negbin", "geometric",
 )
 #: The family of ``mlefit.fit`` when none is named.
 DEFAULT_FAMILY = "bernoulli"

@@ -126,6 +126,20 @@ def _exp_mean(estimates):
     return values, jac
 
 
+def _rate(estimates):
+    """exponential: the rate exp(-b0) in place of b0 (log T = b0 + W)."""
+    (b0,) = estimates
+    rate = math.exp(-b0)
+    return np.array([rate]), np.array([[-rate]])
+
+
+def _shape_scale(estimates):
+    """log T = b0 + scale W: the shape 1 / scale and the scale exp(b0) of T (weibull, loglogistic)."""
+    b0, s = estimates
+    scale = math.exp(b0)
+    return np.array([1.0 / s, scale]), np.array([[0.0, -1.0 / (s * s)], [scale, 0.0]])
+
+
 def _geometric(estimates):
     (b0,) = estimates
     p = 1.0 / (1.0 + math.exp(b0)) if b0 < 700.0 else 0.0
@@ -166,6 +180,29 @@ _ALL = {
             "normal", "gaussian", REAL, ("mean", "sd"), (LINEAR, LOG),
             "normal: mean and standard deviation (gaussian with an intercept only)",
             _same, lambda v: _scipy("norm", loc=v[0], scale=v[1]),
+        ),
+        Distribution(
+            "lognormal", "lognormal", POSITIVE, ("meanlog", "sdlog"), (LINEAR, LOG),
+            "log-normal: the mean and standard deviation of log T (the lognormal family: meanlog = intercept, "
+            "sdlog = scale)",
+            _same, lambda v: _scipy("lognorm", v[1], scale=math.exp(v[0])),
+        ),
+        Distribution(
+            "exponential", "exponential", POSITIVE, ("rate",), (LOG,),
+            "exponential: rate, mean 1 / rate (the exponential family: rate = exp(-intercept))",
+            _rate, lambda v: _scipy("expon", scale=1.0 / v[0]),
+        ),
+        Distribution(
+            "weibull", "weibull", POSITIVE, ("shape", "scale"), (LOG, LOG),
+            "Weibull: shape k and scale, S(t) = exp(-(t / scale)^k) (the weibull family: shape = 1 / its scale, "
+            "scale = exp(intercept))",
+            _shape_scale, lambda v: _scipy("weibull_min", v[0], scale=v[1]),
+        ),
+        Distribution(
+            "loglogistic", "loglogistic", POSITIVE, ("shape", "scale"), (LOG, LOG),
+            "log-logistic: shape k and scale (the median), S(t) = 1 / (1 + (t / scale)^k) (the loglogistic "
+            "family: shape = 1 / its scale, scale = exp(intercept))",
+            _shape_scale, lambda v: _scipy("fisk", v[0], scale=v[1]),
         ),
         Distribution(
             "gamma", "gamma", POSITIVE, ("shape", "scale"), (LOG, LOG),
