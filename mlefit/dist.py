@@ -204,6 +204,11 @@ class Sample:
         return self.__dict__[key]
 
     @cached_property
+    def ones(self) -> np.ndarray:
+        """The design of an intercept-only fit: a column of ones, shape (n_rows, 1)."""
+        return np.ones((len(self.values), 1), order="F")
+
+    @cached_property
     def ecdf_terms(self) -> dict[str, Any]:
         """What :func:`continuous_statistics` needs of the sample alone, computed once."""
         if self.weights is None:  # C_i = i: the textbook forms
@@ -429,16 +434,21 @@ def _summary(sample: Sample) -> dict[str, float]:
 
 def _fit_one(d: Distribution, sample: Sample, column: str, level: float) -> DistributionFit:
     """Fit ``d`` by ``mlefit.fit`` with an intercept only; a MlefitError becomes a failed entry."""
+    from .data import INTERCEPT, Dataset
     from .fit import fit
 
     fam = d.make_family()
     try:
+        target = fam.encode(sample.values, column, event=sample.event)
+        # the design: the sample's one column of ones, shared by every distribution
+        design = {"kind": "columns", "intercept": True, "columns": [], "features": [INTERCEPT]}
+        data = Dataset(
+            sample.ones, target.y, (INTERCEPT,), column, target.levels, target.note, True, sample.weights,
+            None if sample.weights is None else "weights", 0, design,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            result = fit(
-                X=np.empty((len(sample.values), 0)), y=sample.values, family=fam, intercept=True,
-                weights=sample.weights, event=sample.event,
-            )
+            result = fit(data, fam)
     except MlefitError as exc:
         return DistributionFit(d.name, FAILED, str(exc), d.discrete)
     if not math.isfinite(result.loglik):
