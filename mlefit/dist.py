@@ -383,6 +383,9 @@ def fit_distributions(
             fits.append(DistributionFit(d.name, NOT_APPLICABLE, reason, d.discrete))
             continue
         fits.append(_fit_one(d, sample, name, level))
+    if all(f.status == NOT_APPLICABLE for f in fits):  # right-censored values that are not all positive
+        first = next(f for f in fits if f.message != "does not take right-censored values (--event)")
+        raise DataError(f"no distribution applies to column '{name}': {first.name} {first.message}.")
     fits = _ranked(fits)
     return DistributionFits(
         column=name, n_rows=len(y), n_obs=sample.n_obs, level=float(level), discrete=discrete,

@@ -164,6 +164,8 @@ def plot_recovery(
 
 #: At most this many points of the sample are drawn on the Q-Q and P-P panels (evenly spaced in rank).
 MAX_POINTS = 2000
+#: Counts spanning more values than this are drawn as a histogram, not a bar per value.
+MAX_BARS = 200
 
 
 def plot_distributions(
@@ -224,7 +226,15 @@ def plot_distributions(
         steps_x, steps_p = times, 1.0 - S
     lo, hi = float(values[0]), float(values[-1])
     pad = 0.05 * (hi - lo) if hi > lo else 1.0
-    if discrete:
+    if discrete and hi - lo > MAX_BARS:
+        # counts over a wide range: a histogram of them, the probabilities as curves
+        ks = np.arange(int(lo), int(hi) + 1, max(1, int((hi - lo) // 2000)))
+        ax_pdf.hist(values, bins=60, weights=w, density=True, color="0.85", edgecolor="0.6", label="observed")
+        for k, (name, dist) in enumerate(fits):
+            ax_pdf.plot(ks, dist.pmf(ks), color=colours[k % len(colours)], linewidth=1.5, label=name)
+        ax_pdf.set_title("observed frequencies and fitted probabilities")
+        ax_pdf.set_ylabel("probability")
+    elif discrete:
         ks = np.arange(int(lo), int(hi) + 1)
         freq = np.bincount((values - lo).astype(np.intp), weights=w, minlength=len(ks))[: len(ks)] / total
         ax_pdf.bar(ks, freq, width=0.8, color="0.8", edgecolor="0.5", label="observed")
@@ -254,7 +264,8 @@ def plot_distributions(
         ax_pdf.set_ylabel("density")
     ax_cdf.step(steps_x, steps_p, where="post", color="black", linewidth=1.2,
                 label="empirical" if survival is None else "Kaplan-Meier")
-    grid = np.arange(int(lo), int(hi) + 1) if discrete else np.linspace(lo - pad, hi + pad, 400)
+    step = max(1, int((hi - lo) // 2000))
+    grid = np.arange(int(lo), int(hi) + 1, step) if discrete else np.linspace(lo - pad, hi + pad, 400)
     for k, (name, dist) in enumerate(fits):
         colour = colours[k % len(colours)]
         if discrete:

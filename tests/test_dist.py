@@ -497,6 +497,15 @@ def test_bad_options_are_one_sentence(invoke, args, message):
     assert message in result.stderr and result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
 
 
+def test_censored_values_that_no_distribution_takes(invoke):
+    result = invoke("dist", "-", "-y", "t", "--event", "e", input="t,e\n2,1\n-1,0\n3,1\n")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: no distribution applies to column 't': lognormal needs positive numbers; column 't' has -1 in "
+        "data row 2.\n"
+    )
+
+
 def test_missing_and_text_values_name_their_row(invoke):
     result = invoke("dist", "-", "-y", "y", input="y,x\n1,1\n,2\n3,3\n")
     assert result.stderr == "Error: column 'y' has 1 missing value(s), the first in data row 2. Remove or fill those rows.\n"
