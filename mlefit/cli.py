@@ -769,7 +769,10 @@ def dist(
     ] = None,
     event: EventOpt = None,
     weights: WeightsOpt = None,
-    level: LevelOpt = 0.95,
+    level: Annotated[
+        float,
+        typer.Option("--level", help="Level of the intervals (Wald; on the log scale for positive parameters)."),
+    ] = 0.95,
     format: Annotated[
         Format, typer.Option("--format", help="Output: tables, one JSON document, or CSV (a row per parameter).")
     ] = Format.table,

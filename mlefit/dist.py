@@ -44,6 +44,7 @@ MIN_EXPECTED = 5.0
 CONTINUOUS_STATISTICS = ("ks", "cvm", "ad")
 DISCRETE_STATISTICS = ("chi2", "chi2_df", "chi2_p_value")
 FITTED, FAILED, NOT_APPLICABLE = "fitted", "failed", "not_applicable"
+NOT_CENSORABLE = "does not take right-censored values (--event)"
 CENSORED_NOTE = (
     "Kolmogorov-Smirnov, Cramér-von Mises and Anderson-Darling are not defined for right-censored data "
     "(the empirical CDF is unknown beyond a censored time)"
@@ -320,8 +321,8 @@ def fit_distributions(
     column : str, optional
         The column; default ``y`` if present, else the last column.
     families : str or list of str, optional
-        Distributions to fit (``"normal,gamma"`` or a list; ``mlefit.fit_distributions`` names them
-        as :data:`mlefit.families.DISTRIBUTION_NAMES` does). Data outside a named
+        Distributions to fit (``"normal,gamma"`` or a list of names from
+        :data:`mlefit.families.DISTRIBUTION_NAMES`). Data outside a named
         distribution's support is a DataError naming the distribution and the first bad value.
         Default: every distribution whose support holds the data (the discrete ones for counts,
         the continuous ones otherwise); the others are listed as not applicable, with the reason.
@@ -384,7 +385,7 @@ def fit_distributions(
             continue
         fits.append(_fit_one(d, sample, name, level))
     if all(f.status == NOT_APPLICABLE for f in fits):  # right-censored values that are not all positive
-        first = next(f for f in fits if f.message != "does not take right-censored values (--event)")
+        first = next(f for f in fits if f.message != NOT_CENSORABLE)
         raise DataError(f"no distribution applies to column '{name}': {first.name} {first.message}.")
     fits = _ranked(fits)
     return DistributionFits(
@@ -411,7 +412,7 @@ def _not_applicable(d: Distribution, sample: Sample, column: str, *, counts: boo
     """Why ``d`` does not apply to the sample (None: it does). ``counts``: the data are counts and
     only the discrete distributions are fitted (None: not a default listing)."""
     if sample.event is not None and not d.censorable:
-        return "does not take right-censored values (--event)"
+        return NOT_CENSORABLE
     i = sample.first_outside(d.support)
     if i is not None:
         y = sample.values if sample.original is None else sample.original
