@@ -603,7 +603,8 @@ def _with_profile(
         def reported(j: int, v: float) -> float:
             point = opt.params.copy()
             point[j] = v
-            value = float(fam.natural(point, zero)[0][j])
+            n_classes = len(result.levels) if fam.classes and result.levels is not None else None
+            value = float(fam.natural(point, zero, n_classes)[0][j])
             return value if factor is None else value * float(factor[j])
 
         limit = fam.boundary(opt.params)
