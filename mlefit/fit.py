@@ -158,6 +158,8 @@ def fit(
         raise UsageError(f"unknown method '{method}'.", f"Choose one of: {', '.join(METHODS)}.")
     if gradient not in GRADIENTS:
         raise UsageError(f"unknown gradient '{gradient}'.", f"Choose one of: {', '.join(GRADIENTS)}.")
+    if not fam.analytic:  # a family without exact derivatives is fitted with finite differences
+        gradient = "numeric"
     if tol is None:
         tol = DEFAULT_TOL[method] if gradient == "analytic" else max(DEFAULT_TOL[method], 1e-6)
     if not (tol > 0 and math.isfinite(tol)):
@@ -278,7 +280,7 @@ def fit_source(
     # Columns of extreme magnitude are fitted scaled by powers of two (exact): the estimates of the
     # scaled design times `factor` are those of the data as given.
     factor = None
-    scale = column_scale(src.rows)
+    scale = column_scale(src.rows) if fam.linear_predictor else None
     if scale is not None:
         if l2 is not None:
             j = int(np.flatnonzero(scale != 1.0)[0])
@@ -301,7 +303,7 @@ def fit_source(
         label = label_text(src.levels[int(np.flatnonzero(counts <= 0)[0])])
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
-    if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
+    if l2 is None and fam.linear_predictor:  # with a penalty the optimum is unique even for collinear columns (ridge)
         gram = rows.check_rank(src.feature_names, src.intercept)
 
     analytic = RowsObjective(fam, rows)
@@ -320,6 +322,7 @@ def fit_source(
             closed = replace(closed, params=closed.params * factor)
         return replace(_exact_fit(src, fam, closed, method, gradient, tol, n_weight, null), target_counts=target_counts or None)
     x0 = _start(src, fam, n_classes, closed, null)
+    fam.check_start(x0, src.feature_names, analytic, rows.sample)
 
     if closed is not None and method == "newton" and gradient == "analytic":
         # The MLE is known in closed form: Newton from it would stop at iteration 0, but its
@@ -341,7 +344,10 @@ def fit_source(
         if limit is not None:
             at_boundary, held = limit
             opt = _fit_at_boundary(objective, opt, at_boundary, held, method, tol, max_iter)
-        hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
+        if gradient == "analytic" and opt.hess is not None:
+            hess = opt.hess
+        else:  # standard errors from the analytic Hessian, or from differences without one
+            hess = (exact if fam.analytic else objective).value_grad_hess(opt.params)[2]
         if at_boundary is not None:
             # the others' covariance with the boundary parameters held at their limit
             keep = ~at_boundary
@@ -505,8 +511,7 @@ def _finish(
     design (:func:`column_scale`) are ``factor`` times those of the data as given."""
     if cov_model is None:
         raise DataError(
-            "the Hessian is singular at the estimate, so standard errors do not exist.",
-            "Check for nearly collinear columns, or use --l2.",
+            "the Hessian is singular at the estimate, so standard errors do not exist.", fam.singular_hint,
         )
     cov_used = cov_model
     if cov == "robust":  # over the parameters with a covariance (not those at a boundary)
@@ -665,7 +670,7 @@ def _n_obs(src: Source, n_weight: float) -> int | float:
 def _described(src: Source, fam: Family) -> dict[str, Any]:
     """What every result says about its data and model, from the source."""
     labels = fam.param_names(list(src.feature_names), src.levels)
-    return dict(
+    out = dict(
         family=fam.name, family_options=fam.options_given(), target=src.target, target_note=src.target_note,
         feature_names=src.feature_names, levels=src.levels, intercept=src.intercept,
         names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
@@ -673,6 +678,8 @@ def _described(src: Source, fam: Family) -> dict[str, Any]:
         n_dropped=src.n_dropped, design=src.design, loss_name=fam.loss_name,
         separator=src.separator, separator_detected=src.separator_detected,
     )
+    out.update(fam.result_fields())  # a family's own fields, and how it describes its design
+    return out
 
 
 def _build(
