@@ -13,12 +13,12 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from . import checks, inference, progress
-from .data import Dataset, dataset_from_arrays, load_dataset
+from .data import Dataset, column_names, dataset_from_arrays, load_dataset, stdin_as_file
 from .engines.base import RowsObjective, Source
 from .engines.memory import WARM_START_STRIDE as WARM_STRIDE, MemoryRows
 from .errors import ConvergenceWarning, DataError, UsageError
@@ -37,7 +37,7 @@ COV_TYPES = ("model", "robust")
 
 def fit(
     data: "pd.DataFrame | str | Path | Dataset | None" = None,
-    family: "str | Family" = DEFAULT_FAMILY,
+    family: "str | Family | None" = None,
     *,
     target: str | None = None,
     features: "str | Sequence[str] | None" = None,
@@ -67,6 +67,10 @@ def fit(
     event: Any = None,
     link: str | None = None,
     levels: "str | Sequence | None" = None,
+    model: str | None = None,
+    nll: str | None = None,
+    start: "str | Mapping[str, float] | None" = None,
+    fixed: "str | Mapping[str, float] | None" = None,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
@@ -74,8 +78,9 @@ def fit(
     ----------
     data : DataFrame, path, ``"-"`` or Dataset, optional
         A table (or a CSV path, ``"-"`` for standard input) holding the target and the features.
-    family : str or Family
-        A family of the registry (``mlefit families``), by name.
+    family : str or Family, optional
+        A family of the registry (``mlefit families``), by name; default bernoulli, unless a
+        ``model`` or ``nll`` is given instead.
     target : str, optional
         The target column; default ``y`` if present, else the last column.
     features : str or list of str, optional
@@ -139,17 +144,53 @@ def fit(
     link, levels : optional
         Options of the family: its link (``mlefit families`` lists each family's choices) and, for
         ordered outcomes, the order of the labels (``"low,medium,high"`` or a list).
+    model : str, optional
+        Instead of a family, a likelihood written as text (see :mod:`mlefit.textmodel` and
+        docs/models.md): ``"y ~ normal(mean = a + b*x, sd = exp(log_s))"``. A name in the text that
+        is a column of ``data`` is data, any other a parameter; derivatives are derived exactly
+        (sympy, the extra ``mlefit[model]``; without it the fit uses finite differences). Not with
+        ``target``, ``features``, ``formula``, ``offset``, ``exposure``, ``event``, ``link``,
+        ``levels`` or ``l2``, nor ``X``/``y``.
+    nll : str, optional
+        Instead of a family or a model, the per-row negative log-likelihood written out
+        (``"-log(sigmoid(g) ...)"``). Its first column plays the target's part in the report.
+    start : str or mapping, optional
+        A text model's start, ``"a=0.5,b=1"`` or ``{"a": 0.5, "b": 1}``: 0 for a parameter not
+        named. A start where the NLL is not finite is a UsageError naming the row.
+    fixed : str or mapping, optional
+        Parameters of a text model held at these values (not estimated), in the same form.
 
     Returns
     -------
     FitResult
         With ``converged=False`` (and a ConvergenceWarning) when the optimiser stopped early.
     """
+    if model is not None or nll is not None:
+        _refuse_with_text_model(
+            family=family, target=target, features=features, formula=formula, offset=offset, exposure=exposure,
+            event=event, link=link, levels=levels, l2=l2, X=X, y=y, feature_names=feature_names,
+        )
+        if isinstance(data, Dataset):
+            raise UsageError("a text model reads a table or a CSV file, not a Dataset built for a family.")
+        if engine == "dask" and str(data) == "-":
+            raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
+        with stdin_as_file(data) as data:
+            from .textmodel.family import text_family
+
+            fam = text_family(model, nll, columns=column_names(data, sep), start=start, fixed=fixed)
+            return fit(
+                data, fam, target=fam.target, features=list(fam.columns), intercept=not fam.columns,
+                weights=weights, dropna=dropna, cov=cov, method=method, gradient=gradient, tol=tol,
+                max_iter=max_iter, stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
+                memory_limit=memory_limit, engine=engine, scheduler=scheduler, client=client, sep=sep,
+            )
+    if start is not None or fixed is not None:
+        raise UsageError(f"{'--start' if start is not None else '--fixed'} applies to a text model (--model or --nll).")
     if isinstance(levels, str):
         levels = tuple(v.strip() for v in levels.split(",") if v.strip())
     elif levels is not None:
         levels = tuple(levels)
-    fam = get_family(family, link=link, levels=levels)
+    fam = get_family(DEFAULT_FAMILY if family is None else family, link=link, levels=levels)
     if event is not None and not fam.censored:
         raise UsageError(f"--event does not apply to {fam.name}: its rows are never censored.")
     # a family whose other parameters take the intercept's part (ordinal cutpoints) has no column of ones
@@ -223,6 +264,24 @@ def fit(
     else:
         raise UsageError("no data: give a table, a CSV path, or X and y.")
     return fit_source(source_of(ds), fam, **settings)
+
+
+def _refuse_with_text_model(**given: Any) -> None:
+    """A text model names its own columns and writes every term: the options of a family's design
+    do not apply."""
+    for name, value in given.items():
+        if value is not None:
+            option = {"X": "X and y", "y": "X and y", "feature_names": "feature_names"}.get(name, f"--{name.replace('_', '-')}")
+            if name in ("X", "y", "feature_names"):
+                raise UsageError(f"a text model reads a table or a CSV file, whose column names it uses; give data, not {option}.")
+            why = {
+                "family": "the model replaces the family",
+                "target": "the model names its target left of '~'",
+                "features": "the model reads the columns it names",
+                "formula": "the model reads the columns it names",
+                "l2": "write a penalty into an --nll text if you want one",
+            }.get(name, "write it into the text")
+            raise UsageError(f"{option} does not apply to a text model: {why}.")
 
 
 def source_of(ds: Dataset) -> Source:

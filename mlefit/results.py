@@ -125,6 +125,15 @@ class FitResult:
     #: detected from the header (``;`` or a tab in a header without a comma).
     separator: str | None = None
     separator_detected: bool = False
+    #: A likelihood written as text (``--model`` or ``--nll``): the text, the parameters held fixed
+    #: and the start, ``{name: value}``, and the seconds spent deriving and compiling it (0 when
+    #: it came from the process's cache). None for a family.
+    model: str | None = None
+    fixed: dict | None = None
+    start: dict | None = None
+    compile_seconds: float | None = None
+    #: How a text model's derivatives were computed (exact, or finite differences without sympy).
+    derivatives: str | None = None
 
     @property
     def error_se(self) -> np.ndarray | None:
@@ -213,6 +222,11 @@ class FitResult:
             "separator": self.separator,
             "separator_detected": self.separator_detected,
         }
+        if self.model is not None:
+            out.update(
+                model=self.model, fixed=self.fixed, start=self.start, compile_seconds=self.compile_seconds,
+                derivatives=self.derivatives,
+            )
         return json_safe(out)
 
 
