@@ -535,7 +535,14 @@ def simulate(
     exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows to draw (default: 1000; with --design its rows).")] = None,
     design: DesignOpt = None,
-    features: DesignFeaturesOpt = None,
+    features: Annotated[
+        Optional[str],
+        typer.Option(
+            "--features", "-x",
+            help="Comma-separated columns of --design (default: all but 'y'); with --model and no --design, the "
+            "columns of standard normals to draw.",
+        ),
+    ] = None,
     seed: SeedOpt = None,
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Write the CSV here instead of standard output.", dir_okay=False)
@@ -549,7 +556,7 @@ def simulate(
 
     Floats are written exactly; the same --seed gives byte-identical output. Class labels are
     0..K-1 with 0 the reference; class k is driven by the k-th coefficient row. With --model, the
-    model's columns (from --design, else standard normals) and its target.
+    model's columns (from --design, or standard normals named by --features) and its target.
     """
     from . import render
     from .simulate import simulate_model_with_truth, simulate_with_truth, write_truth
@@ -563,14 +570,14 @@ def simulate(
                 "--family": family, "--coef": coef, "--intercept": intercept, "--no-intercept": no_intercept or None,
                 "--sigma": sigma, "--alpha": alpha, "--shape": shape, "--scale": scale, "--link": link,
                 "--censor-rate": censor_rate, "--censor-time": censor_time, "--classes": classes,
-                "--exposure": exposure, "--features": features,
+                "--exposure": exposure,
             }
             for option, value in given.items():
                 if value is not None:
                     raise UsageError(f"{option} does not apply with --model: the model's text and --param say it all.")
             if param is None:
                 raise UsageError("--model needs the true parameters: --param a=1,b=2.")
-            frame, known = simulate_model_with_truth(model, param, n=n, design=design, seed=seed)
+            frame, known = simulate_model_with_truth(model, param, n=n, design=design, features=features, seed=seed)
         else:
             if param is not None:
                 raise UsageError("--param applies with --model; a family takes --coef.")

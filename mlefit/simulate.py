@@ -630,16 +630,17 @@ def simulate_model_with_truth(
     *,
     n: int | None = None,
     design: "str | Path | pd.DataFrame | None" = None,
+    features: "str | Sequence[str] | None" = None,
     rng: np.random.Generator | None = None,
     seed: int | None = None,
 ) -> "tuple[pd.DataFrame, Truth]":
     """Draw the target of a model written as text (``"y ~ poisson(rate = exp(a + b*x))"``) given
     its other columns, at the parameter values ``params`` (``"a=1,b=2"`` or a mapping).
 
-    The other columns come from ``design`` (a CSV path or a table: its names that are not
-    parameters are columns, which must be numbers), or, without one, are ``n`` rows (default
-    1000) of independent standard normals, one column for each name of the text that ``params``
-    does not give. Every parameter needs a value. The table returned holds the columns the model
+    The other columns come from ``design`` (a CSV path or a table; ``features``: which of its
+    columns, default all), or, without one, are ``n`` rows (default 1000) of independent standard
+    normals, one column for each name in ``features`` (``"x,z"`` or a list). Every other name of
+    the text is a parameter and needs a value in ``params``. The table returned holds the columns the model
     reads (in order of first appearance), then the target: whole numbers for a count or 0/1
     distribution, floats otherwise. The truth's family is ``model``.
 
@@ -652,7 +653,7 @@ def simulate_model_with_truth(
     """
     import pandas as pd
 
-    from .data import read_csv
+    from .data import read_csv, split_names
     from .textmodel import compile_model
     from .textmodel.distributions import DISTRIBUTIONS
     from .textmodel.family import parse_values
@@ -667,19 +668,27 @@ def simulate_model_with_truth(
             raise UsageError("--n cannot be combined with a design: the design's rows set n.")
         frame = design if isinstance(design, pd.DataFrame) else read_csv(design)
         frame = frame.rename(columns=str).reset_index(drop=True)
+        wanted = split_names(features)
+        if wanted is not None:
+            absent = [c for c in wanted if c not in frame.columns]
+            if absent:
+                raise DataError(f"column '{absent[0]}' of --features is not in the design; its columns are {', '.join(frame.columns)}.")
+            frame = frame[wanted]
         frame = frame[[c for c in frame.columns if c != parsed.target]]
         columns = [parsed.target, *frame.columns]
     else:
-        columns = [parsed.target] + [name for name in parsed.names() if name not in values and name != parsed.target]
+        columns = [parsed.target, *(split_names(features) or [])]
     compiled = compile_model(model, columns=columns, derivatives=False)
     for name in values:
         if name not in compiled.param_names:
-            what = "a column of the design" if name in columns else "not a name of the model"
+            what = "a column" if name in columns else "not a name of the model"
             raise UsageError(f"--param names '{name}', which is {what}; the model's parameters are {', '.join(compiled.param_names)}.")
     missing = [name for name in compiled.param_names if name not in values]
     if missing:
+        where = "columns of --design" if design is not None else "the standard-normal columns --features names"
         raise UsageError(
-            f"--param gives no value to '{missing[0]}'; the model's parameters are {', '.join(compiled.param_names)}."
+            f"--param gives no value to '{missing[0]}'; the model's parameters are {', '.join(compiled.param_names)} "
+            f"(its columns are {where})."
         )
     covariates = compiled.covariate_columns
     if frame is None:
