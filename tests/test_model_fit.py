@@ -189,9 +189,11 @@ def zip_data(n=1500, seed=6) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": x, "zero": (y == 0).astype(int)})
 
 
-def test_zero_inflated_poisson_written_as_an_nll():
-    df = zip_data()
-    result = mlefit.fit(df, nll=ZIP)
+@pytest.mark.parametrize("source", ["drawn here", "tests/data/textmodels/zip.csv (docs/models.md)"])
+def test_zero_inflated_poisson_written_as_an_nll(source):
+    path = DATA / "textmodels" / "zip.csv"
+    df = zip_data() if source == "drawn here" else pd.read_csv(path)
+    result = mlefit.fit(df if source == "drawn here" else path, nll=ZIP)
     assert result.names == ("g", "a", "b") and result.target == "zero"  # the NLL's first column
     y, x = df["y"].to_numpy(float), df["x"].to_numpy()
 
@@ -213,13 +215,18 @@ MIXTURE = (
 )
 
 
-def test_two_component_normal_mixture_from_given_starts():
-    rng = np.random.default_rng(7)
-    n = 1200
-    first = rng.random(n) < 0.35
-    y = np.where(first, rng.normal(-1.0, 0.6, n), rng.normal(2.0, 1.1, n))
+@pytest.mark.parametrize("source", ["drawn here", "tests/data/textmodels/mixture.csv (docs/models.md)"])
+def test_two_component_normal_mixture_from_given_starts(source):
+    path = DATA / "textmodels" / "mixture.csv"
+    if source == "drawn here":
+        rng = np.random.default_rng(7)
+        n = 1200
+        first = rng.random(n) < 0.35
+        y = np.where(first, rng.normal(-1.0, 0.6, n), rng.normal(2.0, 1.1, n))
+    else:
+        y = pd.read_csv(path)["y"].to_numpy()
     start = {"q": 0.0, "m1": -0.5, "s1": 0.0, "m2": 1.5, "s2": 0.0}
-    result = mlefit.fit(pd.DataFrame({"y": y}), nll=MIXTURE, start=start)
+    result = mlefit.fit(pd.DataFrame({"y": y}) if source == "drawn here" else path, nll=MIXTURE, start=start)
     assert result.names == ("q", "m1", "s1", "m2", "s2") and result.start == start
 
     def ref_nll(t):
