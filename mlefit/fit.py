@@ -167,8 +167,8 @@ def fit(
     """
     if model is not None or nll is not None:
         _refuse_with_text_model(
-            family=family, target=target, features=features, formula=formula, offset=offset, exposure=exposure,
-            event=event, link=link, levels=levels, l2=l2, X=X, y=y, feature_names=feature_names,
+            any(v is not None for v in (X, y, feature_names)), family=family, target=target, features=features,
+            formula=formula, offset=offset, exposure=exposure, event=event, link=link, levels=levels, l2=l2,
         )
         if isinstance(data, Dataset):
             raise UsageError("a text model reads a table or a CSV file, not a Dataset built for a family.")
@@ -266,22 +266,29 @@ def fit(
     return fit_source(source_of(ds), fam, **settings)
 
 
-def _refuse_with_text_model(**given: Any) -> None:
+#: The options of a family's fit that a text model does not take, and why.
+NOT_WITH_A_MODEL = {
+    "family": "the model replaces the family",
+    "target": "the model names its target left of '~'",
+    "features": "the model reads the columns it names",
+    "formula": "the model reads the columns it names",
+    "offset": "write the offset into the text",
+    "exposure": "write the exposure's log into the text",
+    "event": "its rows are never censored",
+    "link": "the text writes every term",
+    "levels": "the text writes every term",
+    "l2": "write a penalty into an --nll text if you want one",
+}
+
+
+def _refuse_with_text_model(arrays: bool, **given: Any) -> None:
     """A text model names its own columns and writes every term: the options of a family's design
-    do not apply."""
+    do not apply (``given``: the options of :data:`NOT_WITH_A_MODEL`), nor arrays without names."""
+    if arrays:
+        raise UsageError("a text model reads a table or a CSV file, whose column names it uses; give data, not X and y.")
     for name, value in given.items():
         if value is not None:
-            option = {"X": "X and y", "y": "X and y", "feature_names": "feature_names"}.get(name, f"--{name.replace('_', '-')}")
-            if name in ("X", "y", "feature_names"):
-                raise UsageError(f"a text model reads a table or a CSV file, whose column names it uses; give data, not {option}.")
-            why = {
-                "family": "the model replaces the family",
-                "target": "the model names its target left of '~'",
-                "features": "the model reads the columns it names",
-                "formula": "the model reads the columns it names",
-                "l2": "write a penalty into an --nll text if you want one",
-            }.get(name, "write it into the text")
-            raise UsageError(f"{option} does not apply to a text model: {why}.")
+            raise UsageError(f"--{name} does not apply to a text model: {NOT_WITH_A_MODEL[name]}.")
 
 
 def source_of(ds: Dataset) -> Source:

@@ -377,6 +377,8 @@ def test_dask_fit_equals_the_in_memory_fit(zip_csv):
         ({"nll": "(y - a)**2", "model": "y ~ normal(mean = a, sd = 1)"}, UsageError, "not both"),
         ({"nll": "a**2 + b"}, UsageError, "reads no column"),
         ({"family": "poisson", "start": "a=1"}, UsageError, "--start applies to a text model"),
+        ({"model": "y ~ poisson(rate = exp(a + b*x))", "X": np.ones((5, 1))}, UsageError, "not X and y"),
+        ({"model": "y ~ poisson(rate = exp(a + b*x))", "offset": "x"}, UsageError, "write the offset into the text"),
     ],
 )
 def test_bad_models_are_one_sentence(kwargs, error, words):
