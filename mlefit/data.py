@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -170,6 +171,38 @@ def numbers_beyond_range(frame: "pd.DataFrame") -> "pd.DataFrame":
             numbers[rejected] = beyond
             frame[col] = numbers
     return frame
+
+
+def column_names(data: Any, sep: str | None) -> list[str]:
+    """The column names of a table or of a CSV file's header (DataError when there is no such file)."""
+    if isinstance(data, (str, Path)):
+        return list(csvformat.read_header(data, csvformat.check_sep(sep)).names)
+    if hasattr(data, "columns"):  # a DataFrame (pandas is not imported for a file)
+        return [str(c) for c in data.columns]
+    raise UsageError("no data: give a table or a CSV path.")
+
+
+@contextmanager
+def stdin_as_file(data: Any):
+    """``data``, or for ``"-"`` a temporary file holding standard input (removed afterwards), for a
+    caller that reads the header's names before the rows (a text model)."""
+    if not (isinstance(data, str) and data == "-"):
+        yield data
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlefit-stdin-") as folder:
+        path = Path(folder) / "stdin.csv"
+        buffer = getattr(sys.stdin, "buffer", None)
+        with open(path, "wb") as out:
+            if buffer is None:  # a text stream put in place of sys.stdin
+                out.write(sys.stdin.read().encode("utf-8"))
+            else:
+                shutil.copyfileobj(buffer, out, 1 << 20)
+        if path.stat().st_size == 0:
+            raise DataError("standard input is empty: no header and no rows.")
+        yield path
 
 
 def split_names(names: "str | Sequence[str] | None") -> list[str] | None:
