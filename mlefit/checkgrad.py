@@ -26,19 +26,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from .data import Dataset, load_dataset
+from .data import Dataset, column_names, load_dataset, stdin_as_file
 from .errors import DataError, UsageError
-from .families import get_family
+from .families import DEFAULT_FAMILY, get_family
 from .families.base import Family
 from .numdiff import gradient as numeric_gradient
 from .numdiff import jacobian as numeric_jacobian
 from .engines.base import RowsObjective
 from .engines.memory import MemoryRows
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, newton
+from .textmodel.family import text_family
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,7 +165,7 @@ class GradCheck:
 
 def check_grad(
     data: "pd.DataFrame | str | Path | Dataset",
-    family: "str | Family",
+    family: "str | Family | None" = None,
     *,
     target: str | None = None,
     features: "str | Sequence[str] | None" = None,
@@ -179,6 +180,10 @@ def check_grad(
     event: str | None = None,
     link: str | None = None,
     levels: "str | Sequence | None" = None,
+    model: str | None = None,
+    nll: str | None = None,
+    start: "str | Mapping[str, float] | None" = None,
+    fixed: "str | Mapping[str, float] | None" = None,
 ) -> GradCheck:
     """Compare ``family``'s analytic gradient and Hessian of the NLL on ``data`` with central
     finite differences (:mod:`mlefit.numdiff`): the gradient with differences of the NLL, the
@@ -189,6 +194,9 @@ def check_grad(
     ----------
     data, family, target, features, intercept, weights, offset, exposure, sep, event, link, levels
         As for :func:`mlefit.fit`.
+    model, nll, start, fixed
+        A likelihood written as text instead of a family, as for :func:`mlefit.fit`: its derived
+        derivatives are checked at ``start``, random points near it and the optimum.
     n_random : int, default 3
         Random points drawn around the start: each parameter moves by a standard normal number of
         its standard errors at the start (``1 / sqrt(H_ii)``).
@@ -203,9 +211,23 @@ def check_grad(
         ``passed`` is the verdict; the points are the start, the random points and the optimum
         (the point Newton's method stops at, labelled ``end of fit`` if it did not converge).
     """
+    if model is not None or nll is not None:
+        given = {"--family": family, "--target": target, "--features": features, "--offset": offset,
+                 "--exposure": exposure, "--event": event, "--link": link, "--levels": levels}
+        for option, value in given.items():
+            if value is not None:
+                raise UsageError(f"{option} does not apply to a text model: the text names its columns and terms.")
+        with stdin_as_file(data) as data:
+            fam = text_family(model, nll, columns=column_names(data, sep), start=start, fixed=fixed)
+            return check_grad(
+                data, fam, target=fam.target, features=list(fam.columns), intercept=not fam.columns,
+                weights=weights, n_random=n_random, seed=seed, tol=tol, sep=sep,
+            )
+    if start is not None or fixed is not None:
+        raise UsageError(f"{'--start' if start is not None else '--fixed'} applies to a text model (--model or --nll).")
     if isinstance(levels, str):
         levels = tuple(v.strip() for v in levels.split(",") if v.strip())
-    fam = get_family(family, link=link, levels=levels)
+    fam = get_family(DEFAULT_FAMILY if family is None else family, link=link, levels=levels)
     if not (tol > 0 and math.isfinite(tol)):
         raise UsageError(f"--tol must be a positive number; got {tol}.")
     if n_random < 0:
@@ -225,6 +247,11 @@ def check_grad(
     labels = fam.param_names(list(ds.feature_names), ds.levels, optimiser=True)
     names = [n for n, _ in labels]
 
+    if not math.isfinite(objective.value(x0)):
+        raise UsageError(
+            f"the NLL is not finite at the start ({', '.join(f'{n}={v:.10g}' for n, v in zip(names, x0))}), "
+            "where the derivatives are checked first; choose another start (--start)."
+        )
     H0 = objective.value_grad_hess(x0)[2]
     diag = np.abs(np.diag(H0))
     usable = (diag > 0) & np.isfinite(diag)

@@ -98,8 +98,9 @@ ALLOWED = {
     "optimize": {"numpy", "scipy", "results", "errors", "linalg", "progress"},
     "inference": {"numpy", "scipy", "errors", "linalg"},
     "render": {"rich", "numpy", "results", "families"},
-    "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit"},
-    "checkgrad": {"numpy", "pandas", "numdiff", "data", "engines", "optimize", "families", "results", "errors"},
+    "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit", "textmodel"},
+    "checkgrad": {"numpy", "pandas", "numdiff", "data", "engines", "optimize", "families", "results", "errors",
+                  "textmodel"},
     "engines": {"numpy", "scipy", "pandas", "errors", "families", "engines", "checks", "data", "parallel", "dask",
                 "distributed", "csvformat", "progress"},
     "objective": {"numpy", "numdiff"},
@@ -109,8 +110,9 @@ ALLOWED = {
     "lrtest": {"errors", "inference", "model", "results"},
     # a tool over the public API: the column (data), the fits (fit), their families and pictures
     "dist": {"numpy", "scipy", "pandas", "errors", "results", "families", "fit", "data", "inference", "parallel", "plot"},
-    # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile
-    "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff"},
+    # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile;
+    # family.py puts a compiled text in the Family protocol
+    "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff", "families"},
 }
 
 

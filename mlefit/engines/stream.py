@@ -284,6 +284,7 @@ def _load_numeric(
         size = path.stat().st_size
         with open(path, "rb") as source, pd.read_csv(
             source, sep=sep, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
+            float_precision=data.FLOAT_PRECISION,
         ) as reader, open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
                 (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw, \
                 (open(folder / "o.bin", "wb") if shifted else open(os.devnull, "wb")) as fo:
@@ -393,14 +394,18 @@ class _Column:
 def _chunks(path: Path, chunk_rows: int, sep: str = ",", what: str = "reading"):
     import pandas as pd
 
+    from .. import data
+
     name = f"'{path}'"
     try:
         first, size = True, path.stat().st_size
-        with open(path, "rb") as source, pd.read_csv(source, sep=sep, chunksize=chunk_rows) as reader:
+        with open(path, "rb") as source, pd.read_csv(
+            source, sep=sep, chunksize=chunk_rows, float_precision=data.FLOAT_PRECISION
+        ) as reader:
             for chunk in reader:
                 progress.read(source.tell(), size, what)
                 first = False
-                yield chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+                yield data.numbers_beyond_range(chunk.set_axis([str(c) for c in chunk.columns], axis=1))
         if first:
             raise DataError(f"{name} has a header but no data rows.")
     except pd.errors.EmptyDataError:
