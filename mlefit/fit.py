@@ -67,13 +67,15 @@ def fit(
     event: Any = None,
     link: str | None = None,
     levels: "str | Sequence | None" = None,
+    input_format: str | None = None,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
     Parameters
     ----------
     data : DataFrame, path, ``"-"`` or Dataset, optional
-        A table (or a CSV path, ``"-"`` for standard input) holding the target and the features.
+        A table (or a CSV path, ``"-"`` for standard input, or a Parquet file or folder of Parquet
+        files) holding the target and the features.
     family : str or Family
         A family of the registry (``mlefit families``), by name.
     target : str, optional
@@ -139,6 +141,9 @@ def fit(
     link, levels : optional
         Options of the family: its link (``mlefit families`` lists each family's choices) and, for
         ordered outcomes, the order of the labels (``"low,medium,high"`` or a list).
+    input_format : {"csv", "parquet"}, optional
+        How a path is read; default Parquet for a name ending in ``.parquet`` (``.parq``, ``.pq``)
+        or a folder, else CSV (see :mod:`mlefit.readers.parquet`; Parquet needs pyarrow).
 
     Returns
     -------
@@ -191,20 +196,37 @@ def fit(
 
         if not isinstance(data, (str, Path)) or str(data) == "-":
             raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
-        with dask_source(data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, sep=sep, **columns) as src:
+        with dask_source(
+            data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, sep=sep, input_format=input_format,
+            **columns,
+        ) as src:
             return fit_source(src, fam, **settings)
     if data is not None and not isinstance(data, Dataset) and X is None:
         from .engines import stream as streaming
+        from .readers import is_parquet
 
-        if stream or streaming.should_stream(data, memory_limit):
+        table = None  # a Parquet file or folder
+        if is_parquet(data, input_format) and not (stream and str(data) == "-"):
+            from .readers.parquet import ParquetSource
+
+            table = ParquetSource(data)
+        if stream or streaming.should_stream(data, memory_limit, None if table is None else table.n_bytes):
             if not isinstance(data, (str, Path)):
                 raise UsageError("streaming reads a CSV file or standard input ('-'), not a table in memory.")
             if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure, event)):
                 raise UsageError("with a table, weights, offset, exposure and event name its columns.")
             with streaming.streamed_source(
-                data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, sep=sep, **columns
+                data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, sep=sep, input_format=input_format,
+                parquet=table, **columns,
             ) as src:
                 return fit_source(src, fam, **settings)
+        if table is not None:
+            from .data import columns_used
+
+            roles = dict(weights=weights, offset=offset, exposure=exposure, event=event)
+            data = table.table(columns_used(
+                table.names, target=target, features=features, intercept=intercept, roles=roles, formula=formula
+            ))
     if isinstance(data, Dataset):
         ds = data
     elif X is not None:
@@ -361,6 +383,8 @@ def fit_source(
         src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
         method, gradient, tol, n_weight, l2, cov, null, factor,
     )
+    if src.notes:  # what the reader did differently from an in-memory fit
+        result = replace(result, message="; ".join([result.message, *src.notes]))
     return replace(result, target_counts=target_counts or None)
 
 

@@ -101,7 +101,10 @@ ALLOWED = {
     "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit"},
     "checkgrad": {"numpy", "pandas", "numdiff", "data", "engines", "optimize", "families", "results", "errors"},
     "engines": {"numpy", "scipy", "pandas", "errors", "families", "engines", "checks", "data", "parallel", "dask",
-                "distributed", "csvformat", "progress"},
+                "distributed", "csvformat", "progress", "readers"},
+    # how rows arrive: Parquet through pyarrow (the optional extra `parquet`), formulas over chunks
+    "readers": {"numpy", "pandas", "pyarrow", "formulaic", "errors", "families", "data", "csvformat", "progress",
+                "linalg", "readers"},
     "objective": {"numpy", "numdiff"},
     "plot": {"numpy", "matplotlib", "results", "errors"},
     # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile
