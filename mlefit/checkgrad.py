@@ -39,6 +39,8 @@ from .numdiff import jacobian as numeric_jacobian
 from .engines.base import RowsObjective
 from .engines.memory import MemoryRows
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, newton
+from .readers import is_parquet
+from .readers.parquet import read_for_fit
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -179,6 +181,7 @@ def check_grad(
     event: str | None = None,
     link: str | None = None,
     levels: "str | Sequence | None" = None,
+    input_format: str | None = None,
 ) -> GradCheck:
     """Compare ``family``'s analytic gradient and Hessian of the NLL on ``data`` with central
     finite differences (:mod:`mlefit.numdiff`): the gradient with differences of the NLL, the
@@ -187,8 +190,8 @@ def check_grad(
 
     Parameters
     ----------
-    data, family, target, features, intercept, weights, offset, exposure, sep, event, link, levels
-        As for :func:`mlefit.fit`.
+    data, family, target, features, intercept, weights, offset, exposure, sep, event, link, levels, input_format
+        As for :func:`mlefit.fit` (a CSV, a table, or a Parquet file or folder).
     n_random : int, default 3
         Random points drawn around the start: each parameter moves by a standard normal number of
         its standard errors at the start (``1 / sqrt(H_ii)``).
@@ -210,6 +213,9 @@ def check_grad(
         raise UsageError(f"--tol must be a positive number; got {tol}.")
     if n_random < 0:
         raise UsageError(f"--points must be 0 or more; got {n_random}.")
+    if not isinstance(data, Dataset) and is_parquet(data, input_format):
+        roles = dict(weights=weights, offset=offset, exposure=exposure, event=event)
+        data = read_for_fit(data, target=target, features=features, intercept=intercept and fam.intercept_column, roles=roles)
     ds = data if isinstance(data, Dataset) else load_dataset(
         data, fam, target=target, features=features, intercept=intercept and fam.intercept_column, weights=weights,
         offset=offset, exposure=exposure, sep=sep, event=event,

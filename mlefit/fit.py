@@ -221,12 +221,12 @@ def fit(
             ) as src:
                 return fit_source(src, fam, **settings)
         if table is not None:
-            from .data import columns_used
+            from .readers.parquet import read_for_fit
 
             roles = dict(weights=weights, offset=offset, exposure=exposure, event=event)
-            data = table.table(columns_used(
-                table.names, target=target, features=features, intercept=intercept, roles=roles, formula=formula
-            ))
+            data = read_for_fit(
+                data, target=target, features=features, intercept=intercept, roles=roles, formula=formula, table=table
+            )
     if isinstance(data, Dataset):
         ds = data
     elif X is not None:

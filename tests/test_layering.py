@@ -98,8 +98,8 @@ ALLOWED = {
     "optimize": {"numpy", "scipy", "results", "errors", "linalg", "progress"},
     "inference": {"numpy", "scipy", "errors", "linalg"},
     "render": {"rich", "numpy", "results", "families"},
-    "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit"},
-    "checkgrad": {"numpy", "pandas", "numdiff", "data", "engines", "optimize", "families", "results", "errors"},
+    "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit", "readers"},
+    "checkgrad": {"numpy", "pandas", "numdiff", "data", "engines", "optimize", "families", "results", "errors", "readers"},
     "engines": {"numpy", "scipy", "pandas", "errors", "families", "engines", "checks", "data", "parallel", "dask",
                 "distributed", "csvformat", "progress", "readers"},
     # how rows arrive: Parquet through pyarrow (the optional extra `parquet`), formulas over chunks

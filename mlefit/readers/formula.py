@@ -56,7 +56,7 @@ class FormulaPlan:
     target_column : bool
         Whether the left side is a column of the table.
     variables : list of str
-        Every column the formula reads (both sides), in the table's order.
+        Every column the formula reads (both sides), sorted.
     used : list of str
         ``variables`` and the columns of ``roles``: the columns whose missing values count.
     roles : dict
@@ -183,7 +183,7 @@ def plan_formula(
                 stateful.append(text)
             held |= set(data.formula_variables(data.parse_formula(f"0 + {text}", columns), columns))
     order = {c: j for j, c in enumerate(columns)}
-    variables = sorted(needed, key=order.__getitem__)
+    variables = needed  # sorted, as the in-memory reader checks them for missing values
     used = list(dict.fromkeys([*variables, *roles.values()]))
     return FormulaPlan(
         formula, parsed, target_name, target_column, variables, used, roles,

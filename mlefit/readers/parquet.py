@@ -277,6 +277,20 @@ def read_frame(source: "str | Path", columns: Sequence[str] | None = None, stric
     return ParquetSource(source).table(columns, strict)
 
 
+def read_for_fit(
+    source: "str | Path", *, target=None, features=None, intercept: bool = True, roles: dict | None = None,
+    formula: str | None = None, table: ParquetSource | None = None,
+) -> "pd.DataFrame":
+    """The columns of a Parquet file or folder that a fit with these options reads
+    (:func:`mlefit.data.columns_used`), in memory: Parquet is read by column, so the others never are."""
+    from ..data import columns_used
+
+    table = table or ParquetSource(source)
+    return table.table(columns_used(
+        table.names, target=target, features=features, intercept=intercept, roles=roles, formula=formula
+    ))
+
+
 def write_frame(frame: "pd.DataFrame", path: "str | Path", option: str = "--output") -> None:
     """Write a table as a Parquet file (columns with their pandas types, no index)."""
     pa, pq = require_pyarrow()
@@ -292,8 +306,3 @@ def write_frame(frame: "pd.DataFrame", path: "str | Path", option: str = "--outp
 def is_parquet_output(path: "str | Path | None") -> bool:
     """Whether an output path is written as Parquet: it ends in ``.parquet`` (``.parq``, ``.pq``)."""
     return path is not None and Path(path).suffix.lower() in PARQUET_SUFFIXES
-
-
-def column_types(source: ParquetSource, columns: Sequence[str]) -> dict[str, Any]:
-    """Each column's Arrow type in the first file (for messages and tests)."""
-    return {c: source.types(c)[0] for c in columns}
