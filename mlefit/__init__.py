@@ -8,6 +8,8 @@ The public API::
     mlefit.save_model(result, "model.json")
     mlefit.predict("model.json", "new_rows.csv")      # a DataFrame: the rows plus predictions
     mlefit.check_grad("data.csv", family="bernoulli").passed
+    mlefit.fit("data.csv", family="bernoulli", ci="profile", level=0.9)   # profile-likelihood intervals
+    mlefit.lr_test("small.json", "big.json").p_value   # two fits saved by save_model / fit --save
 
     data = mlefit.simulate("bernoulli", [1, -2], intercept=0.5, n=1000, seed=0)
     study = mlefit.recover("bernoulli", [1, -2], n=500, reps=200, seed=0)
@@ -45,6 +47,8 @@ __all__ = [
     "predict",
     "check_grad",
     "GradCheck",
+    "lr_test",
+    "LRTestResult",
     "errors",
     "MlefitError",
     "DataError",
@@ -75,6 +79,8 @@ _LAZY = {
     "load_model": "model",
     "predict": "model",
     "save_model": "model",
+    "lr_test": "lrtest",
+    "LRTestResult": "lrtest",
 }
 
 

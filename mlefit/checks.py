@@ -17,7 +17,10 @@ Two ways a fit can have no unique finite optimum, each reported by naming the co
   programs (the approach of Konis, 2007), whether such a direction exists, whether it separates
   completely or quasi-completely, and which columns and classes it involves. The programs have one
   constraint per (distinct row, other class) and a handful of variables: about half a second per
-  100,000 rows of six columns.
+  100,000 rows of six columns. For ordered classes (a cumulative model: one coefficient vector and
+  cutpoints) the directions are those of that model, a constraint per (distinct row, finite
+  boundary of its class): the multinomial programs would find separation where the cumulative
+  model's estimates exist.
 """
 
 from __future__ import annotations
@@ -216,6 +219,40 @@ def _constraints(X: np.ndarray, y: np.ndarray, n_classes: int):
     return D, rows, k_other
 
 
+def _ordered_constraints(X: np.ndarray, y: np.ndarray, n_classes: int):
+    """The cumulative model's margins: variables ``(b, c)`` (p coefficients, then the K - 1
+    cutpoints), a row of D per (row i, finite boundary of its class y_i): ``c_{y_i} - x_i'b`` below
+    the upper cutpoint and ``x_i'b - c_{y_i - 1}`` above the lower one; and the matrix G of the
+    cutpoints' order, ``c_{k+1} - c_k`` (None for two classes).
+
+    Along a direction ``(b, c)`` with ``D (b, c) >= 0`` and ``G c >= 0`` no row's probability
+    ``F(c_{y_i} - x_i'b) - F(c_{y_i - 1} - x_i'b)`` falls (for any increasing F) and the cutpoints
+    stay in order, so the likelihood rises to its supremum at infinity when some margin is positive.
+    """
+    from scipy.sparse import csr_matrix
+
+    n, p = X.shape
+    n_cuts = n_classes - 1
+    upper = np.flatnonzero(y < n_cuts)
+    lower = np.flatnonzero(y > 0)
+    rows = np.concatenate([upper, lower])
+    m = rows.size
+    signs = np.concatenate([-np.ones(upper.size), np.ones(lower.size)])
+    cuts = np.concatenate([y[upper], y[lower] - 1])
+    data = np.column_stack([X[rows] * signs[:, None], -signs]).ravel()
+    indices = np.column_stack([np.broadcast_to(np.arange(p), (m, p)), p + cuts]).ravel()
+    D = csr_matrix((data, indices, np.arange(0, (p + 1) * m + 1, p + 1)), shape=(m, p + n_cuts))
+    G = None
+    if n_cuts > 1:
+        k = np.arange(n_cuts - 1)
+        G = csr_matrix(
+            (np.tile([-1.0, 1.0], n_cuts - 1), np.column_stack([p + k, p + k + 1]).ravel(),
+             np.arange(0, 2 * (n_cuts - 1) + 1, 2)),
+            shape=(n_cuts - 1, p + n_cuts),
+        )
+    return D, rows, G
+
+
 def _linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=None):
     from scipy.optimize import linprog
 
@@ -225,8 +262,15 @@ def _linprog(c, A_ub=None, b_ub=None, A_eq=None, b_eq=None, bounds=None):
     )
 
 
-def find_separation(X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray | None = None):
+def find_separation(
+    X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.ndarray | None = None, *, ordered: bool = False,
+):
     """Whether the classes are separated, exactly, by linear programming.
+
+    ``ordered``: the classes are ordered and the model is a cumulative one (one coefficient vector
+    and cutpoints between the classes, ``Family.ordered``), whose directions are those of
+    :func:`_ordered_constraints`; otherwise the multinomial model's, one coefficient vector per
+    class (bernoulli: two classes).
 
     Returns None when the maximum-likelihood estimate exists (the classes overlap), else a dict:
     ``complete`` (bool), ``perfect`` (bool mask of the rows whose class is predicted with
@@ -248,11 +292,19 @@ def find_separation(X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.nd
     scale[scale == 0] = 1.0
     Xu = Xu / scale
     p = Xu.shape[1]
-    D, row_of, _ = _constraints(Xu, yu, n_classes)
-    m, nv = D.shape
-    # Existence only needs differences between classes: fix class 0's vector at zero (presolve
-    # removes it), which leaves the reference parametrisation and a smaller program.
-    box = [(0.0, 0.0)] * p + [(-1.0, 1.0)] * (nv - p)
+    order = None  # constraints that are not margins: the cutpoints' order
+    if ordered:
+        D, row_of, order = _ordered_constraints(Xu, yu, n_classes)
+        m, nv = D.shape
+        box = [(-1.0, 1.0)] * nv
+    else:
+        D, row_of, _ = _constraints(Xu, yu, n_classes)
+        m, nv = D.shape
+        # Existence only needs differences between classes: fix class 0's vector at zero (presolve
+        # removes it), which leaves the reference parametrisation and a smaller program.
+        box = [(0.0, 0.0)] * p + [(-1.0, 1.0)] * (nv - p)
+    A = D if order is None else vstack([D, order], format="csr")
+    n_order = 0 if order is None else order.shape[0]
 
     # LP 1 (Konis, 2007): maximise the total margin sum_c D_c w subject to D w >= 0, w in the unit
     # box. Zero iff no direction separates. Then, while some margin outside the strict set S can be
@@ -261,7 +313,7 @@ def find_separation(X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.nd
     strict = np.zeros(m, bool)
     for _ in range(20):
         weights_c = (~strict).astype(float)
-        res = _linprog(-(weights_c @ D), A_ub=-D, b_ub=np.zeros(m), bounds=box)
+        res = _linprog(-(weights_c @ D), A_ub=-A, b_ub=np.zeros(m + n_order), bounds=box)
         if res.status != 0:
             break
         margins = D @ res.x
@@ -280,10 +332,20 @@ def find_separation(X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.nd
     # LP 2: the sparsest direction (least L1 norm, w = a - b; all K class vectors free, so the
     # classes it moves are named symmetrically) with a positive total strict margin.
     total = csr_matrix(np.asarray(strict, dtype=float) @ D)
-    A = vstack([hstack([-D, D]), hstack([-total, total])], format="csr")
-    res = _linprog(np.ones(2 * nv), A_ub=A, b_ub=np.concatenate([np.zeros(m), [-1.0]]), bounds=[(0, None)] * (2 * nv))
-    W = np.abs(res.x[:nv] - res.x[nv:]).reshape(n_classes, p) if res.status == 0 else np.ones((n_classes, p))
-    big = W > 1e-6 * max(W.max(), 1e-300)
+    A2 = vstack([hstack([-A, A]), hstack([-total, total])], format="csr")
+    res = _linprog(
+        np.ones(2 * nv), A_ub=A2, b_ub=np.concatenate([np.zeros(m + n_order), [-1.0]]), bounds=[(0, None)] * (2 * nv)
+    )
+    if ordered:  # the coefficients it moves; the cutpoints move between every pair of classes
+        W = np.abs(res.x[:p] - res.x[nv:nv + p])[None, :] if res.status == 0 else np.ones((1, p))
+        big = W > 1e-6 * max(W.max(), 1e-300)
+        if not big.any():
+            big = np.ones((1, p), bool) if p else np.zeros((1, 0), bool)
+        classes = list(range(n_classes))
+    else:
+        W = np.abs(res.x[:nv] - res.x[nv:]).reshape(n_classes, p) if res.status == 0 else np.ones((n_classes, p))
+        big = W > 1e-6 * max(W.max(), 1e-300)
+        classes = np.flatnonzero(big.any(axis=1)).tolist()
 
     any_strict = np.zeros(len(pairs), bool)
     np.logical_or.at(any_strict, row_of[strict], True)
@@ -300,7 +362,7 @@ def find_separation(X: np.ndarray, y: np.ndarray, n_classes: int, weights: np.nd
         "perfect": expand(all_strict),
         "rows": expand(any_strict),
         "columns": np.flatnonzero(big.any(axis=0)).tolist(),
-        "classes": np.flatnonzero(big.any(axis=1)).tolist(),
+        "classes": classes,
     }
 
 
@@ -317,12 +379,14 @@ def check_separation(
     weights: np.ndarray | None = None,
     *,
     intercept: bool = False,
+    ordered: bool = False,
 ) -> None:
     """Raise :class:`SeparationError` naming the columns and classes when the classes are separated.
 
-    ``y`` holds class codes 0..K-1 (bernoulli: 0/1), ``level_names`` the label of each code.
+    ``y`` holds class codes 0..K-1 (bernoulli: 0/1), ``level_names`` the label of each code;
+    ``ordered``: a cumulative model's classes (see :func:`find_separation`).
     """
-    found = find_separation(X, y, n_classes, weights)
+    found = find_separation(X, y, n_classes, weights, ordered=ordered)
     if found is None:
         return
     cols = [names[j] for j in found["columns"] if not (intercept and j == 0)]

@@ -40,6 +40,11 @@ class Cov(str, enum.Enum):
     robust = "robust"
 
 
+class CI(str, enum.Enum):
+    wald = "wald"
+    profile = "profile"
+
+
 class Format(str, enum.Enum):
     table = "table"
     json = "json"
@@ -165,6 +170,22 @@ SepOpt = Annotated[
         show_default="from the header: ';' or tab when it has no comma, else ','",
     ),
 ]
+CIOpt = Annotated[
+    Optional[CI],
+    typer.Option(
+        "--ci", help="Intervals: Wald (estimate +- z SE) or profile likelihood (each endpoint a few constrained fits).",
+        show_default="wald; profile with --profile",
+    ),
+]
+ProfileOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--profile", metavar="NAMES",
+        help="Profile only these parameters (comma-separated; class:name for one categorical row).",
+        show_default="every parameter",
+    ),
+]
+LevelOpt = Annotated[float, typer.Option("--level", help="Level of every interval (Wald and profile).")]
 
 # -- options of simulate and recover (the truth and how to draw the data) -------------------------
 CoefOpt = Annotated[
@@ -212,7 +233,18 @@ TrueExposureOpt = Annotated[
 ]
 ClassesOpt = Annotated[
     Optional[int],
-    typer.Option("--classes", "-k", help="categorical's number of classes K (default: coefficient rows + 1; checked).")
+    typer.Option(
+        "--classes", "-k",
+        help="Number of classes K: categorical (default: coefficient rows + 1; checked), ordinal (or --cutpoints).",
+    )
+]
+CutpointsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--cutpoints", metavar="C1,C2,...",
+        help="True cutpoints between ordered classes, increasing, K - 1 for K classes (ordinal; default with "
+        "--classes K: equally likely classes at x'b = 0).",
+    ),
 ]
 DesignOpt = Annotated[
     Optional[Path],
@@ -322,6 +354,9 @@ def fit(
     dropna: DropnaOpt = False,
     l2: L2Opt = None,
     cov: CovOpt = Cov.model,
+    ci: CIOpt = None,
+    profile: ProfileOpt = None,
+    level: LevelOpt = 0.95,
     method: MethodOpt = Method.newton,
     grad: GradOpt = Gradient.analytic,
     tol: TolOpt = None,
@@ -414,6 +449,7 @@ def fit(
                 stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
                 memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler, sep=sep,
                 input_format=_format(input_format),
+                ci=None if ci is None else ci.value, profile=profile, level=level, fingerprint=save is not None,
             )
         if truth is not None:
             from .simulate import compare_truth, read_truth
@@ -481,6 +517,7 @@ def simulate(
     censor_rate: CensorRateOpt = None,
     censor_time: CensorTimeOpt = None,
     classes: ClassesOpt = None,
+    cutpoints: CutpointsOpt = None,
     exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows to draw (default: 1000; with --design its rows).")] = None,
     design: DesignOpt = None,
@@ -515,7 +552,7 @@ def simulate(
             family.value, coef, n=n, intercept=_true_intercept(intercept, no_intercept),
             ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape, scale=scale), exposure=exposure,
             link=link, censor_rate=censor_rate, censor_time=censor_time,
-            n_classes=classes, design=design, features=features, seed=seed,
+            n_classes=classes, cutpoints=cutpoints, design=design, features=features, seed=seed,
         )
         from .readers.parquet import is_parquet_output, write_frame
 
@@ -547,6 +584,7 @@ def recover(
     censor_rate: CensorRateOpt = None,
     censor_time: CensorTimeOpt = None,
     classes: ClassesOpt = None,
+    cutpoints: CutpointsOpt = None,
     exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows per dataset (default: 500; with --design its rows).")] = None,
     reps: Annotated[int, typer.Option("--reps", "-r", help="Number of simulated datasets.")] = 200,
@@ -557,6 +595,10 @@ def recover(
     grad: GradOpt = Gradient.analytic,
     tol: TolOpt = None,
     max_iter: MaxIterOpt = None,
+    ci: Annotated[
+        CI, typer.Option("--ci", help="Intervals whose coverage is reported: Wald, or profile likelihood too.")
+    ] = CI.wald,
+    level: LevelOpt = 0.95,
     format: Annotated[
         Format, typer.Option("--format", help="Output: a table, one JSON document (with every replication), or CSV.")
     ] = Format.table,
@@ -569,7 +611,8 @@ def recover(
     ] = None,
 ) -> None:
     """Parameter recovery: simulate --reps datasets from known parameters, fit each, and report per
-    parameter the truth, mean estimate, bias, RMSE, mean SE, empirical SD and 95% CI coverage.
+    parameter the truth, mean estimate, bias, RMSE, mean SE, empirical SD and the coverage of the
+    intervals (95% Wald by default; with --ci profile also the profile-likelihood intervals').
 
     Averages use the converged fits; fits that did not converge or failed are counted and listed.
     Exit codes: 0 every fit converged, 2 usage or input error, 3 some fits did not converge or
@@ -589,8 +632,9 @@ def recover(
                 family.value, coef, n=n, reps=reps, intercept=_true_intercept(intercept, no_intercept),
                 ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape, scale=scale), exposure=exposure,
             link=link, censor_rate=censor_rate, censor_time=censor_time,
-                n_classes=classes, design=design, features=features, seed=seed,
+                n_classes=classes, cutpoints=cutpoints, design=design, features=features, seed=seed,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter, progress=update,
+                ci=ci.value, level=level,
             )
         if plot is not None:
             from .plot import plot_recovery
@@ -681,6 +725,37 @@ def predict(
     if output is None:
         sys.stdout.write(render.predictions_csv(scored, n_added=n_added, digits=digits))
         sys.stdout.flush()
+
+
+@app.command()
+def lrtest(
+    small: Annotated[
+        Path, typer.Argument(help="The smaller model's file (mlefit fit --save).", metavar="SMALL", dir_okay=False)
+    ],
+    big: Annotated[
+        Path, typer.Argument(help="The larger model's file, nesting SMALL.", metavar="BIG", dir_okay=False)
+    ],
+    format: Annotated[
+        ReportFormat, typer.Option("--format", help="Output: a table or one JSON document.")
+    ] = ReportFormat.table,
+) -> None:
+    """Likelihood-ratio test of SMALL nested in BIG, two fits saved with --save: the LR statistic,
+    its degrees of freedom and p-value, both log-likelihoods, AIC and BIC.
+
+    Refused (exit 2, one sentence) unless both fits converged without --l2 on the same rows (a
+    fingerprint in each file), of the same family, target and labels, and every parameter of SMALL
+    is one of BIG's.
+    """
+    from . import render
+    from .lrtest import lr_test
+
+    with user_errors():
+        result = lr_test(small, big)
+    if format is ReportFormat.json:
+        sys.stdout.write(render.json_text(result.to_dict()))
+    else:
+        sys.stdout.write(render.lrtest_text(result))
+    sys.stdout.flush()
 
 
 @app.command("check-grad")

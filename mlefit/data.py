@@ -1148,7 +1148,11 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
 
     if features is not None:
         raise UsageError("--features cannot be combined with --formula: the formula names the features.")
-    if not intercept:
+    # a family whose other parameters take the intercept's place (ordinal cutpoints) is handed
+    # intercept=False: its formula keeps the intercept term, which sets how factors are coded
+    # (reduced rank), and the intercept's column is dropped from the design below
+    own_intercept = family.intercept_column
+    if not intercept and own_intercept:
         raise UsageError(
             "--no-intercept cannot be combined with --formula.", "Write '- 1' in the formula to drop the intercept."
         )
@@ -1210,6 +1214,16 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
         raise UsageError(f"--formula '{formula}' gives no design columns.", "Name at least one feature or keep the intercept.")
     X = mm.to_numpy(dtype=np.float64)
     has_intercept = "Intercept" in names
+    if not own_intercept:
+        if not has_intercept:
+            raise UsageError(
+                f"--formula '{formula}' drops the intercept term, which {family.name} needs: its own parameters "
+                "take the intercept's place, and without the term a factor is coded by a column per level, which "
+                "those parameters cannot be told apart from.",
+                "Remove '- 1' (or '+ 0') from the formula; the intercept's column is left out of the design.",
+            )
+        keep = [j for j, n in enumerate(names) if n != "Intercept"]
+        X, names, has_intercept = X[:, keep], [names[j] for j in keep], False
     if has_intercept:
         order = [names.index("Intercept")] + [j for j, n in enumerate(names) if n != "Intercept"]
         X, names = X[:, order], [INTERCEPT] + [n for n in names if n != "Intercept"]

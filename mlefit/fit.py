@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -33,6 +33,22 @@ if TYPE_CHECKING:
 
 GRADIENTS = ("analytic", "numeric")
 COV_TYPES = ("model", "robust")
+CI_METHODS = ("wald", "profile")
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a fit computes beyond its optimum (see :func:`_finish`).
+
+    ``ci``: the intervals in use, ``wald`` or ``profile`` (profile-likelihood intervals of the
+    parameters named in ``profile``, all when None); ``level``: the level of every interval;
+    ``fingerprint``: compute :func:`mlefit.fingerprint.rows_fingerprint` of the rows used.
+    """
+
+    ci: str = "wald"
+    profile: tuple[str, ...] | None = None
+    level: float = 0.95
+    fingerprint: bool = False
 
 
 def fit(
@@ -68,6 +84,10 @@ def fit(
     link: str | None = None,
     levels: "str | Sequence | None" = None,
     input_format: str | None = None,
+    ci: str | None = None,
+    profile: "str | Sequence[str] | None" = None,
+    level: float = 0.95,
+    fingerprint: bool = False,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
@@ -144,6 +164,19 @@ def fit(
     input_format : {"csv", "parquet"}, optional
         How a path is read; default Parquet for a name ending in ``.parquet`` (``.parq``, ``.pq``)
         or a folder, else CSV (see :mod:`mlefit.readers.parquet`; Parquet needs pyarrow).
+    ci : {"wald", "profile"}, optional
+        The intervals in use: ``wald`` (estimate +- z SE; the default) or ``profile``
+        (profile-likelihood intervals, :mod:`mlefit.profile`, in ``profile_ci_low`` /
+        ``profile_ci_high``; the Wald ones stay in ``ci_low`` / ``ci_high``). Not with
+        ``cov="robust"`` or ``l2``.
+    profile : str or list of str, optional
+        The parameters to profile (``"a,b"`` or a list; a label ``class:name``, or a name for
+        every class's); default all. Implies ``ci="profile"``.
+    level : float, default 0.95
+        The level of every interval (Wald and profile).
+    fingerprint : bool, default False
+        Compute ``data_fingerprint``, a SHA-256 of the rows used (encoded target, weights, row
+        count; :mod:`mlefit.fingerprint`), which saved models carry for ``mlefit lrtest``.
 
     Returns
     -------
@@ -188,14 +221,14 @@ def fit(
             "Use --offset with the term you want added to the linear predictor.",
         )
     settings = dict(method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov,
-                    memory_limit=memory_limit)
+                    memory_limit=memory_limit, extras=_extras(ci, profile, level, fingerprint, cov, l2))
     columns = dict(target=target, features=features, intercept=intercept, weights=weights, offset=offset,
                    exposure=exposure, formula=formula, dropna=dropna, event=event)
     if engine == "dask":
         from .engines.cluster import dask_source
 
         if not isinstance(data, (str, Path)) or str(data) == "-":
-            raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
+            raise UsageError("--engine dask reads a CSV or Parquet file (a path the workers can read), not standard input.")
         with dask_source(
             data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, sep=sep, input_format=input_format,
             **columns,
@@ -245,6 +278,25 @@ def fit(
     return fit_source(source_of(ds), fam, **settings)
 
 
+def _extras(ci, profile, level, fingerprint, cov: str, l2) -> Extras:
+    """Check the interval options (before any data are read)."""
+    from .profile import split_names
+
+    inference.check_level(level)
+    names = split_names(profile)
+    if ci is None:
+        ci = "profile" if names is not None else "wald"
+    if ci not in CI_METHODS:
+        raise UsageError(f"unknown interval method '{ci}'.", f"Choose one of: {', '.join(CI_METHODS)}.")
+    if ci == "wald" and names is not None:
+        raise UsageError("--profile names parameters for profile-likelihood intervals, which --ci wald does not compute; use --ci profile.")
+    if ci == "profile" and cov == "robust":
+        raise UsageError("--ci profile cannot be combined with --cov robust: a profile likelihood interval rests on the model's likelihood, which robust standard errors do not trust.")
+    if ci == "profile" and l2 is not None:
+        raise UsageError("--ci profile cannot be combined with --l2: a penalised fit is not a maximum of the likelihood, so there is no likelihood profile to read an interval from.")
+    return Extras(ci, names, float(level), bool(fingerprint))
+
+
 def source_of(ds: Dataset) -> Source:
     """The :class:`Source` of a dataset in memory."""
     return Source(
@@ -256,10 +308,13 @@ def source_of(ds: Dataset) -> Source:
 
 def fit_dataset(
     ds: Dataset, fam: Family, *, method: str, gradient: str, tol: float, max_iter: int,
-    l2: float | None = None, cov: str = "model",
+    l2: float | None = None, cov: str = "model", extras: Extras = Extras(),
 ) -> FitResult:
     """Fit an already validated in-memory :class:`Dataset` (see :func:`fit_source`)."""
-    return fit_source(source_of(ds), fam, method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov)
+    return fit_source(
+        source_of(ds), fam, method=method, gradient=gradient, tol=tol, max_iter=max_iter, l2=l2, cov=cov,
+        extras=extras,
+    )
 
 
 def _target_summary(fam: Family, rows, n_classes: int | None) -> tuple[float, np.ndarray | None, dict[str, float]]:
@@ -284,7 +339,7 @@ def _target_sums(fam: Family, n_classes: int | None, X, y, w, o) -> np.ndarray:
 
 def fit_source(
     src: Source, fam: Family, *, method: str, gradient: str, tol: float, max_iter: int,
-    l2: float | None = None, cov: str = "model", memory_limit: int | None = None,
+    l2: float | None = None, cov: str = "model", memory_limit: int | None = None, extras: Extras = Extras(),
 ) -> FitResult:
     """Fit the rows of ``src`` (any engine): the one path of every fit.
 
@@ -322,6 +377,7 @@ def fit_source(
     if counts is not None and np.any(counts <= 0):
         label = label_text(src.levels[int(np.flatnonzero(counts <= 0)[0])])
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
+    fam.check_counts(target_counts)
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
     if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
         gram = rows.check_rank(src.feature_names, src.intercept)
@@ -340,7 +396,7 @@ def fit_source(
     if closed is not None and closed.exact_fit:
         if factor is not None:
             closed = replace(closed, params=closed.params * factor)
-        return replace(_exact_fit(src, fam, closed, method, gradient, tol, n_weight, null), target_counts=target_counts or None)
+        return replace(_exact_fit(src, fam, closed, method, gradient, tol, n_weight, null, extras), target_counts=target_counts or None)
     x0 = _start(src, fam, n_classes, closed, null)
 
     if closed is not None and method == "newton" and gradient == "analytic":
@@ -381,7 +437,7 @@ def fit_source(
         opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
     result = _finish(
         src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
-        method, gradient, tol, n_weight, l2, cov, null, factor,
+        method, gradient, tol, n_weight, l2, cov, null, factor, extras,
     )
     if src.notes:  # what the reader did differently from an in-memory fit
         result = replace(result, message="; ".join([result.message, *src.notes]))
@@ -411,18 +467,14 @@ def column_scale(rows) -> np.ndarray | None:
 
 
 def _start(src: Source, fam: Family, n_classes, closed: ClosedForm | None, null: "dict | None") -> np.ndarray:
-    """The optimiser's start: the closed form; else the family's start on rows in memory; else,
-    for rows elsewhere, a family's start from sums over them (gaussian: the normal equations), or
-    the intercept-only fit padded with zero coefficients, or the family's start on a sample."""
+    """The optimiser's start, the same for every engine (so that their fits end at the same point):
+    the closed form; else a family's start from sums over the rows (gaussian under a penalty: the
+    normal equations); else the intercept-only fit padded with zero coefficients; else (no null
+    model) the family's start on rows in memory (all of them, or the engine's sample)."""
     rows = src.rows
     p = len(src.feature_names)
-    arrays = rows.arrays()
     if closed is not None:
         x0 = closed.params
-    elif arrays is not None:
-        x0 = fam.start_params(
-            arrays.X, arrays.y, arrays.weights, intercept=src.intercept, n_classes=n_classes, offset=arrays.offset
-        )
     else:
         x0 = fam.start_from_sums(rows.map_sum, p, n_classes, intercept=src.intercept)
         if x0 is None and null is not None:
@@ -481,7 +533,7 @@ def _check_separation(
         ))
     checks.check_separation(
         rows.X, rows.y.astype(np.intp), n_classes, src.feature_names, [label_text(v) for v in src.levels],
-        rows.weights, intercept=src.intercept,
+        rows.weights, intercept=src.intercept, ordered=fam.ordered,
     )
     return opt
 
@@ -521,12 +573,14 @@ def _megabytes(n: int) -> str:
 def _finish(
     src: Source, fam: Family, opt: OptimizeResult, cov_model: np.ndarray | None, score_outer, analytic,
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov: str, null: "dict | None",
-    factor: np.ndarray | None = None,
+    factor: np.ndarray | None = None, extras: Extras = Extras(),
 ) -> FitResult:
     """From the optimum to the result: the covariance used (model-based, or the HC0 sandwich with
-    the summed score outer products ``score_outer()``), the unpenalised NLL, the FitResult, and a
-    ConvergenceWarning when the optimiser stopped early. ``factor``: the parameters of a scaled
-    design (:func:`column_scale`) are ``factor`` times those of the data as given."""
+    the summed score outer products ``score_outer()``), the unpenalised NLL, the FitResult, the
+    profile-likelihood intervals (over the unpenalised objective ``analytic``) and the rows'
+    fingerprint when ``extras`` asks for them, and a ConvergenceWarning when the optimiser stopped
+    early. ``factor``: the parameters of a scaled design (:func:`column_scale`) are ``factor``
+    times those of the data as given."""
     if cov_model is None:
         raise DataError(
             "the Hessian is singular at the estimate, so standard errors do not exist.",
@@ -537,10 +591,74 @@ def _finish(
         keep = np.isfinite(np.diag(cov_model))
         cov_used = embed(inference.sandwich(cov_model[np.ix_(keep, keep)], score_outer()[np.ix_(keep, keep)]), keep)
     nll = opt.nll if l2 is None else analytic.value(opt.params)
-    result = _build(src, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, null, factor)
+    result = _build(
+        src, fam, opt, nll, cov_used, cov_model, method, gradient, tol, n_weight, l2, cov, null, factor, extras.level,
+    )
+    if extras.ci == "profile":
+        result = _with_profile(result, fam, analytic, opt, cov_model, extras, factor)
+    if extras.fingerprint:
+        result = replace(result, data_fingerprint=_fingerprint(src))
     if not result.converged:
         warnings.warn(f"the fit did not converge: {result.message}", ConvergenceWarning, stacklevel=3)
     return result
+
+
+def _with_profile(
+    result: FitResult, fam: Family, objective: Any, opt: OptimizeResult, cov_model: np.ndarray, extras: Extras,
+    factor: np.ndarray | None = None,
+) -> FitResult:
+    """The result with its profile-likelihood intervals (:func:`mlefit.profile.profile_intervals`
+    over ``objective`` at the optimum), mapped to the reported scale by the family's transform
+    (and, for a scaled design, ``factor``, as the estimates are)."""
+    from . import profile
+
+    k = result.n_params
+    wanted = profile.resolve(extras.profile, result.names, result.classes)
+    low, high = np.full(k, np.nan), np.full(k, np.nan)
+    status = [(profile.NOT_PROFILED, profile.NOT_PROFILED)] * k
+    notes: list[str] = []
+    fits = passes = 0
+    if not result.converged:
+        notes.append("no profile-likelihood intervals: the fit did not converge, so its NLL is not the maximum")
+        status = [(profile.FAILED, profile.FAILED) if j in wanted else status[j] for j in range(k)]
+    else:
+        zero = np.zeros((k, k))
+
+        def reported(j: int, v: float) -> float:
+            point = opt.params.copy()
+            point[j] = v
+            value = float(fam.natural(point, zero)[0][j])
+            return value if factor is None else value * float(factor[j])
+
+        limit = fam.boundary(opt.params)
+        intervals = profile.profile_intervals(
+            objective, opt.params, opt.nll, cov_model, wanted, extras.level, names=result.labels,
+            held=None if limit is None else limit[0], reported=reported,
+        )
+        for iv in intervals:
+            ends = []
+            for end in (iv.lower, iv.upper):
+                value = math.nan if end.value is None else reported(iv.index, end.value)
+                ends.append((value, end.status))
+                if end.note:
+                    notes.append(end.note)
+            if ends[0][0] > ends[1][0]:  # a decreasing transform swaps the ends
+                ends.reverse()
+            (low[iv.index], s_low), (high[iv.index], s_high) = ends
+            status[iv.index] = (s_low, s_high)
+            fits += iv.fits
+            passes += iv.passes
+    return replace(
+        result, ci_method="profile", profile_ci_low=low, profile_ci_high=high, profile_status=tuple(status),
+        profile_notes=tuple(notes), profile_fits=fits, profile_passes=passes,
+    )
+
+
+def _fingerprint(src: Source) -> str:
+    """:func:`mlefit.fingerprint.rows_fingerprint` of the rows of any engine."""
+    from .fingerprint import rows_fingerprint
+
+    return rows_fingerprint(src.rows.target_chunks())
 
 
 def _closed_form_result(objective: RowsObjective, closed: ClosedForm, tol: float) -> OptimizeResult:
@@ -661,7 +779,7 @@ def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, A
         opt = OPTIMIZERS["newton"](objective, x0, tol=DEFAULT_TOL["newton"], max_iter=DEFAULT_MAX_ITER["newton"])
     if not opt.converged:
         return None
-    estimates, _ = fam.natural(opt.params, np.zeros((x0.size, x0.size)))
+    estimates, _ = fam.natural(opt.params, np.zeros((x0.size, x0.size)), n_classes)
     return {"loglik": -opt.nll, "params": opt.params, "estimates": estimates, "n_params": x0.size}
 
 
@@ -702,14 +820,15 @@ def _described(src: Source, fam: Family) -> dict[str, Any]:
 def _build(
     src: Source, fam: Family, opt: OptimizeResult, nll: float, cov: np.ndarray, cov_model: np.ndarray,
     method: str, gradient: str, tol: float, n_weight: float, l2: float | None, cov_type: str, null: "dict | None",
-    factor: np.ndarray | None = None,
+    factor: np.ndarray | None = None, level: float = 0.95,
 ) -> FitResult:
-    estimates, cov = fam.natural(opt.params, cov)
+    n_classes = len(src.levels) if fam.classes and src.levels is not None else None
+    estimates, cov = fam.natural(opt.params, cov, n_classes)
     n_params = len(estimates)
-    se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, fam.log_scale(n_params))
+    se, z, p_values, ci_low, ci_high = inference.wald(estimates, cov, fam.log_scale(n_params), level=level)
     se_model = None
     if cov_type == "robust":
-        se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model)[1]), 0.0))
+        se_model = np.sqrt(np.maximum(np.diag(fam.natural(opt.params, cov_model, n_classes)[1]), 0.0))
     if factor is not None:
         # back from the scaled design: every figure but the covariance matrix itself scales exactly
         # (a variance of a coefficient of a column near 1e200 is below float64's range: zero there)
@@ -735,14 +854,14 @@ def _build(
         penalty=None if l2 is None else "l2", l2=l2,
         objective="NLL" if l2 is None else fam.penalty_statement,
         objective_value=opt.nll, se_method=_se_method(l2, cov_type),
-        cov_type="HC0" if cov_type == "robust" else "model", se_model=se_model,
+        cov_type="HC0" if cov_type == "robust" else "model", se_model=se_model, level=level,
         **_fit_statistics(fam, estimates, loglik, n_weight, null, l2 is not None),
     )
 
 
 def _exact_fit(
     src: Source, fam: Family, closed: ClosedForm, method: str, gradient: str, tol: float, n_weight: float,
-    null: "dict | None",
+    null: "dict | None", extras: Extras = Extras(),
 ) -> FitResult:
     """Zero residuals: the coefficients are exact, the scale is 0 and the likelihood is unbounded."""
     from .results import IterationRecord
@@ -762,5 +881,21 @@ def _exact_fit(
         n_iter=0, tol=tol, decrement=0.0,
         trace=(IterationRecord(0, -math.inf, 0.0, math.nan, 0.0),),
         exact_fit=True, objective_value=-math.inf, se_method="exact fit: the standard errors are 0",
+        level=extras.level, data_fingerprint=_fingerprint(src) if extras.fingerprint else None,
         **_fit_statistics(fam, estimates, math.inf, n_weight, null, False),
+        **_exact_profile(extras, k),
+    )
+
+
+def _exact_profile(extras: Extras, k: int) -> dict[str, Any]:
+    """An exact fit's profile fields: no profile exists (the likelihood is unbounded)."""
+    if extras.ci != "profile":
+        return {}
+    from . import profile
+
+    return dict(
+        ci_method="profile", profile_ci_low=np.full(k, np.nan), profile_ci_high=np.full(k, np.nan),
+        profile_status=((profile.FAILED, profile.FAILED),) * k,
+        profile_notes=("no profile-likelihood intervals: every residual is zero, so the likelihood is unbounded",),
+        profile_fits=0, profile_passes=0,
     )

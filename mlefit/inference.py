@@ -69,8 +69,9 @@ def covariance(hess: np.ndarray, root: np.ndarray | None = None) -> np.ndarray |
     return 0.5 * (cov + cov.T)
 
 
-def wald(estimates: np.ndarray, cov: np.ndarray, log_scale: np.ndarray | None = None):
-    """Standard errors, z, two-sided p-values and 95% intervals.
+def wald(estimates: np.ndarray, cov: np.ndarray, log_scale: np.ndarray | None = None, level: float = 0.95):
+    """Standard errors, z, two-sided p-values and intervals at ``level`` (``estimate +- q SE``
+    with ``q`` the normal ``(1 + level) / 2`` quantile, 1.96 at 95%).
 
     Parameters
     ----------
@@ -78,8 +79,9 @@ def wald(estimates: np.ndarray, cov: np.ndarray, log_scale: np.ndarray | None = 
     cov : ndarray of shape (n_params, n_params)
     log_scale : bool ndarray of shape (n_params,), optional
         Positive scale parameters (gaussian's sigma): their interval is built on the log scale,
-        ``sigma * exp(+-1.96 se / sigma)``, so it stays positive, and their z and p are NaN
+        ``sigma * exp(+-q se / sigma)``, so it stays positive, and their z and p are NaN
         (a test of sigma = 0 is not meaningful).
+    level : float, default 0.95
 
     Returns
     -------
@@ -91,17 +93,38 @@ def wald(estimates: np.ndarray, cov: np.ndarray, log_scale: np.ndarray | None = 
     # The C library's erfc, one parameter at a time: exact in the far tail (p = 1e-300), and it
     # spares a small fit the import of scipy.special.
     p_values = np.array([math.erfc(abs(v) / math.sqrt(2.0)) for v in z.tolist()], dtype=float)
-    ci_low = estimates - Z_975 * se
-    ci_high = estimates + Z_975 * se
+    q = critical_value(level)
+    ci_low = estimates - q * se
+    ci_high = estimates + q * se
     if log_scale is not None and log_scale.any():
         est = estimates[log_scale]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            spread = np.exp(Z_975 * se[log_scale] / est)
+        # a standard error far beyond its estimate: the interval (0, inf), not an overflow warning
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            spread = np.exp(q * se[log_scale] / est)
         ci_low[log_scale] = est / spread
         ci_high[log_scale] = est * spread
         z[log_scale] = np.nan
         p_values[log_scale] = np.nan
     return se, z, p_values, ci_low, ci_high
+
+
+def check_level(level: float) -> None:
+    """An interval's level must lie strictly between 0 and 1."""
+    from .errors import UsageError
+
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < float(level) < 1.0:
+        raise UsageError(f"--level must be a number between 0 and 1 (for example 0.9); got {level}.")
+
+
+def critical_value(level: float) -> float:
+    """``z = Phi^-1((1 + level) / 2)``: the half-width of a Wald interval at ``level`` in standard
+    errors, and the square root of the chi-squared(1) quantile ``chi2_1(level)`` that bounds a
+    profile-likelihood interval. The standard library's normal quantile (accurate to about 1e-16;
+    no scipy), and the correctly rounded :data:`Z_975` at 0.95."""
+    from statistics import NormalDist
+
+    check_level(level)
+    return Z_975 if level == 0.95 else NormalDist().inv_cdf(0.5 + 0.5 * float(level))
 
 
 def information_criteria(loglik: float, n_params: int, n_obs: float) -> tuple[float, float]:

@@ -10,7 +10,9 @@ A model file is one JSON object (``mlefit fit ... --save model.json``)::
                  "columns": [{"column": "gpa", "type": "numeric"}, ...]},
       "parameters": [{"name": "intercept", "class": null, "estimate": -20.77, "std_error": 2.5}, ...],
       "sigma": null, "ancillary": {}, "offset": null, "exposure": null,
-      "fit": {"n_obs": 600, "nll": 294.7, "converged": true, "method": "newton"}
+      "fit": {"n_obs": 600, "nll": 294.7, "converged": true, "method": "newton", "n_params": 4,
+              "loglik": -294.7, "aic": 597.4, "bic": 615.0, "n_rows": 600, "weights": null,
+              "penalty": null, "l2": null, "data_fingerprint": "3f5c..."}
     }
 
 ``design`` says how the design matrix is built from a table (:func:`mlefit.data.design_matrix`);
@@ -19,7 +21,9 @@ family's ancillary parameters last, each as itself: gaussian's sigma, negbin's a
 ``ancillary`` and, for sigma, ``sigma``), in the order of ``FitResult.params``. ``offset`` and
 ``exposure`` name the columns whose values (the exposure's log) were added to the linear predictor:
 prediction needs them too. Every number is written at full float64 precision, so a loaded model
-predicts exactly as the fitted one.
+predicts exactly as the fitted one. ``fit`` records where the estimates came from, with what
+``mlefit lrtest`` compares: the log-likelihood, the parameter count, AIC, BIC, the penalty and
+``data_fingerprint`` (:mod:`mlefit.fingerprint`; null when the fit did not compute it).
 
 A reader refuses a file of a newer ``format_version`` or an unknown design ``kind`` with a
 :class:`~mlefit.errors.ModelError`, rather than predicting from a design it would build wrongly.
@@ -71,7 +75,9 @@ class Model:
     se : ndarray of shape (n_params,) or None
         Standard errors, kept for the record (prediction does not use them).
     fit : dict
-        Where the estimates came from: ``n_obs``, ``nll``, ``converged``, ``method``.
+        Where the estimates came from: ``n_obs``, ``nll``, ``converged``, ``method``, and (since
+        lrtest) ``n_params``, ``loglik``, ``aic``, ``bic``, ``n_rows``, ``weights``, ``penalty``,
+        ``l2``, ``data_fingerprint``.
     offset, exposure : str or None
         The columns of the offset and the exposure, which prediction reads too.
     family_options : dict
@@ -115,7 +121,12 @@ class Model:
             params=np.asarray(result.params, dtype=float).copy(), levels=result.levels,
             design=design,
             se=np.asarray(result.se, dtype=float).copy(),
-            fit={"n_obs": result.n_obs, "nll": result.nll, "converged": result.converged, "method": result.method},
+            fit={
+                "n_obs": result.n_obs, "nll": result.nll, "converged": result.converged, "method": result.method,
+                "n_params": result.n_params, "loglik": result.loglik, "aic": result.aic, "bic": result.bic,
+                "n_rows": result.n_rows, "weights": result.weights, "penalty": result.penalty, "l2": result.l2,
+                "data_fingerprint": result.data_fingerprint,
+            },
             offset=result.offset, exposure=result.exposure, family_options=dict(result.family_options),
         )
 

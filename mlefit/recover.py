@@ -29,6 +29,7 @@ from .errors import ConvergenceWarning, MlefitError, UsageError
 from .families import get_family
 from .families.base import Family
 from .fit import fit
+from .inference import check_level
 from .results import json_safe, param_labels
 from .simulate import (
     CoefLike, InterceptLike, Truth, censored, check_censoring, make_rng, make_truth, resolve_design, resolve_exposure,
@@ -46,6 +47,8 @@ SUMMARY_FIELDS = (
     "name", "class", "truth", "mean_estimate", "bias", "rmse", "mean_se", "empirical_sd",
     "se_ratio", "coverage", "n_used",
 )
+#: Added after ``coverage`` with ``ci="profile"``.
+PROFILE_SUMMARY_FIELDS = ("profile_coverage", "profile_n")
 AVERAGING = (
     "averages over the converged replications only; fits that did not converge or failed are "
     "counted in n_not_converged and n_failed and left out of every average"
@@ -74,12 +77,20 @@ class RecoveryResult:
         Parameter labels, as in :class:`~mlefit.FitResult`.
     truth : ndarray of shape (n_params,)
     estimates, se, ci_low, ci_high : ndarrays of shape (n_reps, n_params)
+        ``ci_low``/``ci_high``: the Wald intervals at ``level``.
     status : tuple of str
         ``converged``, ``not converged`` or ``failed`` per replication.
     messages : tuple of str
         The optimiser's message, or the reason a fit failed.
     n_iter : ndarray of shape (n_reps,)
         Iterations per fit (-1 for a failed one).
+    ci_method : str
+        ``wald``, or ``profile`` when each fit also computed profile-likelihood intervals.
+    level : float
+        The level of the intervals.
+    profile_ci_low, profile_ci_high : ndarrays of shape (n_reps, n_params) or None
+        The profile-likelihood intervals (``ci_method="profile"``): -inf / inf on a side where the
+        profile never reached the threshold (unbounded), NaN where the endpoint was not found.
     """
 
     family: str
@@ -101,6 +112,10 @@ class RecoveryResult:
     n_iter: np.ndarray
     intercept: bool = True
     design: str | None = None
+    ci_method: str = "wald"
+    level: float = 0.95
+    profile_ci_low: np.ndarray | None = None
+    profile_ci_high: np.ndarray | None = None
 
     # -- counts --------------------------------------------------------------------------------
     @property
@@ -173,9 +188,31 @@ class RecoveryResult:
 
     @property
     def coverage(self) -> np.ndarray:
-        """Share of the 95% confidence intervals that contain the truth."""
+        """Share of the Wald intervals (at ``level``) that contain the truth."""
         inside = (self.ci_low <= self.truth) & (self.truth <= self.ci_high)
         return self._mean(inside.astype(float))
+
+    @property
+    def profile_coverage(self) -> np.ndarray | None:
+        """Share of the profile-likelihood intervals that contain the truth, over the converged
+        fits whose interval was found (an open side counts as reaching infinity); None
+        without profile intervals."""
+        if self.profile_ci_low is None:
+            return None
+        found = self._found()
+        inside = ((self.profile_ci_low <= self.truth) & (self.truth <= self.profile_ci_high)).astype(float)
+        with np.errstate(invalid="ignore"):
+            counts = found.sum(axis=0)
+            return np.where(counts > 0, np.where(found, inside, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan)
+
+    @property
+    def profile_n(self) -> np.ndarray | None:
+        """Per parameter, the converged fits whose profile interval was found (both sides)."""
+        return None if self.profile_ci_low is None else self._found().sum(axis=0)
+
+    def _found(self) -> np.ndarray:
+        used = self.used[:, None]
+        return used & ~np.isnan(self.profile_ci_low) & ~np.isnan(self.profile_ci_high)
 
     @property
     def n_used(self) -> int:
@@ -188,14 +225,18 @@ class RecoveryResult:
         return used.mean(axis=0)
 
     def parameter_rows(self) -> list[dict[str, Any]]:
-        """One dict per parameter with the keys of :data:`SUMMARY_FIELDS`."""
+        """One dict per parameter with the keys of :data:`SUMMARY_FIELDS` (and, with profile
+        intervals, those of :data:`PROFILE_SUMMARY_FIELDS` after ``coverage``)."""
         columns = (self.truth, self.mean_estimate, self.bias, self.rmse, self.mean_se,
                    self.empirical_sd, self.se_ratio, self.coverage)
-        return [
-            {"name": name, "class": cls, **dict(zip(SUMMARY_FIELDS[2:-1], (float(c[i]) for c in columns))),
-             "n_used": self.n_used}
-            for i, (name, cls) in enumerate(zip(self.names, self.classes))
-        ]
+        rows = []
+        for i, (name, cls) in enumerate(zip(self.names, self.classes)):
+            row = {"name": name, "class": cls, **dict(zip(SUMMARY_FIELDS[2:-1], (float(c[i]) for c in columns)))}
+            if self.profile_ci_low is not None:
+                row.update(profile_coverage=float(self.profile_coverage[i]), profile_n=int(self.profile_n[i]))
+            row["n_used"] = self.n_used
+            rows.append(row)
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (NaN becomes None), with every replication's estimates."""
@@ -214,6 +255,8 @@ class RecoveryResult:
             "n_failed": self.n_failed,
             "n_used": self.n_used,
             "averaging": AVERAGING,
+            "ci_method": self.ci_method,
+            "level": self.level,
             "parameters": self.parameter_rows(),
             "replications": [
                 {
@@ -225,6 +268,10 @@ class RecoveryResult:
                     "std_errors": self.se[i].tolist(),
                     "ci_low": self.ci_low[i].tolist(),
                     "ci_high": self.ci_high[i].tolist(),
+                    **({} if self.profile_ci_low is None else {
+                        "profile_ci_low": self.profile_ci_low[i].tolist(),
+                        "profile_ci_high": self.profile_ci_high[i].tolist(),
+                    }),
                 }
                 for i in range(self.n_reps)
             ],
@@ -246,6 +293,7 @@ def recover(
     link: str | None = None,
     censor_rate: float | None = None,
     censor_time: str | None = None,
+    cutpoints: "str | Sequence[float] | None" = None,
     X: Any = None,
     design: "str | Path | pd.DataFrame | None" = None,
     features: "str | Sequence[str] | None" = None,
@@ -257,12 +305,14 @@ def recover(
     seed: int | None = None,
     rng: np.random.Generator | None = None,
     progress: Callable[[int, int], None] | None = None,
+    ci: str = "wald",
+    level: float = 0.95,
 ) -> RecoveryResult:
     """Simulate ``reps`` datasets from a known truth, fit each, and summarise the estimates.
 
     Parameters
     ----------
-    family, coef, intercept, sigma, n_classes, ancillary, feature_names
+    family, coef, intercept, sigma, n_classes, ancillary, cutpoints, feature_names
         The truth, as for :func:`mlefit.simulate`.
     exposure : str or array-like, optional
         For a family with a log link: a column of ``design`` (reused by every replication) or,
@@ -280,6 +330,11 @@ def recover(
         by default each replication draws fresh standard-normal features.
     method, gradient, tol, max_iter
         Passed to :func:`mlefit.fit` for every replication.
+    ci : {"wald", "profile"}
+        ``profile``: every fit also computes profile-likelihood intervals, and the summary gives
+        their coverage beside the Wald intervals' (``profile_coverage``).
+    level : float, default 0.95
+        The level of the intervals whose coverage is reported.
     seed, rng
         Replication ``i`` uses ``np.random.default_rng(seed).spawn(reps)[i]`` (or the children of
         ``rng``), so a seed reproduces the study and a study of fewer replications is a prefix.
@@ -315,7 +370,7 @@ def recover(
         n = 500
     truth = make_truth(
         fam, coef, intercept=intercept, sigma=sigma, n_classes=n_classes, feature_names=feature_names,
-        ancillary=ancillary,
+        ancillary=ancillary, cutpoints=cutpoints,
     )
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise UsageError(f"--n must be at least 1; got {n}.")
@@ -325,6 +380,9 @@ def recover(
             "rows than parameters."
         )
 
+    check_level(level)
+    if ci not in ("wald", "profile"):
+        raise UsageError(f"unknown interval method '{ci}'.", "Choose one of: wald, profile.")
     rng, seed_used = make_rng(seed, rng)
     children = rng.spawn(reps)
     drawn_exposure = exposure is not None and design is None and isinstance(exposure, str)
@@ -334,20 +392,22 @@ def recover(
         resolve_exposure(fam, exposure, None, 1, np.random.default_rng(0))  # the family takes one
 
     shape = (reps, truth.n_params)
-    estimates, se, ci_low, ci_high = (np.full(shape, np.nan) for _ in range(4))
+    estimates, se, ci_low, ci_high, p_low, p_high = (np.full(shape, np.nan) for _ in range(6))
     status: list[str] = []
     messages: list[str] = []
     n_iter = np.full(reps, -1, dtype=np.int64)
     for i, child in enumerate(children):
         outcome = _replicate(
             truth, fam, X, n, child, exposure, drawn_exposure, (censor_rate, censor_time, design),
-            method=method, gradient=gradient, tol=tol, max_iter=max_iter,
+            method=method, gradient=gradient, tol=tol, max_iter=max_iter, ci=ci, level=level,
         )
         if isinstance(outcome, str):
             status.append(FAILED)
             messages.append(outcome)
         else:
             estimates[i], se[i], ci_low[i], ci_high[i] = outcome.params, outcome.se, outcome.ci_low, outcome.ci_high
+            if ci == "profile":
+                p_low[i], p_high[i] = _open_sides(outcome)
             status.append(CONVERGED if outcome.converged else NOT_CONVERGED)
             messages.append(outcome.message)
             n_iter[i] = outcome.n_iter
@@ -359,7 +419,20 @@ def recover(
         fixed_design=fixed, names=truth.names, classes=truth.classes, truth=truth.values.copy(),
         estimates=estimates, se=se, ci_low=ci_low, ci_high=ci_high, status=tuple(status),
         messages=tuple(messages), n_iter=n_iter, intercept=truth.intercept, design=design_name,
+        ci_method=ci, level=float(level), profile_ci_low=p_low if ci == "profile" else None,
+        profile_ci_high=p_high if ci == "profile" else None,
     )
+
+
+def _open_sides(result) -> tuple[np.ndarray, np.ndarray]:
+    """A fit's profile interval with an unbounded side as -inf / inf (NaN: not found)."""
+    low, high = result.profile_ci_low.copy(), result.profile_ci_high.copy()
+    for j, (s_low, s_high) in enumerate(result.profile_status):
+        if s_low == "unbounded":
+            low[j] = -np.inf
+        if s_high == "unbounded":
+            high[j] = np.inf
+    return low, high
 
 
 def _replicate(

@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
-from .results import PARAMETER_FIELDS, TRACE_FIELDS, TRUTH_FIELDS, FitResult
+from .results import PARAMETER_FIELDS, PROFILE_FIELDS, TRACE_FIELDS, TRUTH_FIELDS, FitResult
 
 #: Convergence tables longer than this show their first and last rows around an elision line.
 TRACE_HEAD = 5
@@ -63,12 +63,12 @@ def use_rich(stream: TextIO) -> bool:
 def header_lines(result: FitResult) -> list[str]:
     from .families import get_family
 
-    fam = get_family(result.family)
+    fam = get_family(result.family, **result.family_options)
     options = "".join(
         f", {k} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in result.family_options.items()
     )
     lines = [
-        f"mlefit fit: {result.family} ({fam.description.split(':')[0]}){options}, method {result.method}, "
+        f"mlefit fit: {result.family} ({fam.title()}){options}, method {result.method}, "
         f"{result.gradient} gradient",
         f"target: {result.target}" + (f"; {result.target_note}" if result.target_note else ""),
     ]
@@ -88,22 +88,56 @@ def header_lines(result: FitResult) -> list[str]:
         lines.append(f"objective: penalised (MAP), {result.objective}; l2 = {number(result.l2)}")
     if result.penalty is not None or result.cov_type != "model":
         lines.append(f"standard errors: {result.se_method}")
+    if result.ci_method == "profile":
+        from statistics import NormalDist
+
+        q = NormalDist().inv_cdf(0.5 + 0.5 * result.level) ** 2  # chi2_1(level), to the digits shown
+        lines.append(
+            f"intervals: {percent(result.level)} profile likelihood, 2 (loglik_max - loglik_profile) <= "
+            f"{number(q, 5)} = chi2_1({number(result.level)}); {result.profile_fits} constrained fits, "
+            f"{result.profile_passes} passes over the rows"
+        )
+        lines += [f"profile: {note}" for note in result.profile_notes]
     return lines
+
+
+def percent(level: float) -> str:
+    """An interval's level as a percentage: 0.95 -> ``95%``, 0.999 -> ``99.9%``."""
+    return f"{round(100.0 * level, 10):g}%"
+
+
+def interval_headers(result: FitResult) -> list[str]:
+    """The interval columns' headers: the interval in use and its level."""
+    kind = "profile" if result.ci_method == "profile" else "CI"
+    return [f"{percent(result.level)} {kind} low", f"{percent(result.level)} {kind} high"]
+
+
+def _profile_cell(value: float, status: str) -> str:
+    if status == "found":
+        return number(value)
+    return "unbounded" if status == "unbounded" else "NA"
 
 
 def estimate_table(result: FitResult) -> tuple[list[str], list[list[str]]]:
     categorical = any(c is not None for c in result.classes)
     robust = result.cov_type != "model"
+    profile = result.ci_method == "profile"
     headers = (["name"] + (["class"] if categorical else []) + ["estimate", "std_error"]
-               + (["model_se"] if robust else []) + ["z", "p_value", "ci_low", "ci_high"])
+               + (["model_se"] if robust else []) + ["z", "p_value"] + interval_headers(result))
     if result.truth is not None:
         headers += list(TRUTH_FIELDS)
     rows = []
-    for row in result.parameter_rows(model_se=robust):
+    statuses = result.profile_status or ()
+    for i, row in enumerate(result.parameter_rows(model_se=robust, profile=profile)):
         cells = [row["name"]] + ([row["class"]] if categorical else [])
         cells += [number(row["estimate"]), number(row["std_error"])]
         cells += [number(row["model_std_error"])] if robust else []
-        cells += [number(row["z"], 4), p_value(row["p_value"]), number(row["ci_low"]), number(row["ci_high"])]
+        cells += [number(row["z"], 4), p_value(row["p_value"])]
+        if profile:
+            low, high = statuses[i]
+            cells += [_profile_cell(row["profile_ci_low"], low), _profile_cell(row["profile_ci_high"], high)]
+        else:
+            cells += [number(row["ci_low"]), number(row["ci_high"])]
         if result.truth is not None:
             cells += [number(row["truth"]), number(row["error_se"], 3)]
         rows.append(cells)
@@ -251,15 +285,18 @@ def fit_json(result: FitResult) -> str:
 
 def fit_csv(result: FitResult) -> str:
     """The estimates table as CSV with full float64 precision (empty cells for missing values);
-    with robust standard errors a last column ``model_std_error`` holds the model-based ones."""
+    with robust standard errors a column ``model_std_error`` holds the model-based ones, with
+    profile intervals columns ``profile_ci_low``, ``profile_ci_high`` and ``profile_status``
+    (``ci_low``/``ci_high`` are the Wald intervals at the same level)."""
     robust = result.cov_type != "model"
-    fields = PARAMETER_FIELDS + (("model_std_error",) if robust else ())
+    profile = result.ci_method == "profile"
+    fields = PARAMETER_FIELDS + (("model_std_error",) if robust else ()) + (PROFILE_FIELDS if profile else ())
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if result.truth is not None:
         fields += TRUTH_FIELDS
     writer.writerow(fields)
-    for row in result.parameter_rows(model_se=robust):
+    for row in result.parameter_rows(model_se=robust, profile=profile):
         writer.writerow([_csv_cell(row[k]) for k in fields])
     return buf.getvalue()
 
@@ -385,12 +422,19 @@ def fit_progress(stream: TextIO | None = None, enabled: bool = True) -> Iterator
 def recovery_header(result: Any) -> list[str]:
     design = (f"the design {result.design}" if result.design else "a fixed design") if result.fixed_design \
         else "standard-normal features redrawn each time"
-    return [
+    lines = [
         f"mlefit recover: {result.family}, {result.n_reps} replications of n = {result.n_obs} "
         f"({design}), method {result.method}, {result.gradient} gradient, seed {result.seed}",
         f"fits: {result.n_converged} converged, {result.n_not_converged} did not converge, "
         f"{result.n_failed} failed; averages over the {result.n_used} converged fits",
     ]
+    if result.ci_method == "profile" or result.level != 0.95:  # else the 95% Wald intervals, as always
+        profile = " (profile_coverage: of the profile-likelihood intervals found, profile_n)"
+        lines.append(
+            f"coverage: the share of the {percent(result.level)} Wald intervals"
+            f"{profile if result.ci_method == 'profile' else ''} that contain the truth"
+        )
+    return lines
 
 
 def recovery_problems(result: Any, limit: int = 5) -> list[str]:
@@ -407,16 +451,17 @@ def recovery_problems(result: Any, limit: int = 5) -> list[str]:
 
 RECOVERY_COLUMNS = ("truth", "mean_estimate", "bias", "rmse", "mean_se", "empirical_sd", "se_ratio", "coverage")
 RECOVERY_HEADERS = {"mean_estimate": "mean\nestimate", "mean_se": "mean\nSE", "empirical_sd": "empirical\nSD",
-                    "se_ratio": "SE\nratio"}
+                    "se_ratio": "SE\nratio", "profile_coverage": "profile\ncoverage", "profile_n": "profile\nn"}
 
 
 def recovery_table(result: Any) -> tuple[list[str], list[list[str]]]:
     categorical = any(c is not None for c in result.classes)
-    headers = ["name"] + (["class"] if categorical else []) + list(RECOVERY_COLUMNS)
+    columns = RECOVERY_COLUMNS + (("profile_coverage", "profile_n") if result.ci_method == "profile" else ())
+    headers = ["name"] + (["class"] if categorical else []) + list(columns)
     rows = []
     for row in result.parameter_rows():
         cells = [row["name"]] + ([row["class"]] if categorical else [])
-        cells += [number(row[k], 6 if k == "truth" else 3) for k in RECOVERY_COLUMNS]
+        cells += [number(row[k], 6 if k == "truth" else 3) for k in columns]
         rows.append(cells)
     return headers, rows
 
@@ -494,6 +539,32 @@ def rounded_predictions(frame: Any, n_added: int, digits: int | None = None) -> 
         if frame[col].dtype.kind == "f":
             frame[col] = [float(number(v, digits)) if v == v else v for v in frame[col]]
     return frame
+
+
+# -- lrtest --------------------------------------------------------------------------------------
+
+
+def lrtest_text(result: Any) -> str:
+    """``mlefit lrtest``'s report: the two fits side by side, then the test."""
+    head = [
+        f"mlefit lrtest: likelihood-ratio test of {result.small.file} nested in {result.big.file}",
+        f"{result.family}, target {result.target}; both fitted to the same {number(result.n_obs)} observations "
+        f"(data fingerprint {result.data_fingerprint[:12]})",
+    ]
+    rows = [
+        [role, s.file, number(s.n_params), number(s.loglik, 10), number(s.aic, 10), number(s.bic, 10)]
+        for role, s in (("small", result.small), ("big", result.big))
+    ]
+    table = plain_table(["model", "file", "parameters", "log-likelihood", "AIC", "BIC"], rows, left=2)
+    test = [
+        ("parameters added in big", ", ".join(result.added)),
+        (f"LR statistic (chi2, {result.df} df)", number(result.lr_stat, 10)),
+        ("p-value", p_value(result.p_value)),
+    ]
+    width = max(len(k) for k, _ in test)
+    return "\n\n".join([
+        "\n".join(head), "Models\n" + table, "Test\n" + "\n".join(f"{k.ljust(width)}  {v}" for k, v in test),
+    ]) + "\n"
 
 
 # -- check-grad ----------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ import numpy as np
 
 #: Columns of the estimates table, in order (also the CSV header and the JSON parameter keys).
 PARAMETER_FIELDS = ("name", "class", "estimate", "std_error", "z", "p_value", "ci_low", "ci_high")
+#: Added to each parameter (JSON always; CSV with ``ci_method="profile"``): the profile-likelihood
+#: interval and how its search ended (:func:`profile_status`).
+PROFILE_FIELDS = ("profile_ci_low", "profile_ci_high", "profile_status")
 #: Added to each parameter when the fit is compared with a known truth (``fit --truth``).
 TRUTH_FIELDS = ("truth", "error_se")
 TRACE_FIELDS = ("iteration", "nll", "grad_norm", "step", "seconds")
@@ -50,6 +53,14 @@ class FitResult:
 
     Arrays are of shape (n_params,) in the order of ``names``/``classes``, except ``cov``
     (n_params, n_params). Estimates are on the reported scale (gaussian's last one is sigma).
+
+    ``ci_low``/``ci_high`` are Wald intervals at ``level``; with ``ci_method="profile"``,
+    ``profile_ci_low``/``profile_ci_high`` hold the profile-likelihood intervals (NaN where a
+    parameter was not profiled or a side is open or was not found: ``profile_status`` says which,
+    a pair ``(lower, upper)`` per parameter of ``found``, ``unbounded``, ``better maximum``,
+    ``failed`` or ``not profiled``; ``profile_notes`` says why in words), found with
+    ``profile_fits`` constrained fits and ``profile_passes`` evaluations of the NLL.
+    ``data_fingerprint`` (when asked for) identifies the rows used (:mod:`mlefit.fingerprint`).
 
     ``se``/``z``/``p_values``/``ci_*``/``cov`` follow ``cov_type``: ``"model"`` (the inverse
     Hessian of the objective) or ``"HC0"`` (the sandwich); ``se_model`` always holds the
@@ -125,6 +136,15 @@ class FitResult:
     #: detected from the header (``;`` or a tab in a header without a comma).
     separator: str | None = None
     separator_detected: bool = False
+    ci_method: str = "wald"
+    level: float = 0.95
+    profile_ci_low: np.ndarray | None = None
+    profile_ci_high: np.ndarray | None = None
+    profile_status: tuple[tuple[str, str], ...] | None = None
+    profile_notes: tuple[str, ...] = ()
+    profile_fits: int | None = None
+    profile_passes: int | None = None
+    data_fingerprint: str | None = None
 
     @property
     def error_se(self) -> np.ndarray | None:
@@ -143,9 +163,10 @@ class FitResult:
     def labels(self) -> list[str]:
         return param_labels(self.names, self.classes)
 
-    def parameter_rows(self, model_se: bool = False) -> list[dict[str, Any]]:
+    def parameter_rows(self, model_se: bool = False, profile: bool = False) -> list[dict[str, Any]]:
         """One dict per parameter with the keys of :data:`PARAMETER_FIELDS`, plus those of
-        :data:`TRUTH_FIELDS` when the truth is known and ``model_std_error`` when ``model_se``."""
+        :data:`TRUTH_FIELDS` when the truth is known, ``model_std_error`` when ``model_se`` and
+        those of :data:`PROFILE_FIELDS` when ``profile``."""
         fields = PARAMETER_FIELDS[2:]
         columns = [self.params, self.se, self.z, self.p_values, self.ci_low, self.ci_high]
         if self.truth is not None:
@@ -159,12 +180,20 @@ class FitResult:
             se_model = self.se if self.se_model is None else self.se_model
             for row, value in zip(rows, se_model):
                 row["model_std_error"] = float(value)
+        if profile:
+            nan = np.full(len(rows), np.nan)
+            low = nan if self.profile_ci_low is None else self.profile_ci_low
+            high = nan if self.profile_ci_high is None else self.profile_ci_high
+            statuses = self.profile_status or (None,) * len(rows)
+            for row, lo, hi, status in zip(rows, low, high, statuses):
+                row.update(profile_ci_low=float(lo), profile_ci_high=float(hi), profile_status=profile_status(status))
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (NaN and infinities become None)."""
         out = {
             "family": self.family,
+            "family_options": self.family_options,
             "method": self.method,
             "gradient": self.gradient,
             "target": self.target,
@@ -178,7 +207,7 @@ class FitResult:
             "loglik": self.loglik,
             "aic": self.aic,
             "bic": self.bic,
-            "parameters": self.parameter_rows(model_se=True),
+            "parameters": self.parameter_rows(model_se=True, profile=True),
             "trace": [{k: getattr(r, k) for k in TRACE_FIELDS} for r in self.trace],
             "cov": self.cov.tolist(),
             "loss": self.loss_name,
@@ -212,8 +241,32 @@ class FitResult:
             "design": self.design,
             "separator": self.separator,
             "separator_detected": self.separator_detected,
+            "ci_method": self.ci_method,
+            "level": self.level,
+            "profile_notes": list(self.profile_notes),
+            "profile_fits": self.profile_fits,
+            "profile_passes": self.profile_passes,
+            "data_fingerprint": self.data_fingerprint,
         }
+        # the family's own counts of the target (survival: n_events, n_censored), where it has them
+        out.update(self.target_counts or {})
         return json_safe(out)
+
+
+def profile_status(sides: tuple[str, str] | None) -> str | None:
+    """One word or phrase for a parameter's profile search: ``found`` (both ends), ``not
+    profiled``, ``unbounded below`` / ``above`` / ``unbounded``, or the first other outcome
+    (``failed``, ``better maximum``) with its side; None without a profile."""
+    if sides is None:
+        return None
+    low, high = sides
+    if low == high:
+        return low
+    if {low, high} == {"found", "unbounded"}:
+        return "unbounded below" if low == "unbounded" else "unbounded above"
+    if low not in ("found", "unbounded"):
+        return f"{low} below"
+    return f"{high} above"
 
 
 def param_labels(names: "Sequence[str]", classes: "Sequence[str | None]") -> list[str]:

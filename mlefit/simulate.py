@@ -168,7 +168,8 @@ class Truth:
     @property
     def params(self) -> np.ndarray:
         """The values on the optimiser's scale (gaussian: log sigma)."""
-        return get_family(self.family, **self.family_options).from_natural(self.values)
+        n_classes = len(self.levels) if self.levels is not None else None
+        return get_family(self.family, **self.family_options).from_natural(self.values, n_classes)
 
     def design_matrix(self, X: np.ndarray) -> np.ndarray:
         """``X`` of shape (n_obs, n_features) with the intercept column prepended if needed."""
@@ -208,6 +209,7 @@ def make_truth(
     n_classes: int | None = None,
     feature_names: Sequence[str] | None = None,
     ancillary: "Mapping[str, float | None] | None" = None,
+    cutpoints: "str | Sequence[float] | None" = None,
 ) -> Truth:
     """The :class:`Truth` of a model, validated.
 
@@ -218,7 +220,9 @@ def make_truth(
         One row of p coefficients, or one row per non-reference class for a family with a row of
         coefficients per class (categorical). A string is parsed as ``"1,-2"`` or ``"1,-2;0.5,0"``.
     intercept : float, sequence of float, str or None, default 0.0
-        One value per coefficient row (a scalar is used for every row); None for no intercept.
+        One value per coefficient row (a scalar is used for every row); None for no intercept. A
+        family whose other parameters take the intercept's place (ordinal cutpoints) has none: only
+        0 (the default) or None are accepted for it.
     sigma : float, optional
         Shorthand for ``ancillary={"sigma": sigma}``.
     n_classes : int, optional
@@ -229,6 +233,9 @@ def make_truth(
     ancillary : mapping, optional
         True values of the family's ancillary parameters (``{"alpha": 0.5}``), each > 0; the
         family's defaults for those not given. A name the family does not have is a UsageError.
+    cutpoints : str, sequence of float, optional
+        A family with cutpoints (ordinal): their true values, increasing (``"-1,0.5"``: K - 1 of
+        them for K classes); default the family's (see ``Family.simulation_cutpoints``).
     """
     fam = get_family(family)
     given = {k: v for k, v in dict(ancillary or {}).items() if v is not None}
@@ -236,6 +243,11 @@ def make_truth(
         given["sigma"] = sigma
     rows = _coef_rows(coef)
     n_rows, n_features = rows.shape
+    if isinstance(cutpoints, str):
+        cutpoints = parse_numbers(cutpoints, "--cutpoints")
+    cuts = fam.simulation_cutpoints(cutpoints, n_classes)
+    if cuts is not None:
+        n_classes = len(cuts) + 1
     n_classes = fam.simulation_classes(n_rows, n_classes)
     for name, value in given.items():
         if name not in fam.ancillary:
@@ -254,12 +266,19 @@ def make_truth(
             f"({', '.join(names)}).",
             "Give one coefficient per feature.",
         )
+    if not fam.intercept_column:
+        if intercept is not None and np.any(_intercepts(intercept, n_rows) != 0.0):
+            raise UsageError(
+                f"--intercept does not apply to {fam.name}, whose model has no intercept: other parameters "
+                f"take its place (mlefit families {fam.name})."
+            )
+        intercept = None
     icpt = _intercepts(intercept, n_rows)
     if icpt is not None:
         if "intercept" in names:
             raise UsageError("a feature column is named 'intercept', which clashes with the intercept.")
         rows = np.column_stack([icpt, rows])
-    values = np.append(rows.ravel(), extra)
+    values = np.concatenate([rows.ravel(), [] if cuts is None else cuts, extra])
     levels = fam.simulation_levels(n_classes)
     column_names = (["intercept"] if icpt is not None else []) + names
     labels = fam.param_names(column_names, levels)
@@ -484,6 +503,7 @@ def simulate_with_truth(
     link: str | None = None,
     censor_rate: float | None = None,
     censor_time: str | None = None,
+    cutpoints: "str | Sequence[float] | None" = None,
 ) -> "tuple[pd.DataFrame, Truth]":
     """:func:`simulate`, also returning the :class:`Truth` (with ``n_obs``, ``seed``, ``design``)."""
     import pandas as pd
@@ -509,7 +529,7 @@ def simulate_with_truth(
             feature_names = [f"x{j + 1}" for j in range(values.shape[1])]
     truth = make_truth(
         fam, coef, intercept=intercept, sigma=sigma, n_classes=n_classes, feature_names=feature_names,
-        ancillary=ancillary,
+        ancillary=ancillary, cutpoints=cutpoints,
     )
     rng, seed_used = make_rng(seed, rng)
     if values is None:
@@ -561,6 +581,7 @@ def simulate(
     link: str | None = None,
     censor_rate: float | None = None,
     censor_time: str | None = None,
+    cutpoints: "str | Sequence[float] | None" = None,
 ) -> "pd.DataFrame":
     """Simulate a table with feature columns and a target ``y`` from known parameters.
 
@@ -586,6 +607,10 @@ def simulate(
         offset of every row.
     link : str, optional
         The family's link, where it has a choice.
+    cutpoints : str or sequence of float, optional
+        A family with cutpoints between ordered classes (ordinal): their true values, increasing,
+        K - 1 of them for K classes (default: with ``n_classes``, the family's, see
+        :func:`make_truth`).
     censor_rate, censor_time : optional
         For a family whose rows may be censored (survival times): right-censor about this fraction
         of the rows at times drawn uniformly (see :func:`censoring_limits`), or each row at this
@@ -610,6 +635,7 @@ def simulate(
         family, coef, n=n, intercept=intercept, sigma=sigma, n_classes=n_classes, X=X,
         design=design, features=features, feature_names=feature_names, rng=rng, seed=seed,
         ancillary=ancillary, exposure=exposure, link=link, censor_rate=censor_rate, censor_time=censor_time,
+        cutpoints=cutpoints,
     )
     return frame
 

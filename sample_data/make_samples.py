@@ -10,6 +10,9 @@ this script again rewrites byte-identical files.
   binomial with alpha 0.6) in months_enrolled (the exposure) from age, chronic (0/1), insured (yes/no).
 - claims.csv (gamma): 900 insurance claims; amount (positive, gamma with shape 2.5) from
   driver_age, vehicle_value_k and region (north/south/west).
+- satisfaction.csv (ordinal): 700 customers; satisfaction low/medium/high (proportional odds) from
+  wait_min, support_calls and member (yes/no). Drawn from a generator of its own, so adding it left
+  the files above unchanged.
 """
 
 from __future__ import annotations
@@ -97,6 +100,19 @@ def claims(rng: np.random.Generator) -> None:
           {"vehicle_value_k": ".1f", "amount": ".2f"})
 
 
+def satisfaction(rng: np.random.Generator) -> None:
+    n = 700
+    wait = np.round(rng.gamma(2.0, 6.0, n), 1)
+    calls = rng.poisson(1.2, n)
+    member = np.where(rng.random(n) < 0.4, "yes", "no")
+    eta = -0.09 * wait - 0.45 * calls + 1.1 * (member == "yes")
+    cut = np.array([-2.4, -0.6])  # P(y <= j) = sigmoid(cut_j - eta)
+    codes = ((eta + rng.logistic(size=n))[:, None] > cut).sum(axis=1)
+    level = np.array(["low", "medium", "high"])[codes]
+    write("satisfaction.csv", {"wait_min": wait, "support_calls": calls, "member": member, "satisfaction": level},
+          {"wait_min": ".1f"})
+
+
 def main() -> None:
     rng = np.random.default_rng(20261124)
     admissions(rng)
@@ -104,6 +120,7 @@ def main() -> None:
     house_prices(rng)
     clinic_visits(rng)
     claims(rng)
+    satisfaction(np.random.default_rng(20261129))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_data"
 #: NIST StRD linear least-squares problems (public data; tests/data/nist/README.md names the source).
 NIST = Path(__file__).resolve().parent / "data" / "nist"
+#: Rossi, Berk and Lenihan's (1980) recidivism data: right-censored times (tests/data/rossi/README.md).
+ROSSI = Path(__file__).resolve().parent / "data" / "rossi" / "rossi.csv"
 MLEFIT = str(Path(sys.executable).with_name("mlefit"))
 
 

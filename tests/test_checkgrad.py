@@ -16,7 +16,7 @@ from mlefit.errors import EXIT_CHECK_FAILED
 from mlefit.families import FAMILY_NAMES, get_family
 from mlefit.families.base import BlockSums
 
-from conftest import SAMPLES
+from conftest import ROSSI, SAMPLES
 
 DATA = {
     "bernoulli": (SAMPLES / "admissions.csv", "admitted"),
@@ -25,14 +25,28 @@ DATA = {
     "poisson": (SAMPLES / "clinic_visits.csv", "visits"),
     "negbin": (SAMPLES / "clinic_visits.csv", "visits"),
     "gamma": (SAMPLES / "claims.csv", "amount"),
+    "weibull": (ROSSI, "week"),
+    "exponential": (ROSSI, "week"),
+    "lognormal": (ROSSI, "week"),
+    "ordinal": (SAMPLES / "satisfaction.csv", "satisfaction"),
 }
+#: Further options a family's sample data need (survival times: the event column; ordered text
+#: labels: their order).
+OPTIONS = {name: ("--event", "arrest") for name in ("weibull", "exponential", "lognormal")}
+OPTIONS["ordinal"] = ("--levels", "low,medium,high")
 
 
 def simulated(family: str, n: int = 3000, seed: int = 4) -> pd.DataFrame:
     if family == "categorical":
         return mlefit.simulate(family, [[1.0, -0.5], [0.3, 0.8]], n=n, intercept=[0.2, -0.4], seed=seed)
-    ancillary = {name: 0.7 for name in mlefit.get_family(family).ancillary}
-    return mlefit.simulate(family, [1.0, -0.5, 0.25], n=n, intercept=0.3, ancillary=ancillary, seed=seed)
+    if family == "ordinal":
+        return mlefit.simulate(family, [1.0, -0.5, 0.25], n=n, cutpoints=[-0.5, 0.4, 1.2], seed=seed)
+    fam = mlefit.get_family(family)
+    ancillary = {name: 0.7 for name in fam.ancillary}
+    censor_rate = 0.3 if fam.censored else None
+    return mlefit.simulate(
+        family, [1.0, -0.5, 0.25], n=n, intercept=0.3, ancillary=ancillary, seed=seed, censor_rate=censor_rate
+    )
 
 
 def check_json(invoke, *args, expect: int = 0) -> dict:
@@ -48,7 +62,7 @@ def test_registry_is_covered():
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_passes_for_every_family_on_sample_data(family, invoke):
     path, target = DATA[family]
-    doc = check_json(invoke, path, "-f", family, "-y", target)
+    doc = check_json(invoke, path, "-f", family, "-y", target, *OPTIONS.get(family, ()))
     assert doc["passed"] is True and doc["fit_converged"] is True
     assert doc["tol"] == DEFAULT_TOL_CHECK
     assert [p["label"] for p in doc["points"]] == ["start", "random 1", "random 2", "random 3", "optimum"]
@@ -65,7 +79,8 @@ def test_passes_for_every_family_on_sample_data(family, invoke):
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_passes_for_every_family_on_simulated_data(family):
-    check = check_grad(simulated(family), family)
+    event = "event" if get_family(family).censored else None
+    check = check_grad(simulated(family), family, event=event)
     assert check.passed
     assert check.largest_grad_rel_err < 1e-7 and check.largest_hess_rel_err < 1e-7
 
@@ -169,13 +184,14 @@ def test_wrong_derivative_fails_with_its_exit_code(family, bug, invoke, monkeypa
     _, change = bug
     break_family(monkeypatch, family, **change)
     path, target = DATA[family]
-    result = invoke("check-grad", path, "-f", family, "-y", target)
+    options = OPTIONS.get(family, ())
+    result = invoke("check-grad", path, "-f", family, "-y", target, *options)
     assert result.exit_code == EXIT_CHECK_FAILED == 5
     assert "FAILED:" in result.stdout and "exceed the tolerance 1e-05" in result.stdout
     assert result.stderr.strip() == (
         "Error: the analytic derivatives disagree with finite differences beyond the tolerance 1e-05."
     )
-    doc = check_json(invoke, path, "-f", family, "-y", target, expect=EXIT_CHECK_FAILED)
+    doc = check_json(invoke, path, "-f", family, "-y", target, *options, expect=EXIT_CHECK_FAILED)
     assert doc["passed"] is False
     assert doc["points"][0]["passed"] is False  # the start is never the optimum of a wrong model
     assert max(doc["largest_grad_rel_err"], doc["largest_hess_rel_err"]) > 1e-3

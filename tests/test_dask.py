@@ -77,6 +77,20 @@ def test_numeric_files_take_the_one_pass_reader(tmp_path, client, family, monkey
     assert taken[-1] is None  # not numeric: the general reader said where
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_dask_profile_intervals_and_fingerprint_agree_with_local(tmp_path, client, family):
+    path = make_csv(tmp_path / "d.csv", family)
+    options = dict(weights="w", profile="x1,x2", fingerprint=True)
+    local = mlefit.fit(path, family, **options)
+    remote = mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100, **options)
+    assert remote.profile_status == local.profile_status
+    profiled = [i for i, s in enumerate(local.profile_status) if s == ("found", "found")]
+    assert len(profiled) >= 2
+    assert _rel(remote.profile_ci_low[profiled], local.profile_ci_low[profiled]) < 1e-8
+    assert _rel(remote.profile_ci_high[profiled], local.profile_ci_high[profiled]) < 1e-8
+    assert remote.data_fingerprint == local.data_fingerprint is not None
+
+
 def test_dask_late_bad_value_names_the_row(tmp_path, client):
     import pandas as pd
 

@@ -23,7 +23,7 @@ from docs_examples import (
 
 PAGES = pages()
 WITH_EXAMPLES = [p for p in PAGES if examples(p.read_text())]
-COMMANDS = ("fit", "simulate", "recover", "predict", "check-grad", "families")
+COMMANDS = ("fit", "simulate", "recover", "predict", "lrtest", "check-grad", "families")
 FENCE = re.compile(r"^```.*?^```", flags=re.S | re.M)
 LINK = re.compile(r"!?\[(?:[^\]`]|`[^`]*`)*\]\(([^)\s]+)\)")
 PYCON = re.compile(r"^```pycon\n(.*?)^```", flags=re.S | re.M)

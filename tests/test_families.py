@@ -9,27 +9,47 @@ import scipy.stats as st
 from mlefit import numdiff
 from mlefit.errors import FamilyError
 from mlefit.families import FAMILIES, FAMILY_NAMES, get_family
+from mlefit.simulate import censoring_limits
 
 N_CLASSES = 4
+#: Every family with its default options, and the other links of those that have a choice.
+VARIANTS = [(name, {}) for name in FAMILY_NAMES] + [
+    ("bernoulli", {"link": "probit"}), ("bernoulli", {"link": "cloglog"}), ("ordinal", {"link": "probit"}),
+]
+VARIANT_IDS = [name + "".join(f"-{v}" for v in options.values()) for name, options in VARIANTS]
 
 
-def make_problem(name: str, rng: np.random.Generator, n: int = 60, p: int = 3, scale: float = 1.0):
-    """Random design (intercept + p features), parameters and an encoded y for a family."""
-    fam = get_family(name)
+def make_problem(name: str, rng: np.random.Generator, n: int = 60, p: int = 3, scale: float = 1.0, **options):
+    """Random design (intercept + p features; the features alone for a family without an intercept
+    column), parameters and an encoded y for a family."""
+    fam = get_family(name, **options)
     X = np.column_stack([np.ones(n), rng.standard_normal((n, p))])
+    if not fam.intercept_column:
+        X = X[:, 1:]
     k = fam.n_params(X.shape[1], N_CLASSES)
     params = scale * rng.standard_normal(k)
     if fam.ancillary:  # sigma, alpha, shape: 0.7
         params[-len(fam.ancillary):] = np.log(0.7)
     y = fam.simulate(params, X, rng)
+    if fam.censored:  # survival times: about 30% of the rows right-censored
+        y = fam.censor(y, censoring_limits(y, 0.3, rng))
     return fam, X, y, params
 
 
-def log_density(name: str, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+def log_density(name: str, params: np.ndarray, X: np.ndarray, y: np.ndarray, link: str = "logit") -> np.ndarray:
     """Per-row log-density from scipy.stats, independent of the families' code."""
     if name == "bernoulli":
-        p = 1 / (1 + np.exp(-(X @ params)))
+        eta = X @ params
+        p = {"logit": st.logistic.cdf, "probit": st.norm.cdf, "cloglog": st.gumbel_l.cdf}[link](eta)
         return st.bernoulli.logpmf(y, p)
+    if name == "ordinal":
+        # K - 1 cutpoints after the coefficients, the first and the logs of the gaps
+        p = X.shape[1]
+        cut = params[p] + np.concatenate([[0.0], np.cumsum(np.exp(params[p + 1:]))])
+        F = st.logistic.cdf if link == "logit" else st.norm.cdf
+        bounds = np.concatenate([[-np.inf], cut, [np.inf]])
+        eta = X @ params[:p]
+        return np.log(F(bounds[y + 1] - eta) - F(bounds[y] - eta))
     if name == "categorical":
         B = np.vstack([np.zeros(X.shape[1]), params.reshape(-1, X.shape[1])])
         eta = X @ B.T
@@ -47,27 +67,42 @@ def log_density(name: str, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> 
     if name == "gamma":
         shape, mu = np.exp(params[-1]), np.exp(X @ params[:-1])
         return st.gamma.logpdf(y, shape, scale=mu / shape)
+    if name in ("weibull", "exponential", "lognormal"):
+        # the time's log-density for an event, its log-survival function for a censored row
+        t, event = np.abs(y), y > 0
+        if name == "weibull":
+            dist = st.weibull_min(1 / np.exp(params[-1]), scale=np.exp(X @ params[:-1]))
+        elif name == "exponential":
+            dist = st.expon(scale=np.exp(X @ params))
+        else:
+            dist = st.lognorm(np.exp(params[-1]), scale=np.exp(X @ params[:-1]))
+        return np.where(event, dist.logpdf(t), dist.logsf(t))
     raise AssertionError(name)
 
 
 def test_registry_lists_every_family():
-    assert set(FAMILY_NAMES) == {"bernoulli", "categorical", "gaussian", "poisson", "negbin", "gamma"}
+    assert set(FAMILY_NAMES) == {
+        "bernoulli", "categorical", "gaussian", "poisson", "negbin", "gamma", "weibull", "exponential", "lognormal",
+        "ordinal",
+    }
     for name, cls in FAMILIES.items():
         assert cls.name == name
         assert get_family(name).name == name
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_nll_matches_scipy_stats_log_density(name, rng):
-    fam, X, y, params = make_problem(name, rng)
-    expected = -log_density(name, params, X, y).sum()
+@pytest.mark.parametrize("name, options", VARIANTS, ids=VARIANT_IDS)
+def test_nll_matches_scipy_stats_log_density(name, options, rng):
+    fam, X, y, params = make_problem(name, rng, **options)
+    expected = -log_density(name, params, X, y, **options).sum()
     assert fam.nll(params, X, y) == pytest.approx(expected, rel=1e-12)
+    if fam.censored:  # both kinds of row are tested
+        assert 0 < np.count_nonzero(y < 0) < len(y)
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("name, options", VARIANTS, ids=VARIANT_IDS)
 @pytest.mark.parametrize("scale", [0.5, 3.0])
-def test_gradient_and_hessian_match_finite_differences(name, scale, rng):
-    fam, X, y, params = make_problem(name, rng, scale=scale)
+def test_gradient_and_hessian_match_finite_differences(name, options, scale, rng):
+    fam, X, y, params = make_problem(name, rng, scale=scale, **options)
     params = params + 0.3 * rng.standard_normal(params.size)  # away from the truth
     f = lambda b: fam.nll(b, X, y)  # noqa: E731
     g = fam.grad(params, X, y)
@@ -77,9 +112,9 @@ def test_gradient_and_hessian_match_finite_differences(name, scale, rng):
     np.testing.assert_allclose(H, numdiff.hessian(f, params), rtol=1e-4, atol=1e-4 * np.abs(H).max())
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_weights_equal_repeated_rows(name, rng):
-    fam, X, y, params = make_problem(name, rng, n=30)
+@pytest.mark.parametrize("name, options", VARIANTS, ids=VARIANT_IDS)
+def test_weights_equal_repeated_rows(name, options, rng):
+    fam, X, y, params = make_problem(name, rng, n=30, **options)
     w = rng.integers(1, 4, size=len(y)).astype(float)
     Xr, yr = np.repeat(X, w.astype(int), axis=0), np.repeat(y, w.astype(int))
     a = fam.evaluate(params, X, y, w)
@@ -90,9 +125,9 @@ def test_weights_equal_repeated_rows(name, rng):
     assert a.weight == b.weight == w.sum()
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_block_sums_add_up_over_row_blocks(name, rng):
-    fam, X, y, params = make_problem(name, rng, n=50)
+@pytest.mark.parametrize("name, options", VARIANTS, ids=VARIANT_IDS)
+def test_block_sums_add_up_over_row_blocks(name, options, rng):
+    fam, X, y, params = make_problem(name, rng, n=50, **options)
     whole = fam.evaluate(params, X, y)
     parts = fam.evaluate(params, X[:17], y[:17]) + fam.evaluate(params, X[17:], y[17:])
     assert parts.nll == pytest.approx(whole.nll, rel=1e-13)
@@ -100,9 +135,9 @@ def test_block_sums_add_up_over_row_blocks(name, rng):
     np.testing.assert_allclose(parts.hess, whole.hess, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_hessian_symmetric_and_psd_for_convex_families(name, rng):
-    fam, X, y, params = make_problem(name, rng, scale=2.0)
+@pytest.mark.parametrize("name, options", VARIANTS, ids=VARIANT_IDS)
+def test_hessian_symmetric_and_psd_for_convex_families(name, options, rng):
+    fam, X, y, params = make_problem(name, rng, scale=2.0, **options)
     H = fam.hess(params, X, y)
     np.testing.assert_array_equal(H, H.T)
     if fam.convex:
@@ -246,18 +281,20 @@ def test_mixed_label_types_are_rejected():
 # -- large-n recovery ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_large_sample_recovers_truth(name):
+@pytest.mark.parametrize("name, options", VARIANTS, ids=VARIANT_IDS)
+def test_large_sample_recovers_truth(name, options):
     import mlefit
 
     rng = np.random.default_rng(7)
-    fam = get_family(name)
+    fam = get_family(name, **options)
     n = 20000
     X = np.column_stack([np.ones(n), rng.standard_normal((n, 2))])
     truth = np.array([0.5, 1.0, -1.5] * fam.n_coef_rows(N_CLASSES))
+    if not fam.intercept_column:  # cutpoints -1, 0, 1 (the first, then the logs of the gaps) instead
+        X, truth = X[:, 1:], np.array([1.0, -1.5, -1.0, 0.0, 0.0])
     truth = np.append(truth, np.log(2.0) * np.ones(len(fam.ancillary)))
     y = fam.simulate(truth, X, rng)
-    res = mlefit.fit(X=X[:, 1:], y=y, family=name)
-    natural = fam.natural(truth, np.eye(len(truth)))[0]
+    res = mlefit.fit(X=X[:, 1:] if fam.intercept_column else X, y=y, family=name, **options)
+    natural = fam.natural(truth, np.eye(len(truth)), N_CLASSES)[0]
     assert res.converged
     assert np.all(np.abs(res.params - natural) < 4 * res.se)

@@ -114,7 +114,9 @@ def test_to_dict_layout(newton_fits):
                 "iterations", "nll", "mean_nll", "loglik", "aic", "bic", "parameters", "trace", "cov"):
         assert key in d
     assert list(d["parameters"][0]) == ["name", "class", "estimate", "std_error", "z", "p_value", "ci_low", "ci_high",
-                                        "model_std_error"]
+                                        "model_std_error", "profile_ci_low", "profile_ci_high", "profile_status"]
+    assert d["ci_method"] == "wald" and d["level"] == 0.95
+    assert d["parameters"][0]["profile_ci_low"] is None and d["parameters"][0]["profile_status"] is None
     assert d["parameters"][0]["name"] == "intercept" and d["parameters"][0]["class"] == "bus"
     assert list(d["trace"][0]) == ["iteration", "nll", "grad_norm", "step", "seconds"]
     assert d["trace"][0]["step"] is None  # NaN written as null

@@ -16,7 +16,7 @@ from mlefit.families import FAMILY_NAMES, get_family
 from mlefit.objective import PenalizedObjective
 from conftest import data_objective
 
-from conftest import SAMPLES
+from conftest import ROSSI, SAMPLES
 
 RTOL = 1e-6
 
@@ -54,6 +54,18 @@ def visits():
 def claims():
     frame = pd.read_csv(SAMPLES / "claims.csv")
     return frame, ["driver_age", "vehicle_value_k"]
+
+
+@pytest.fixture(scope="module")
+def rossi():
+    frame = pd.read_csv(ROSSI)
+    return frame, ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
+
+
+@pytest.fixture(scope="module")
+def satisfaction():
+    frame = pd.read_csv(SAMPLES / "satisfaction.csv")
+    return frame, ["wait_min", "support_calls", "member"]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +119,8 @@ def test_gaussian_weights_match_statsmodels_glm_freq_weights(houses):
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_weights_equal_repeated_rows(family, admissions, commute, houses, visits, claims):
+def test_weights_equal_repeated_rows(family, admissions, commute, houses, visits, claims, rossi, satisfaction):
+    options = {"levels": "low,medium,high"} if family == "ordinal" else {}
     frame, features, target = {
         "bernoulli": (admissions[0], admissions[1], "admitted"),
         "categorical": (commute[0], commute[1], "mode"),
@@ -115,11 +128,17 @@ def test_weights_equal_repeated_rows(family, admissions, commute, houses, visits
         "poisson": (visits[0], visits[1], "visits"),
         "negbin": (visits[0], visits[1], "visits"),
         "gamma": (claims[0], claims[1], "amount"),
+        "weibull": (rossi[0], rossi[1], "week"),
+        "exponential": (rossi[0], rossi[1], "week"),
+        "lognormal": (rossi[0], rossi[1], "week"),
+        "ordinal": (satisfaction[0], satisfaction[1], "satisfaction"),
     }[family]
+    if get_family(family).censored:
+        options = {"event": "arrest"}
     frame = with_weights(frame, 3)
     for cov in ("model", "robust"):
-        a = mlefit.fit(frame, family, target=target, features=features, weights="w", cov=cov)
-        b = mlefit.fit(repeated(frame), family, target=target, features=features, cov=cov)
+        a = mlefit.fit(frame, family, target=target, features=features, weights="w", cov=cov, **options)
+        b = mlefit.fit(repeated(frame), family, target=target, features=features, cov=cov, **options)
         assert_close(a.params, b.params, rtol=1e-9)
         assert_close(a.se, b.se, rtol=1e-9)
         assert a.loglik == pytest.approx(b.loglik, rel=1e-12)
@@ -338,16 +357,20 @@ def test_l2_gaussian_solves_the_penalised_normal_equations(houses):
 def test_penalized_objective_derivatives(family, rng):
     fam = get_family(family)
     X = np.column_stack([np.ones(40), rng.normal(size=(40, 2))])
-    n_classes = 3 if family == "categorical" else None
-    params = rng.normal(size=fam.n_params(3, n_classes)) * 0.3
+    icpt = fam.intercept_column
+    if not icpt:  # ordinal: the cutpoints take the intercept's place
+        X = X[:, 1:]
+    k = X.shape[1]
+    n_classes = 3 if family in ("categorical", "ordinal") else None
+    params = rng.normal(size=fam.n_params(k, n_classes)) * 0.3
     y = fam.simulate(params, X, rng)
-    obj = PenalizedObjective(data_objective(fam, X, y), fam.l2_matrix(3, n_classes, intercept=True), 1.7)
+    obj = PenalizedObjective(data_objective(fam, X, y), fam.l2_matrix(k, n_classes, intercept=icpt), 1.7)
     f, g, H = obj.value_grad_hess(params)
     np.testing.assert_allclose(g, numdiff.gradient(obj.value, params), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(H, numdiff.hessian(obj.value, params), rtol=1e-4, atol=1e-5)
-    # intercepts and ancillary parameters (gaussian's log sigma, ...) are not penalised
-    P = fam.l2_matrix(3, n_classes, intercept=True)
-    free = [0] if family != "categorical" else [0, 3]
+    # intercepts, ancillary parameters (gaussian's log sigma, ...) and cutpoints are not penalised
+    P = fam.l2_matrix(k, n_classes, intercept=icpt)
+    free = {"categorical": [0, 3], "ordinal": [2, 3]}.get(family, [0])
     if fam.ancillary:
         free.append(3)
     assert np.all(P[free] == 0) and np.all(P[:, free] == 0)

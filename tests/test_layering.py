@@ -107,6 +107,9 @@ ALLOWED = {
                 "linalg", "readers"},
     "objective": {"numpy", "numdiff"},
     "plot": {"numpy", "matplotlib", "results", "errors"},
+    "profile": {"numpy", "errors", "inference", "optimize"},
+    "fingerprint": {"numpy"},
+    "lrtest": {"errors", "inference", "model", "results"},
     # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile
     "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff"},
 }

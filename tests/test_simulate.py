@@ -12,7 +12,7 @@ import pytest
 
 import mlefit
 from mlefit.errors import DataError, UsageError
-from mlefit.results import PARAMETER_FIELDS, TRUTH_FIELDS
+from mlefit.results import PARAMETER_FIELDS, PROFILE_FIELDS, TRUTH_FIELDS
 from mlefit.simulate import make_truth, parse_coef, read_truth, simulate_with_truth
 
 from conftest import MLEFIT, SAMPLES, subprocess_env
@@ -293,8 +293,9 @@ def test_fit_truth_json_adds_keys_and_keeps_the_old_ones(fit_json, simulated):
     data, truth = simulated
     plain, _ = fit_json(data, "-f", "categorical")
     with_truth, _ = fit_json(data, "-f", "categorical", "--truth", truth)
-    assert [list(p) for p in plain["parameters"]] == [list(PARAMETER_FIELDS) + ["model_std_error"]] * 6
-    assert [list(p) for p in with_truth["parameters"]] == [list(PARAMETER_FIELDS + TRUTH_FIELDS) + ["model_std_error"]] * 6
+    tail = ["model_std_error", *PROFILE_FIELDS]
+    assert [list(p) for p in plain["parameters"]] == [list(PARAMETER_FIELDS) + tail] * 6
+    assert [list(p) for p in with_truth["parameters"]] == [list(PARAMETER_FIELDS + TRUTH_FIELDS) + tail] * 6
     known = {(p["name"], p["class"]): p["estimate"] for p in json.loads(truth.read_text())["parameters"]}
     for old, new in zip(plain["parameters"], with_truth["parameters"]):
         assert {k: new[k] for k in old} == old

@@ -54,6 +54,11 @@ class Rows(Protocol):
         """All rows as arrays in this process (the in-memory engine), else None."""
         ...
 
+    def target_chunks(self) -> Iterable[tuple[np.ndarray, "np.ndarray | None"]]:
+        """``(y, weights)`` of consecutive blocks of rows, in row order, one block in memory at a
+        time (the design is not read): for :func:`mlefit.fingerprint.rows_fingerprint`."""
+        ...
+
     def subsample(self, which: int) -> "MemoryRows | None":
         """Runs of rows spread over the data, in memory, for a warm start (``which`` 0 and 1 give
         disjoint runs), or None where the engine has none."""

@@ -65,6 +65,11 @@ class DaskParts:
     def arrays(self) -> None:
         return None
 
+    def target_chunks(self):
+        """Each partition's ``(y, w)`` in row order, brought to the client one at a time."""
+        for future in self.client.map(_targets, self.parts, pure=False):
+            yield future.result()
+
     def subsample(self, which: int) -> None:
         return None
 
@@ -132,6 +137,10 @@ def _apply(fn, part, design, n_params, scale=None):
     if scale is not None and design:
         X = X * scale
     return MemoryRows(X, y, w, o).map_sum(fn, design=design, n_params=n_params)
+
+
+def _targets(part):
+    return part[1], part[2]
 
 
 def _weighted_gram(X, y, w, o):

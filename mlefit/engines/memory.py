@@ -93,6 +93,9 @@ class MemoryRows:
     def arrays(self) -> "MemoryRows":
         return self
 
+    def target_chunks(self):
+        yield self.y, self.weights
+
     def scaled(self, scale: np.ndarray) -> "MemoryRows":
         """The same rows with design column j multiplied by ``scale[j]`` (copied)."""
         X = np.asfortranarray(self.X * scale)

@@ -168,6 +168,10 @@ class Cache:
     def arrays(self) -> None:
         return None
 
+    def target_chunks(self):
+        for _, y, w, _ in self.chunks(design=False):
+            yield y, w
+
     def subsample(self, which: int) -> MemoryRows | None:
         """Runs of ``WARM_START_RUN`` rows spread evenly over the file, 1 in
         :data:`SUBSAMPLE_STRIDE` of them but at most :data:`SUBSAMPLE_MAX_ROWS` rows (``which`` = 1:

@@ -22,6 +22,10 @@ _REGISTRY = {
     "poisson": "poisson:Poisson",
     "negbin": "negbin:NegBin",
     "gamma": "gamma:Gamma",
+    "weibull": "weibull:Weibull",
+    "exponential": "exponential:Exponential",
+    "lognormal": "lognormal:LogNormal",
+    "ordinal": "ordinal:Ordinal",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -195,6 +195,9 @@ class Family:
     #: The design has an intercept column when one is asked for (False where other parameters take
     #: its place, such as an ordinal model's cutpoints).
     intercept_column: ClassVar[bool] = True
+    #: The classes are ordered, with one row of coefficients and cutpoints between the classes (a
+    #: cumulative model): separation is then decided by the cumulative model's linear programs.
+    ordered: ClassVar[bool] = False
     #: Options the family takes (``--link``, ``--levels``): name -> the values allowed (None: a list
     #: of labels), and their defaults.
     option_choices: ClassVar[dict[str, tuple[str, ...] | None]] = {}
@@ -296,6 +299,10 @@ class Family:
     def count_rows(self, y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
         """The weighted counts named by :attr:`count_names` over these rows (a sum over blocks)."""
         return np.zeros(0)
+
+    def check_counts(self, counts: dict[str, float]) -> None:
+        """Raise a DataError when the counts of :meth:`count_rows` over all the rows leave the model
+        without a maximum-likelihood estimate (survival: no observed event); by default, nothing."""
 
     def censor(self, y: np.ndarray, limits: np.ndarray) -> np.ndarray:
         """Encoded targets of times ``y`` censored at ``limits`` (families with :attr:`censored`)."""
@@ -412,10 +419,13 @@ class Family:
         return np.diag(mask)
 
     # -- reporting ----------------------------------------------------------------------------
-    def natural(self, params: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def natural(
+        self, params: np.ndarray, cov: np.ndarray, n_classes: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Map optimiser parameters and their covariance to the reported scale: the ancillary
         parameters from their logarithm to themselves, their rows and columns of ``cov`` scaled
-        by the delta method."""
+        by the delta method. ``n_classes``: K of a family with classes (where the layout depends
+        on it: ordinal cutpoints)."""
         params = np.asarray(params, dtype=float)
         k = len(self.ancillary)
         if not k:
@@ -424,7 +434,7 @@ class Family:
         jac[-k:] = np.exp(params[-k:])
         return np.concatenate([params[:-k], jac[-k:]]), cov * np.outer(jac, jac)
 
-    def from_natural(self, estimates: np.ndarray) -> np.ndarray:
+    def from_natural(self, estimates: np.ndarray, n_classes: int | None = None) -> np.ndarray:
         """Inverse of :meth:`natural` for the estimates."""
         estimates = np.asarray(estimates, dtype=float)
         k = len(self.ancillary)
@@ -478,6 +488,14 @@ class Family:
             )
         return None
 
+    def simulation_cutpoints(self, cutpoints: "Sequence[float] | None", n_classes: int | None) -> np.ndarray | None:
+        """The true cutpoints of a simulation (``--cutpoints``, which come after the coefficients
+        among the parameters) given ``--classes n_classes``, or None for a family without cutpoints
+        (the default; a UsageError when some were given)."""
+        if cutpoints is not None:
+            raise UsageError(f"--cutpoints does not apply to {self.name}, which has no cutpoints.")
+        return None
+
     def simulation_levels(self, n_classes: int | None) -> tuple | None:
         """The labels of a simulated target (None without classes)."""
         return None
@@ -508,6 +526,11 @@ class Family:
         columns = {f"prob_{label_text(level)}": values[:, j] for j, level in enumerate(levels)}
         columns[f"predicted_{target}"] = np.asarray(levels, dtype=object)[np.argmax(values, axis=1)]
         return columns
+
+    def title(self) -> str:
+        """What the family fits with its options, for the first line of a fit's report (default: the
+        description up to its colon)."""
+        return self.description.split(":")[0]
 
     def describe(self, full: bool = False) -> dict[str, Any]:
         """The family's entry in ``mlefit families``; ``full`` adds the target's domain, the

@@ -89,9 +89,7 @@ class Gamma(Family):
             if order == 0:
                 return BlockSums(nll, weight=weight)
             d = k * (1.0 - z)  # d/d eta
-            # z - 1 - log(z) >= 0, in a form without the cancellation of log(z) near z = 1
-            excess = (z - 1.0) - np.log1p(z - 1.0)
-            gt_rows = excess  # d/dt, less k (digamma(k) - log(k)), over k
+            gt_rows = _excess(z, log_y, eta)  # d/dt, less k (digamma(k) - log(k)), over k
             dw = d if weights is None else weights * d
             grad_b = linalg.tdot(X, dw) if precise else X.T @ dw
             grad_t = k * (weighted_sum(gt_rows, weights) + weight * float(digamma(k) - t))
@@ -111,9 +109,10 @@ class Gamma(Family):
 
         coef, t = params[:-1], float(params[-1])
         k = np.exp(t)
-        z = y * np.exp(-_eta(coef, X, offset))
+        eta = _eta(coef, X, offset)
+        z = y * np.exp(-eta)
         d = k * (1.0 - z)
-        st = k * ((z - 1.0) - np.log1p(z - 1.0) + float(digamma(k) - t))
+        st = k * (_excess(z, np.log(y), eta) + float(digamma(k) - t))
         return np.column_stack([X * d[:, None], st])
 
     def simulate(self, params, X, rng, offset=None):
@@ -123,6 +122,14 @@ class Gamma(Family):
 
     def predict(self, estimates, X, offset=None):
         return np.exp(_eta(np.asarray(estimates, dtype=float)[:-1], X, offset))
+
+
+def _excess(z: np.ndarray, log_y: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """``z - 1 - log(z) >= 0`` for ``z = y / mu``: near z = 1 as ``(z - 1) - log1p(z - 1)`` (no
+    cancellation of log(z)); elsewhere with ``log(z) = log(y) - eta``, exact however small z is
+    (where z - 1 rounds to -1, log1p would be log(0))."""
+    near = np.abs(z - 1.0) < 0.5
+    return np.where(near, (z - 1.0) - np.log1p(np.where(near, z - 1.0, 0.0)), (z - 1.0) - (log_y - eta))
 
 
 def _eta(coef: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 from .. import linalg
 from ..errors import FamilyError
 from .base import BlockSums, Family, Target, gram, total_weight, weighted_sum
-from .poisson import count_target, log_mean_rate
+from .poisson import count_target, log_factorial, log_mean_rate
 
 #: At and above this size parameter r = 1/alpha, the differences of lgamma, digamma and trigamma at
 #: r + y and r come from their asymptotic series (which keep every digit); below, from the
@@ -225,7 +225,7 @@ def log_beta_term(y: np.ndarray, r: float) -> np.ndarray:
     only_r = ~big_y & big_r
     if only_r.any():
         v = y[only_r]
-        out[only_r] = _lgamma_shift(np.full(v.shape, r), v) - gammaln(v + 1.0)
+        out[only_r] = _lgamma_shift(np.full(v.shape, r), v) - log_factorial(v)
     only_y = big_y & ~big_r
     if only_y.any():
         v = y[only_y]
@@ -233,8 +233,22 @@ def log_beta_term(y: np.ndarray, r: float) -> np.ndarray:
     small = ~big_y & ~big_r
     if small.any():
         v = y[small]
-        out[small] = gammaln(v + r) - gammaln(r) - gammaln(v + 1.0)
+        out[small] = by_count(lambda k: gammaln(k + r), v) - gammaln(r) - log_factorial(v)
     return out
+
+
+#: Counts up to this size share their per-value terms (see :func:`by_count`).
+COUNT_TABLE_SIZE = 4096
+
+
+def by_count(f, y: np.ndarray) -> np.ndarray:
+    """``f(y)`` elementwise, computed once per distinct count when the counts are small (a table
+    of ``f(0..max)`` and a gather): counts take few values, and the special functions of the
+    negative binomial cost far more per call than the gather."""
+    top = float(y.max()) if y.size else 0.0
+    if top >= COUNT_TABLE_SIZE:
+        return f(y)
+    return np.take(f(np.arange(int(top) + 1, dtype=np.float64)), y.astype(np.intp))
 
 
 def _digamma_differences(y: np.ndarray, r: float, order: int):
@@ -248,8 +262,8 @@ def _digamma_differences(y: np.ndarray, r: float, order: int):
     from scipy.special import digamma, polygamma
 
     if r < ASYMPTOTIC_R:
-        dg = digamma(y + r) - digamma(r)
-        tg = polygamma(1, y + r) - polygamma(1, r) if order >= 2 else None
+        dg = by_count(lambda k: digamma(k + r), y) - digamma(r)
+        tg = by_count(lambda k: polygamma(1, k + r), y) - polygamma(1, r) if order >= 2 else None
         return dg, tg
     x = r + y
     dg = np.log1p(y / r) + y / (2.0 * r * x) + (_D(x) - _D(r))

@@ -68,6 +68,8 @@ class FormulaPlan:
     own_intercept : bool
         The family has an intercept column (else the formula's intercept term only sets how factors
         are coded, and its column is left out).
+    family_name : str
+        For messages.
     """
 
     formula: str
@@ -80,6 +82,7 @@ class FormulaPlan:
     held: list
     stateful: list
     own_intercept: bool = True
+    family_name: str = ""
 
 
 def _dotted(node) -> str | None:
@@ -187,7 +190,7 @@ def plan_formula(
     used = list(dict.fromkeys([*variables, *roles.values()]))
     return FormulaPlan(
         formula, parsed, target_name, target_column, variables, used, roles,
-        sorted(held, key=order.__getitem__), stateful, own_intercept,
+        sorted(held, key=order.__getitem__), stateful, own_intercept, family.name,
     )
 
 
@@ -306,7 +309,7 @@ def learn(plan: FormulaPlan, summaries: list[dict], columns: Sequence[str]) -> L
     if not plan.own_intercept:
         if not has_intercept:
             raise UsageError(
-                f"--formula '{plan.formula}' drops the intercept term, which the family needs: its own parameters "
+                f"--formula '{plan.formula}' drops the intercept term, which {plan.family_name} needs: its own parameters "
                 "take the intercept's place, and without the term a factor is coded by a column per level, which "
                 "those parameters cannot be told apart from.",
                 "Remove '- 1' (or '+ 0') from the formula; the intercept's column is left out of the design.",
