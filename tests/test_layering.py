@@ -104,7 +104,7 @@ ALLOWED = {
                 "distributed", "csvformat", "progress", "readers"},
     # how rows arrive: Parquet through pyarrow (the optional extra `parquet`), formulas over chunks
     "readers": {"numpy", "pandas", "pyarrow", "formulaic", "errors", "families", "data", "csvformat", "progress",
-                "linalg", "readers"},
+                "linalg", "readers", "formula_check"},
     "objective": {"numpy", "numdiff"},
     "plot": {"numpy", "matplotlib", "results", "errors"},
     "profile": {"numpy", "errors", "inference", "optimize"},

@@ -90,7 +90,7 @@ def test_streamed_formula_fit_equals_the_in_memory_fit(tmp_path, family, fmt):
     frame, csv, parquet = _files(tmp_path, family)
     assert chunks_split_levels(frame, ["region", "k"])
     data = csv if fmt == "csv" else parquet
-    local = mlefit.fit(csv, family, formula=FORMULAS[family], **OPTIONS[family])
+    local = mlefit.fit(data, family, formula=FORMULAS[family], **OPTIONS[family])
     streamed = mlefit.fit(data, family, formula=FORMULAS[family], stream=True, chunk_rows=CHUNK, **OPTIONS[family])
     assert_same(streamed, local)
     assert streamed.converged and "rounded" not in streamed.message
@@ -114,7 +114,7 @@ def client():
 def test_dask_formula_fit_equals_the_in_memory_fit(tmp_path, client, family, fmt):
     frame, csv, parquet = _files(tmp_path, family)
     data = csv if fmt == "csv" else parquet
-    local = mlefit.fit(csv, family, formula=FORMULAS[family], **OPTIONS[family])
+    local = mlefit.fit(data, family, formula=FORMULAS[family], **OPTIONS[family])
     remote = mlefit.fit(
         data, family, formula=FORMULAS[family], engine="dask", client=client, chunk_rows=CHUNK, **OPTIONS[family]
     )
@@ -240,3 +240,32 @@ def test_a_streamed_formula_model_predicts_like_the_in_memory_one(tmp_path, invo
     assert a["design"] == b["design"]
     scored = [invoke("predict", tmp_path / f"{name}.json", csv, "--digits", "10").stdout for name in ("memory", "stream")]
     assert scored[0] == scored[1] and scored[0].count("\n") == len(frame) + 1
+
+
+@pytest.mark.parametrize("engine", ["stream", "dask"])
+def test_ordered_and_censored_families_take_formulas_too(tmp_path, engine, request):
+    """ordinal (no intercept column: the formula's intercept term only sets the coding) and weibull
+    with right-censoring (--event, a boolean column in Parquet)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    n = 900
+    region = np.repeat(["a", "b", "c"], n // 3)
+    x = rng.normal(size=n)
+    eta = x + 0.5 * (region == "b")
+    label = np.where(eta + rng.logistic(size=n) > 1, "high", np.where(eta + rng.logistic(size=n) > -0.5, "mid", "low"))
+    frame = pd.DataFrame({
+        "x": x, "region": region, "y": label, "t": rng.weibull(1.5, n) * np.exp(0.3 * eta), "ev": rng.random(n) < 0.7,
+    })
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=CHUNK)
+    options = {"stream": True} if engine == "stream" else {"engine": "dask", "client": request.getfixturevalue("client")}
+    for family, formula, extra in (
+        ("ordinal", "y ~ C(region) + center(x)", {"levels": "low,mid,high"}),
+        ("weibull", "t ~ C(region) + x", {"event": "ev"}),
+    ):
+        local = mlefit.fit(path, family, formula=formula, **extra)
+        remote = mlefit.fit(path, family, formula=formula, chunk_rows=CHUNK, **extra, **options)
+        assert_same(remote, local)
+    assert "intercept" not in local.names or family == "weibull"
