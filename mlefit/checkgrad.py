@@ -26,13 +26,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from .data import Dataset, load_dataset
+from .data import Dataset, column_names, load_dataset, stdin_as_file
 from .errors import DataError, UsageError
-from .families import get_family
+from .families import DEFAULT_FAMILY, get_family
 from .families.base import Family
 from .numdiff import gradient as numeric_gradient
 from .numdiff import jacobian as numeric_jacobian
@@ -40,7 +40,8 @@ from .engines.base import RowsObjective
 from .engines.memory import MemoryRows
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, newton
 from .readers import is_parquet
-from .readers.parquet import read_for_fit
+from .readers.parquet import read_for_fit, read_frame
+from .textmodel.family import text_family
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -166,7 +167,7 @@ class GradCheck:
 
 def check_grad(
     data: "pd.DataFrame | str | Path | Dataset",
-    family: "str | Family",
+    family: "str | Family | None" = None,
     *,
     target: str | None = None,
     features: "str | Sequence[str] | None" = None,
@@ -181,6 +182,10 @@ def check_grad(
     event: str | None = None,
     link: str | None = None,
     levels: "str | Sequence | None" = None,
+    model: str | None = None,
+    nll: str | None = None,
+    start: "str | Mapping[str, float] | None" = None,
+    fixed: "str | Mapping[str, float] | None" = None,
     input_format: str | None = None,
 ) -> GradCheck:
     """Compare ``family``'s analytic gradient and Hessian of the NLL on ``data`` with central
@@ -190,8 +195,13 @@ def check_grad(
 
     Parameters
     ----------
-    data, family, target, features, intercept, weights, offset, exposure, sep, event, link, levels, input_format
-        As for :func:`mlefit.fit` (a CSV, a table, or a Parquet file or folder).
+    data, family, target, features, intercept, weights, offset, exposure, sep, event, link, levels
+        As for :func:`mlefit.fit`.
+    input_format : {"csv", "parquet"}, optional
+        How a path is read (default: from its name, as for :func:`mlefit.fit`).
+    model, nll, start, fixed
+        A likelihood written as text instead of a family, as for :func:`mlefit.fit`: its derived
+        derivatives are checked at ``start``, random points near it and the optimum.
     n_random : int, default 3
         Random points drawn around the start: each parameter moves by a standard normal number of
         its standard errors at the start (``1 / sqrt(H_ii)``).
@@ -206,16 +216,32 @@ def check_grad(
         ``passed`` is the verdict; the points are the start, the random points and the optimum
         (the point Newton's method stops at, labelled ``end of fit`` if it did not converge).
     """
+    text = model is not None or nll is not None
+    if not isinstance(data, Dataset) and is_parquet(data, input_format):
+        # a text model names its columns in its text: every column is read for it
+        data = read_frame(data) if text else read_for_fit(data, target=target, features=features, intercept=intercept,
+                                                         roles=dict(weights=weights, offset=offset, exposure=exposure, event=event))
+    if text:
+        given = {"--family": family, "--target": target, "--features": features, "--offset": offset,
+                 "--exposure": exposure, "--event": event, "--link": link, "--levels": levels}
+        for option, value in given.items():
+            if value is not None:
+                raise UsageError(f"{option} does not apply to a text model: the text names its columns and terms.")
+        with stdin_as_file(data) as data:
+            fam = text_family(model, nll, columns=column_names(data, sep), start=start, fixed=fixed)
+            return check_grad(
+                data, fam, target=fam.target, features=list(fam.columns), intercept=not fam.columns,
+                weights=weights, n_random=n_random, seed=seed, tol=tol, sep=sep,
+            )
+    if start is not None or fixed is not None:
+        raise UsageError(f"{'--start' if start is not None else '--fixed'} applies to a text model (--model or --nll).")
     if isinstance(levels, str):
         levels = tuple(v.strip() for v in levels.split(",") if v.strip())
-    fam = get_family(family, link=link, levels=levels)
+    fam = get_family(DEFAULT_FAMILY if family is None else family, link=link, levels=levels)
     if not (tol > 0 and math.isfinite(tol)):
         raise UsageError(f"--tol must be a positive number; got {tol}.")
     if n_random < 0:
         raise UsageError(f"--points must be 0 or more; got {n_random}.")
-    if not isinstance(data, Dataset) and is_parquet(data, input_format):
-        roles = dict(weights=weights, offset=offset, exposure=exposure, event=event)
-        data = read_for_fit(data, target=target, features=features, intercept=intercept and fam.intercept_column, roles=roles)
     ds = data if isinstance(data, Dataset) else load_dataset(
         data, fam, target=target, features=features, intercept=intercept and fam.intercept_column, weights=weights,
         offset=offset, exposure=exposure, sep=sep, event=event,
@@ -231,6 +257,11 @@ def check_grad(
     labels = fam.param_names(list(ds.feature_names), ds.levels, optimiser=True)
     names = [n for n, _ in labels]
 
+    if not math.isfinite(objective.value(x0)):
+        raise UsageError(
+            f"the NLL is not finite at the start ({', '.join(f'{n}={v:.10g}' for n, v in zip(names, x0))}), "
+            "where the derivatives are checked first; choose another start (--start)."
+        )
     H0 = objective.value_grad_hess(x0)[2]
     diag = np.abs(np.diag(H0))
     usable = (diag > 0) & np.isfinite(diag)

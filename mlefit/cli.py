@@ -88,6 +88,46 @@ FamilyOpt = Annotated[
         help=f"Model family: {', '.join(FAMILY_NAMES)}.",
     ),
 ]
+MaybeFamilyOpt = Annotated[
+    Optional[FamilyName],
+    typer.Option(
+        "--family", "-f", metavar="FAMILY", case_sensitive=False,
+        help=f"Model family: {', '.join(FAMILY_NAMES)} (or a model written as text: --model).",
+    ),
+]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model", metavar="TEXT",
+        help="A likelihood written as text instead of a family: 'y ~ normal(mean = a + b*x, sd = exp(log_s))' "
+        "(the grammar is below; docs/models.md).",
+    ),
+]
+NllOpt = Annotated[
+    Optional[str],
+    typer.Option("--nll", metavar="EXPR", help="The per-row negative log-likelihood written out, instead of a family."),
+]
+StartOpt = Annotated[
+    Optional[str],
+    typer.Option("--start", metavar="A=V,...", help="Text models: the start, e.g. a=0.5,b=1 (0 for a parameter not named)."),
+]
+FixedOpt = Annotated[
+    Optional[str],
+    typer.Option("--fixed", metavar="A=V,...", help="Text models: hold these parameters at these values."),
+]
+#: The grammar of text models, for the help pages (kept here, not imported, so that --help loads no
+#: numpy; a test checks it against the grammar's tables).
+MODEL_HELP = """\b
+Text models (--model, --nll; exact derivatives need sympy: pip install 'mlefit[model]'):
+  --model "TARGET ~ DISTRIBUTION(argument = EXPR, ...)"  or  --nll "EXPR" (the per-row NLL)
+  distributions: normal(mean, sd), bernoulli(prob), binomial(size, prob), poisson(rate),
+    negbin(mean, alpha), gamma(shape, scale), weibull(shape, scale), exponential(rate),
+    lognormal(meanlog, sdlog), beta(a, b), student_t(df, loc, scale)
+  EXPR: numbers, column names, parameter names, + - * / ** and parentheses, and the functions
+    exp, log, log1p, expm1, sqrt, sigmoid (expit), logit, softplus, lgamma, digamma
+  A name that is not a column of the data is a parameter. Example:
+    mlefit fit data.csv --model "rate ~ normal(mean = vmax*conc/(km + conc), sd = exp(s))" --start vmax=200,km=0.1
+"""
 TargetOpt = Annotated[
     Optional[str],
     typer.Option("--target", "-y", help="Target column.", show_default="'y' if present, else the last column"),
@@ -337,10 +377,14 @@ def _true_intercept(intercept: str | None, no_intercept: bool) -> str | float | 
     return 0.0 if intercept is None else intercept
 
 
-@app.command()
+@app.command(epilog=MODEL_HELP)
 def fit(
     data: DataArg,
-    family: FamilyOpt,
+    family: MaybeFamilyOpt = None,
+    model: ModelOpt = None,
+    nll: NllOpt = None,
+    start: StartOpt = None,
+    fixed: FixedOpt = None,
     target: TargetOpt = None,
     features: FeaturesOpt = None,
     intercept: InterceptOpt = True,
@@ -425,13 +469,15 @@ def fit(
     """Fit a model to a CSV or Parquet data and print estimates, fit statistics and the convergence table.
 
     Exit codes: 0 converged; 2 usage or input error; 3 not converged (results still printed);
-    4 the classes are separated (the MLE does not exist; try --l2).
+    4 the classes are separated (the MLE does not exist; try --l2); 5 a text model's derived
+    derivatives disagree with finite differences (a bug).
     """
     from . import progress, render
     from .errors import ConvergenceWarning
     from .fit import fit as fit_model
 
     with user_errors():
+        _family_or_model(family, model, nll)
         _refuse_overwrite(data, "the input file", {"--trace-out": trace_out, "--save": save, "--plot": plot})
         if plot is not None:
             from .plot import require_matplotlib
@@ -442,7 +488,8 @@ def fit(
                 progress.reporting(reporter):
             warnings.simplefilter("ignore", ConvergenceWarning)
             result = fit_model(
-                data, family.value, target=target, features=features, intercept=intercept,
+                data, None if family is None else family.value, model=model, nll=nll, start=start, fixed=fixed,
+                target=target, features=features, intercept=intercept,
                 formula=formula, weights=weights, offset=offset, exposure=exposure, event=event, link=link, levels=levels, dropna=dropna, l2=l2,
                 cov=cov.value,
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
@@ -485,6 +532,18 @@ def _format(value: "InputFormat | None") -> str | None:
     return None if value is None else value.value
 
 
+def _family_or_model(family, model: str | None, nll: str | None) -> None:
+    """Exactly one of --family, --model and --nll."""
+    given = [o for o, v in (("--family", family), ("--model", model), ("--nll", nll)) if v is not None]
+    if not given:
+        raise UsageError(
+            f"say what to fit: --family FAMILY (one of {', '.join(FAMILY_NAMES)}), or a likelihood written "
+            "as text with --model or --nll."
+        )
+    if len(given) > 1:
+        raise UsageError(f"{given[0]} and {given[1]} cannot be used together: give one of --family, --model and --nll.")
+
+
 def _bytes(text: str | None) -> int | None:
     """``--memory-limit``: ``"500000000"``, ``"512M"``, ``"2G"`` to bytes."""
     if text is None:
@@ -505,8 +564,20 @@ def _bytes(text: str | None) -> int | None:
 
 @app.command()
 def simulate(
-    family: FamilyOpt,
-    coef: CoefOpt,
+    family: MaybeFamilyOpt = None,
+    coef: Annotated[Optional[str], typer.Option("--coef", metavar="TEXT", help=CoefOpt.__metadata__[0].help)] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model", metavar="TEXT",
+            help="Draw from a model written as text instead of a family: 'y ~ poisson(rate = exp(a + b*x))' "
+            "(see mlefit fit --help), with --param.",
+        ),
+    ] = None,
+    param: Annotated[
+        Optional[str],
+        typer.Option("--param", metavar="A=V,...", help="With --model: the true value of every parameter, e.g. a=1,b=2."),
+    ] = None,
     intercept: TrueInterceptOpt = None,
     no_intercept: NoInterceptFlag = False,
     sigma: SigmaOpt = None,
@@ -521,7 +592,14 @@ def simulate(
     exposure: TrueExposureOpt = None,
     n: Annotated[Optional[int], typer.Option("--n", "-n", help="Rows to draw (default: 1000; with --design its rows).")] = None,
     design: DesignOpt = None,
-    features: DesignFeaturesOpt = None,
+    features: Annotated[
+        Optional[str],
+        typer.Option(
+            "--features", "-x",
+            help="Comma-separated columns of --design (default: all but 'y'); with --model and no --design, the "
+            "columns of standard normals to draw.",
+        ),
+    ] = None,
     seed: SeedOpt = None,
     output: Annotated[
         Optional[Path],
@@ -539,21 +617,42 @@ def simulate(
     """Draw a CSV (features x1..xp and target y) from known parameters, ready for 'mlefit fit -'.
 
     Floats are written exactly; the same --seed gives byte-identical output. Class labels are
-    0..K-1 with 0 the reference; class k is driven by the k-th coefficient row.
+    0..K-1 with 0 the reference; class k is driven by the k-th coefficient row. With --model, the
+    model's columns (from --design, or standard normals named by --features) and its target.
     """
     from . import render
-    from .simulate import simulate_with_truth, write_truth
+    from .simulate import simulate_model_with_truth, simulate_with_truth, write_truth
 
     with user_errors():
         _refuse_overwrite(design, "the --design file", {"--output": output, "--truth": truth})
         if output is not None and truth is not None and _same_file(output, str(truth)):
             raise UsageError("--output and --truth name the same file.")
-        frame, known = simulate_with_truth(
-            family.value, coef, n=n, intercept=_true_intercept(intercept, no_intercept),
-            ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape, scale=scale), exposure=exposure,
-            link=link, censor_rate=censor_rate, censor_time=censor_time,
-            n_classes=classes, cutpoints=cutpoints, design=design, features=features, seed=seed,
-        )
+        if model is not None:
+            given = {
+                "--family": family, "--coef": coef, "--intercept": intercept, "--no-intercept": no_intercept or None,
+                "--sigma": sigma, "--alpha": alpha, "--shape": shape, "--scale": scale, "--link": link,
+                "--censor-rate": censor_rate, "--censor-time": censor_time, "--classes": classes,
+                "--exposure": exposure, "--cutpoints": cutpoints,
+            }
+            for option, value in given.items():
+                if value is not None:
+                    raise UsageError(f"{option} does not apply with --model: the model's text and --param say it all.")
+            if param is None:
+                raise UsageError("--model needs the true parameters: --param a=1,b=2.")
+            frame, known = simulate_model_with_truth(model, param, n=n, design=design, features=features, seed=seed)
+        else:
+            if param is not None:
+                raise UsageError("--param applies with --model; a family takes --coef.")
+            if family is None or coef is None:
+                raise UsageError(
+                    "say what to draw from: --family FAMILY with --coef, or a model written as text with --model and --param."
+                )
+            frame, known = simulate_with_truth(
+                family.value, coef, n=n, intercept=_true_intercept(intercept, no_intercept),
+                ancillary=_ancillary(sigma=sigma, alpha=alpha, shape=shape, scale=scale), exposure=exposure,
+                link=link, censor_rate=censor_rate, censor_time=censor_time,
+                n_classes=classes, cutpoints=cutpoints, design=design, features=features, seed=seed,
+            )
         from .readers.parquet import is_parquet_output, write_frame
 
         parquet = is_parquet_output(output)
@@ -758,10 +857,14 @@ def lrtest(
     sys.stdout.flush()
 
 
-@app.command("check-grad")
+@app.command("check-grad", epilog=MODEL_HELP)
 def check_grad(
     data: DataArg,
-    family: FamilyOpt,
+    family: MaybeFamilyOpt = None,
+    model: ModelOpt = None,
+    nll: NllOpt = None,
+    start: StartOpt = None,
+    fixed: FixedOpt = None,
     target: TargetOpt = None,
     features: FeaturesOpt = None,
     intercept: InterceptOpt = True,
@@ -784,8 +887,8 @@ def check_grad(
     sep: SepOpt = None,
     input_format: InputFormatOpt = None,
 ) -> None:
-    """Check the family's analytic gradient and Hessian against central finite differences at
-    the start, at random points near it and at the optimum.
+    """Check the family's (or a text model's) analytic gradient and Hessian against central
+    finite differences at the start, at random points near it and at the optimum.
 
     Exit codes: 0 every relative error within --tol; 2 usage or input error; 5 they disagree.
     """
@@ -793,8 +896,10 @@ def check_grad(
     from .checkgrad import check_grad as run_check
 
     with user_errors():
+        _family_or_model(family, model, nll)
         check = run_check(
-            data, family.value, target=target, features=features, intercept=intercept, weights=weights,
+            data, None if family is None else family.value, model=model, nll=nll, start=start, fixed=fixed,
+            target=target, features=features, intercept=intercept, weights=weights,
             offset=offset, exposure=exposure, event=event, link=link, levels=levels, n_random=points, seed=seed,
             tol=tol, sep=sep, input_format=_format(input_format),
         )

@@ -12,7 +12,8 @@ Exit codes (documented in the README):
 2     a usage or input error: bad option, missing file or column, bad values
 3     the fit ran but did not converge; its results are still printed
 4     the classes are separated: the maximum-likelihood estimates do not exist
-5     ``check-grad``: the analytic derivatives disagree with finite differences
+5     ``check-grad``, or a text model before its fit: the analytic derivatives disagree with
+      finite differences
 ====  =====================================================================
 """
 
@@ -76,6 +77,13 @@ class UsageError(MlefitError):
 
 class ModelError(MlefitError):
     """A saved model file cannot be read or used (not a model, a newer format, an unknown design)."""
+
+
+class DerivativeError(MlefitError):
+    """The derivatives derived for a text model disagree with finite differences at the start of
+    its fit: a bug of mlefit, not a mistake of the user's (exit code 5, as ``check-grad``'s)."""
+
+    exit_code = EXIT_CHECK_FAILED
 
 
 class ConvergenceWarning(UserWarning):

@@ -13,12 +13,12 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from . import checks, inference, progress
-from .data import Dataset, dataset_from_arrays, load_dataset
+from .data import Dataset, column_names, dataset_from_arrays, load_dataset, stdin_as_file
 from .engines.base import RowsObjective, Source
 from .engines.memory import WARM_START_STRIDE as WARM_STRIDE, MemoryRows
 from .errors import ConvergenceWarning, DataError, UsageError
@@ -53,7 +53,7 @@ class Extras:
 
 def fit(
     data: "pd.DataFrame | str | Path | Dataset | None" = None,
-    family: "str | Family" = DEFAULT_FAMILY,
+    family: "str | Family | None" = None,
     *,
     target: str | None = None,
     features: "str | Sequence[str] | None" = None,
@@ -88,6 +88,10 @@ def fit(
     profile: "str | Sequence[str] | None" = None,
     level: float = 0.95,
     fingerprint: bool = False,
+    model: str | None = None,
+    nll: str | None = None,
+    start: "str | Mapping[str, float] | None" = None,
+    fixed: "str | Mapping[str, float] | None" = None,
 ) -> FitResult:
     """Fit a model by maximum likelihood.
 
@@ -96,8 +100,9 @@ def fit(
     data : DataFrame, path, ``"-"`` or Dataset, optional
         A table (or a CSV path, ``"-"`` for standard input, or a Parquet file or folder of Parquet
         files) holding the target and the features.
-    family : str or Family
-        A family of the registry (``mlefit families``), by name.
+    family : str or Family, optional
+        A family of the registry (``mlefit families``), by name; default bernoulli, unless a
+        ``model`` or ``nll`` is given instead.
     target : str, optional
         The target column; default ``y`` if present, else the last column.
     features : str or list of str, optional
@@ -177,17 +182,61 @@ def fit(
     fingerprint : bool, default False
         Compute ``data_fingerprint``, a SHA-256 of the rows used (encoded target, weights, row
         count; :mod:`mlefit.fingerprint`), which saved models carry for ``mlefit lrtest``.
+    model : str, optional
+        Instead of a family, a likelihood written as text (see :mod:`mlefit.textmodel` and
+        docs/models.md): ``"y ~ normal(mean = a + b*x, sd = exp(log_s))"``. A name in the text that
+        is a column of ``data`` is data, any other a parameter; derivatives are derived exactly
+        (sympy, the extra ``mlefit[model]``; without it the fit uses finite differences). Not with
+        ``target``, ``features``, ``formula``, ``offset``, ``exposure``, ``event``, ``link``,
+        ``levels`` or ``l2``, nor ``X``/``y``.
+    nll : str, optional
+        Instead of a family or a model, the per-row negative log-likelihood written out
+        (``"-log(sigmoid(g) ...)"``). Its first column plays the target's part in the report.
+    start : str or mapping, optional
+        A text model's start, ``"a=0.5,b=1"`` or ``{"a": 0.5, "b": 1}``: 0 for a parameter not
+        named. A start where the NLL is not finite is a UsageError naming the row.
+    fixed : str or mapping, optional
+        Parameters of a text model held at these values (not estimated), in the same form.
 
     Returns
     -------
     FitResult
         With ``converged=False`` (and a ConvergenceWarning) when the optimiser stopped early.
     """
+    if model is not None or nll is not None:
+        _refuse_with_text_model(
+            any(v is not None for v in (X, y, feature_names)), family=family, target=target, features=features,
+            formula=formula, offset=offset, exposure=exposure, event=event, link=link, levels=levels, l2=l2,
+        )
+        if isinstance(data, Dataset):
+            raise UsageError("a text model reads a table or a CSV file, not a Dataset built for a family.")
+        if engine == "dask" and str(data) == "-":
+            raise UsageError("--engine dask reads a CSV or Parquet file (a path the workers can read), not standard input.")
+        with stdin_as_file(data) as data:
+            from .readers import is_parquet
+            from .textmodel.family import text_family
+
+            if is_parquet(data, input_format):
+                from .readers.parquet import ParquetSource
+
+                names = ParquetSource(data).names
+            else:
+                names = column_names(data, sep)
+            fam = text_family(model, nll, columns=names, start=start, fixed=fixed)
+            return fit(
+                data, fam, target=fam.target, features=list(fam.columns), intercept=not fam.columns,
+                weights=weights, dropna=dropna, cov=cov, method=method, gradient=gradient, tol=tol,
+                max_iter=max_iter, stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
+                memory_limit=memory_limit, engine=engine, scheduler=scheduler, client=client, sep=sep,
+                ci=ci, profile=profile, level=level, fingerprint=fingerprint, input_format=input_format,
+            )
+    if start is not None or fixed is not None:
+        raise UsageError(f"{'--start' if start is not None else '--fixed'} applies to a text model (--model or --nll).")
     if isinstance(levels, str):
         levels = tuple(v.strip() for v in levels.split(",") if v.strip())
     elif levels is not None:
         levels = tuple(levels)
-    fam = get_family(family, link=link, levels=levels)
+    fam = get_family(DEFAULT_FAMILY if family is None else family, link=link, levels=levels)
     if event is not None and not fam.censored:
         raise UsageError(f"--event does not apply to {fam.name}: its rows are never censored.")
     # a family whose other parameters take the intercept's part (ordinal cutpoints) has no column of ones
@@ -196,6 +245,8 @@ def fit(
         raise UsageError(f"unknown method '{method}'.", f"Choose one of: {', '.join(METHODS)}.")
     if gradient not in GRADIENTS:
         raise UsageError(f"unknown gradient '{gradient}'.", f"Choose one of: {', '.join(GRADIENTS)}.")
+    if not fam.analytic:  # a family without exact derivatives is fitted with finite differences
+        gradient = "numeric"
     if tol is None:
         tol = DEFAULT_TOL[method] if gradient == "analytic" else max(DEFAULT_TOL[method], 1e-6)
     if not (tol > 0 and math.isfinite(tol)):
@@ -297,6 +348,31 @@ def _extras(ci, profile, level, fingerprint, cov: str, l2) -> Extras:
     return Extras(ci, names, float(level), bool(fingerprint))
 
 
+#: The options of a family's fit that a text model does not take, and why.
+NOT_WITH_A_MODEL = {
+    "family": "the model replaces the family",
+    "target": "the model names its target left of '~'",
+    "features": "the model reads the columns it names",
+    "formula": "the model reads the columns it names",
+    "offset": "write the offset into the text",
+    "exposure": "write the exposure's log into the text",
+    "event": "its rows are never censored",
+    "link": "the text writes every term",
+    "levels": "the text writes every term",
+    "l2": "write a penalty into an --nll text if you want one",
+}
+
+
+def _refuse_with_text_model(arrays: bool, **given: Any) -> None:
+    """A text model names its own columns and writes every term: the options of a family's design
+    do not apply (``given``: the options of :data:`NOT_WITH_A_MODEL`), nor arrays without names."""
+    if arrays:
+        raise UsageError("a text model reads a table or a CSV file, whose column names it uses; give data, not X and y.")
+    for name, value in given.items():
+        if value is not None:
+            raise UsageError(f"--{name} does not apply to a text model: {NOT_WITH_A_MODEL[name]}.")
+
+
 def source_of(ds: Dataset) -> Source:
     """The :class:`Source` of a dataset in memory."""
     return Source(
@@ -355,7 +431,7 @@ def fit_source(
     # Columns of extreme magnitude are fitted scaled by powers of two (exact): the estimates of the
     # scaled design times `factor` are those of the data as given.
     factor = None
-    scale = column_scale(src.rows)
+    scale = column_scale(src.rows) if fam.linear_predictor else None
     if scale is not None:
         if l2 is not None:
             j = int(np.flatnonzero(scale != 1.0)[0])
@@ -379,7 +455,7 @@ def fit_source(
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
     fam.check_counts(target_counts)
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
-    if l2 is None:  # with a penalty the optimum is unique even for collinear columns (ridge)
+    if l2 is None and fam.linear_predictor:  # with a penalty the optimum is unique even for collinear columns (ridge)
         gram = rows.check_rank(src.feature_names, src.intercept)
 
     analytic = RowsObjective(fam, rows)
@@ -398,6 +474,7 @@ def fit_source(
             closed = replace(closed, params=closed.params * factor)
         return replace(_exact_fit(src, fam, closed, method, gradient, tol, n_weight, null, extras), target_counts=target_counts or None)
     x0 = _start(src, fam, n_classes, closed, null)
+    fam.check_start(x0, src.feature_names, analytic, rows.sample)
 
     if closed is not None and method == "newton" and gradient == "analytic":
         # The MLE is known in closed form: Newton from it would stop at iteration 0, but its
@@ -419,7 +496,10 @@ def fit_source(
         if limit is not None:
             at_boundary, held = limit
             opt = _fit_at_boundary(objective, opt, at_boundary, held, method, tol, max_iter)
-        hess = opt.hess if gradient == "analytic" and opt.hess is not None else exact.value_grad_hess(opt.params)[2]
+        if gradient == "analytic" and opt.hess is not None:
+            hess = opt.hess
+        else:  # standard errors from the analytic Hessian, or from differences without one
+            hess = (exact if fam.analytic else objective).value_grad_hess(opt.params)[2]
         if at_boundary is not None:
             # the others' covariance with the boundary parameters held at their limit
             keep = ~at_boundary
@@ -583,8 +663,7 @@ def _finish(
     times those of the data as given."""
     if cov_model is None:
         raise DataError(
-            "the Hessian is singular at the estimate, so standard errors do not exist.",
-            "Check for nearly collinear columns, or use --l2.",
+            "the Hessian is singular at the estimate, so standard errors do not exist.", fam.singular_hint,
         )
     cov_used = cov_model
     if cov == "robust":  # over the parameters with a covariance (not those at a boundary)
@@ -627,7 +706,8 @@ def _with_profile(
         def reported(j: int, v: float) -> float:
             point = opt.params.copy()
             point[j] = v
-            value = float(fam.natural(point, zero)[0][j])
+            n_classes = len(result.levels) if fam.classes and result.levels is not None else None
+            value = float(fam.natural(point, zero, n_classes)[0][j])
             return value if factor is None else value * float(factor[j])
 
         limit = fam.boundary(opt.params)
@@ -807,7 +887,7 @@ def _n_obs(src: Source, n_weight: float) -> int | float:
 def _described(src: Source, fam: Family) -> dict[str, Any]:
     """What every result says about its data and model, from the source."""
     labels = fam.param_names(list(src.feature_names), src.levels)
-    return dict(
+    out = dict(
         family=fam.name, family_options=fam.options_given(), target=src.target, target_note=src.target_note,
         feature_names=src.feature_names, levels=src.levels, intercept=src.intercept,
         names=tuple(n for n, _ in labels), classes=tuple(c for _, c in labels),
@@ -815,6 +895,8 @@ def _described(src: Source, fam: Family) -> dict[str, Any]:
         n_dropped=src.n_dropped, design=src.design, loss_name=fam.loss_name,
         separator=src.separator, separator_detected=src.separator_detected,
     )
+    out.update(fam.result_fields())  # a family's own fields, and how it describes its design
+    return out
 
 
 def _build(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,10 @@ class Model:
         The columns of the offset and the exposure, which prediction reads too.
     family_options : dict
         The family's options of the fit (``link``, ``levels``), which prediction uses too.
+    text_model : dict or None
+        A likelihood written as text (family ``model``): ``{"text", "columns", "fixed"}``, the
+        text, the data columns it read (target first) and the parameters held fixed; prediction
+        parses and compiles the text again (it is never evaluated).
     """
 
     family: str
@@ -98,10 +103,15 @@ class Model:
     offset: str | None = None
     exposure: str | None = None
     family_options: dict[str, Any] = field(default_factory=dict)
+    text_model: dict[str, Any] | None = None
 
-    @property
+    @cached_property
     def fam(self):
-        """The family, with the fit's options."""
+        """The family, with the fit's options (a text model's, compiled from its text)."""
+        if self.text_model is not None:
+            from .textmodel.family import family_from_record
+
+            return family_from_record(self.text_model)
         return get_family(self.family, **self.family_options)
 
     # -- from a fit, to and from JSON -------------------------------------------------------------
@@ -128,6 +138,10 @@ class Model:
                 "data_fingerprint": result.data_fingerprint,
             },
             offset=result.offset, exposure=result.exposure, family_options=dict(result.family_options),
+            text_model=None if result.model is None else {
+                "text": result.model, "columns": [result.target, *result.feature_names],
+                "fixed": dict(result.fixed or {}),
+            },
         )
 
     @property
@@ -164,6 +178,7 @@ class Model:
             "exposure": self.exposure,
             "family_options": self.family_options,
             "fit": self.fit,
+            **({} if self.text_model is None else {"model": self.text_model}),
         })
 
     @classmethod
@@ -182,7 +197,13 @@ class Model:
             )
         try:
             family = doc["family"]
-            if family not in FAMILY_NAMES:
+            text_model = doc.get("model")
+            if text_model is not None:
+                if not isinstance(text_model, dict):
+                    raise ValueError(f"its model {text_model!r} is not an object")
+                text_model = {"text": text_model["text"], "columns": text_model["columns"],
+                              "fixed": text_model.get("fixed") or {}}
+            elif family not in FAMILY_NAMES:
                 raise ModelError(f"{source} is of an unknown family '{family}'; known: {', '.join(FAMILY_NAMES)}.")
             design = doc["design"]
             kind = design.get("kind") if isinstance(design, dict) else None
@@ -204,6 +225,7 @@ class Model:
                 fit=dict(doc.get("fit") or {}),
                 offset=_name(doc.get("offset")), exposure=_name(doc.get("exposure")),
                 family_options=_options(doc.get("family_options")),
+                text_model=text_model,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError(f"{source} is damaged: {_describe(exc)}.") from None
@@ -227,7 +249,10 @@ class Model:
             raise ModelError(
                 f"{source} is damaged: its formula design needs the formula and the encoder and transform states."
             )
-        fam = self.fam
+        try:
+            fam = self.fam
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{source} is damaged: {_describe(exc)}.") from None
         n_classes = len(self.levels) if fam.classes and self.levels is not None else None
         if fam.classes and (n_classes is None or n_classes < 2):
             raise ModelError(f"{source} is damaged: a {fam.name} model needs its class labels (levels).")

@@ -61,17 +61,21 @@ def use_rich(stream: TextIO) -> bool:
 
 
 def header_lines(result: FitResult) -> list[str]:
-    from .families import get_family
+    if result.model is not None:
+        lines = model_lines(result)
+    else:
+        from .families import get_family
 
-    fam = get_family(result.family, **result.family_options)
-    options = "".join(
-        f", {k} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}" for k, v in result.family_options.items()
-    )
-    lines = [
-        f"mlefit fit: {result.family} ({fam.title()}){options}, method {result.method}, "
-        f"{result.gradient} gradient",
-        f"target: {result.target}" + (f"; {result.target_note}" if result.target_note else ""),
-    ]
+        fam = get_family(result.family, **result.family_options)
+        options = "".join(
+            f", {k} {','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+            for k, v in result.family_options.items()
+        )
+        lines = [
+            f"mlefit fit: {result.family} ({fam.title()}){options}, method {result.method}, "
+            f"{result.gradient} gradient",
+            f"target: {result.target}" + (f"; {result.target_note}" if result.target_note else ""),
+        ]
     if result.separator_detected:
         lines.append(separator_note(result.separator))
     if result.weights is not None:
@@ -116,6 +120,26 @@ def _profile_cell(value: float, status: str) -> str:
     if status == "found":
         return number(value)
     return "unbounded" if status == "unbounded" else "NA"
+
+
+def model_lines(result: FitResult) -> list[str]:
+    """The first lines of the report of a text model: the text, the columns and parameters found."""
+    written = "~" in result.model
+    derivatives = "exact derivatives (sympy)" if result.gradient == "analytic" else "numeric gradient"
+    lines = [
+        f"mlefit fit: {'model' if written else 'NLL'} written as text, method {result.method}, {derivatives}",
+        f"{'model' if written else 'nll'}: {result.model}",
+    ]
+    others = ", ".join(result.feature_names) or "none"
+    if written:
+        lines.append(f"target: {result.target}; other columns read: {others}")
+    else:
+        lines.append(f"columns read: {', '.join([result.target, *result.feature_names])}")
+    found = ", ".join(result.names) + ("".join(f", {k} = {number(v)} (fixed)" for k, v in (result.fixed or {}).items()))
+    lines.append(f"parameters found: {found}")
+    if result.gradient != "analytic" and result.derivatives is not None and not result.derivatives.startswith("exact"):
+        lines.append(f"derivatives: {result.derivatives}")
+    return lines
 
 
 def estimate_table(result: FitResult) -> tuple[list[str], list[list[str]]]:
@@ -193,6 +217,8 @@ def trace_rows(result: FitResult, verbose: bool = False) -> list[list[str] | Non
     """Rows of the convergence table; ``None`` stands for the elision line."""
     records = result.trace
     rows: list[list[str] | None] = []
+    if result.compile_seconds is not None:  # a text model: its derivation and compilation first
+        rows.append(["compile", "NA", "NA", "NA", f"{result.compile_seconds:.4f}"])
     cut = not verbose and len(records) > TRACE_HEAD + TRACE_TAIL + 1
     for i, r in enumerate(records):
         if cut and TRACE_HEAD <= i < len(records) - TRACE_TAIL:

@@ -145,6 +145,15 @@ class FitResult:
     profile_fits: int | None = None
     profile_passes: int | None = None
     data_fingerprint: str | None = None
+    #: A likelihood written as text (``--model`` or ``--nll``): the text, the parameters held fixed
+    #: and the start, ``{name: value}``, and the seconds spent deriving and compiling it (0 when
+    #: it came from the process's cache). None for a family.
+    model: str | None = None
+    fixed: dict | None = None
+    start: dict | None = None
+    compile_seconds: float | None = None
+    #: How a text model's derivatives were computed (exact, or finite differences without sympy).
+    derivatives: str | None = None
 
     @property
     def error_se(self) -> np.ndarray | None:
@@ -250,6 +259,11 @@ class FitResult:
         }
         # the family's own counts of the target (survival: n_events, n_censored), where it has them
         out.update(self.target_counts or {})
+        if self.model is not None:
+            out.update(
+                model=self.model, fixed=self.fixed, start=self.start, compile_seconds=self.compile_seconds,
+                derivatives=self.derivatives,
+            )
         return json_safe(out)
 
 

@@ -155,6 +155,8 @@ class Truth:
     source: str | None = None
     #: The family's options (``link``) the data were drawn with.
     family_options: dict = field(default_factory=dict)
+    #: A model written as text (``simulate --model``): its text; the family is then ``model``.
+    model: str | None = None
 
     @property
     def n_params(self) -> int:
@@ -167,7 +169,9 @@ class Truth:
 
     @property
     def params(self) -> np.ndarray:
-        """The values on the optimiser's scale (gaussian: log sigma)."""
+        """The values on the optimiser's scale (gaussian: log sigma; a text model's as they are)."""
+        if self.model is not None:
+            return self.values
         n_classes = len(self.levels) if self.levels is not None else None
         return get_family(self.family, **self.family_options).from_natural(self.values, n_classes)
 
@@ -183,6 +187,12 @@ class Truth:
 
     def to_dict(self) -> dict[str, Any]:
         """The truth file of ``mlefit simulate --truth``: ``parameters`` as in ``fit --format json``."""
+        if self.model is not None:
+            return {
+                "family": self.family, "model": self.model, "features": list(self.feature_names),
+                "intercept": False, "n_obs": self.n_obs, "seed": self.seed, "design": self.design,
+                "parameters": self.parameter_rows(),
+            }
         ancillary = get_family(self.family, **self.family_options).ancillary_values(self.values)
         return {
             "family": self.family,
@@ -640,6 +650,100 @@ def simulate(
     return frame
 
 
+def simulate_model_with_truth(
+    model: str,
+    params: "str | Mapping[str, float]",
+    *,
+    n: int | None = None,
+    design: "str | Path | pd.DataFrame | None" = None,
+    features: "str | Sequence[str] | None" = None,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+) -> "tuple[pd.DataFrame, Truth]":
+    """Draw the target of a model written as text (``"y ~ poisson(rate = exp(a + b*x))"``) given
+    its other columns, at the parameter values ``params`` (``"a=1,b=2"`` or a mapping).
+
+    The other columns come from ``design`` (a CSV path or a table; ``features``: which of its
+    columns, default all), or, without one, are ``n`` rows (default 1000) of independent standard
+    normals, one column for each name in ``features`` (``"x,z"`` or a list). Every other name of
+    the text is a parameter and needs a value in ``params``. The table returned holds the columns the model
+    reads (in order of first appearance), then the target: whole numbers for a count or 0/1
+    distribution, floats otherwise. The truth's family is ``model``.
+
+    Raises
+    ------
+    UsageError
+        The text is outside the grammar or is an NLL (it has no distribution to draw from), a
+        parameter has no value or ``params`` names something else, or a distribution's argument
+        is outside its domain in some row (naming it and the row).
+    """
+    import pandas as pd
+
+    from .data import read_csv, split_names
+    from .textmodel import compile_model
+    from .textmodel.distributions import DISTRIBUTIONS
+    from .textmodel.family import parse_values
+    from .textmodel.grammar import parse_model
+
+    values = parse_values(params, "--param")
+    parsed = parse_model(model)
+    rng, seed_used = make_rng(seed, rng)
+    frame = None
+    if design is not None:
+        if n is not None:
+            raise UsageError("--n cannot be combined with a design: the design's rows set n.")
+        frame = design if isinstance(design, pd.DataFrame) else read_csv(design)
+        frame = frame.rename(columns=str).reset_index(drop=True)
+        wanted = split_names(features)
+        if wanted is not None:
+            absent = [c for c in wanted if c not in frame.columns]
+            if absent:
+                raise DataError(f"column '{absent[0]}' of --features is not in the design; its columns are {', '.join(frame.columns)}.")
+            frame = frame[wanted]
+        frame = frame[[c for c in frame.columns if c != parsed.target]]
+        columns = [parsed.target, *frame.columns]
+    else:
+        columns = [parsed.target, *(split_names(features) or [])]
+    compiled = compile_model(model, columns=columns, derivatives=False)
+    for name in values:
+        if name not in compiled.param_names:
+            what = "a column" if name in columns else "not a name of the model"
+            raise UsageError(f"--param names '{name}', which is {what}; the model's parameters are {', '.join(compiled.param_names)}.")
+    missing = [name for name in compiled.param_names if name not in values]
+    if missing:
+        where = "columns of --design" if design is not None else "the standard-normal columns --features names"
+        raise UsageError(
+            f"--param gives no value to '{missing[0]}'; the model's parameters are {', '.join(compiled.param_names)} "
+            f"(its columns are {where})."
+        )
+    covariates = compiled.covariate_columns
+    if frame is None:
+        n = DEFAULT_N if n is None else n
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise UsageError(f"--n must be at least 1; got {n}.")
+        frame = pd.DataFrame(rng.standard_normal((int(n), len(covariates))), columns=covariates)
+    name = "the design" if isinstance(design, pd.DataFrame) or design is None else f"design '{design}'"
+    for column in covariates:
+        series = frame[column]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            raise DataError(f"column '{column}' of {name} is not numeric, and the model reads it as a number.")
+        if not np.all(np.isfinite(series.to_numpy(dtype=float))):
+            raise DataError(f"column '{column}' of {name} has missing or infinite values.")
+    D = frame[covariates].to_numpy(dtype=float).reshape(len(frame), len(covariates))
+    truth_values = np.array([values[p] for p in compiled.param_names])
+    y = compiled.simulate(truth_values, D, rng)
+    if DISTRIBUTIONS[compiled.distribution].support in ("count", "binary"):
+        y = y.astype(np.int64)
+    frame = frame[covariates].copy()
+    frame[compiled.target] = y
+    truth = Truth(
+        family="model", model=model, names=tuple(compiled.param_names), classes=(None,) * compiled.n_params,
+        values=truth_values, feature_names=tuple(covariates), intercept=False, n_obs=len(frame), seed=seed_used,
+        design=None if design is None or isinstance(design, pd.DataFrame) else str(design),
+    )
+    return frame, truth
+
+
 # -- truth files and the comparison with a fit -----------------------------------------------------
 
 
@@ -685,8 +789,10 @@ def truth_from_dict(data: Any, source: str = "the truth") -> Truth:
         raise bad(f"parameter {_label(*dup)} is listed twice")
     levels = data.get("levels")
     options = data.get("family_options") if isinstance(data.get("family_options"), dict) else {}
+    model = data.get("model") if isinstance(data.get("model"), str) else None
     return Truth(
-        family=get_family(family).name, family_options=options, names=tuple(names), classes=tuple(classes),
+        family=family if model is not None else get_family(family).name, model=model,
+        family_options=options, names=tuple(names), classes=tuple(classes),
         values=np.array(values), feature_names=tuple(data.get("features") or ()),
         intercept=bool(data.get("intercept", "intercept" in names)),
         levels=tuple(levels) if isinstance(levels, list) else None,

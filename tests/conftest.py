@@ -66,3 +66,11 @@ def data_objective(fam, X, y, weights=None, offset=None, rows=None):
     from mlefit.engines.memory import MemoryRows
 
     return RowsObjective(fam, MemoryRows(X, y, weights, offset, rows=rows))
+
+
+def read_exact(*args, **kwargs):
+    """``pandas.read_csv`` converting every number to the nearest float64 (pandas 2's default
+    parser can be a bit off on 17-digit numbers): the reference the readers are compared with."""
+    import pandas as pd
+
+    return pd.read_csv(*args, float_precision="round_trip", **kwargs)

@@ -37,7 +37,8 @@ DOCS = ROOT / "docs"
 #: What the examples read, copied into each page's working folder (paths relative to the root).
 COPIED = ("sample_data", "tests/data")
 BLOCK = re.compile(r"^```console\n(.*?)^```", flags=re.S | re.M)
-TIMING_ROW = re.compile(r"^(\s*\d+\s+\S+\s+\S+\s+\S+\s+)\d+\.\d{4}$")
+#: A row of a convergence table (a text model's first row is its compilation, ``compile``).
+TIMING_ROW = re.compile(r"^(\s*(?:\d+|compile)\s+\S+\s+\S+\s+\S+\s+)\d+\.\d{4}$")
 TIMEOUT = 300
 
 

@@ -13,6 +13,8 @@ from mlefit import data
 from mlefit.errors import DataError
 from mlefit.families import get_family
 
+from conftest import read_exact
+
 #: Piece sizes in bytes: 1 puts a cut after every line, the others land anywhere in a line.
 PIECES = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 1 << 30]
 
@@ -53,7 +55,7 @@ def assert_reads_as_pandas(path, target="y", features=None, intercept=True):
     found = read_fast(path, target, features, intercept)
     assert found is not None
     X, values, target_, wanted = found
-    whole = pd.read_csv(path)
+    whole = read_exact(path)
     assert target_ == target
     assert wanted == [c for c in whole.columns if c != target] if features is None else wanted == features
     assert X.flags.f_contiguous and X.dtype == np.float64
@@ -160,7 +162,7 @@ def test_a_blank_line_inside_is_left_to_the_table_path(tmp_path, rng, monkeypatc
     path.write_text("\n".join(lines[:10] + [""] + lines[10:]) + "\n")
     assert read_fast(path) is None
     ds = data.load_dataset(str(path), get_family("bernoulli"))  # pandas skips the blank line
-    np.testing.assert_array_equal(ds.X[:, 1:], pd.read_csv(path).drop(columns="y").to_numpy())
+    np.testing.assert_array_equal(ds.X[:, 1:], read_exact(path).drop(columns="y").to_numpy())
 
 
 @pytest.mark.parametrize("where", [1, 15, 30])
@@ -187,7 +189,7 @@ def test_a_header_one_field_short_is_read_as_pandas_reads_it(tmp_path, rng, monk
     path.write_text("\n".join(lines) + "\n")
     assert read_fast(path, target="a") is None
     ds = data.load_dataset(str(path), get_family("gaussian"), target="a")
-    np.testing.assert_array_equal(ds.y, pd.read_csv(path)["a"].to_numpy())
+    np.testing.assert_array_equal(ds.y, read_exact(path)["a"].to_numpy())
 
 
 def test_a_quoted_line_end_is_left_to_the_table_path(tmp_path, rng, monkeypatch):

@@ -98,8 +98,9 @@ ALLOWED = {
     "optimize": {"numpy", "scipy", "results", "errors", "linalg", "progress"},
     "inference": {"numpy", "scipy", "errors", "linalg"},
     "render": {"rich", "numpy", "results", "families"},
-    "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit", "readers"},
-    "checkgrad": {"numpy", "pandas", "numdiff", "data", "engines", "optimize", "families", "results", "errors", "readers"},
+    "model": {"numpy", "pandas", "data", "families", "results", "errors", "mlefit", "textmodel", "readers"},
+    "checkgrad": {"numpy", "pandas", "numdiff", "data", "engines", "optimize", "families", "results", "errors",
+                  "textmodel", "readers"},
     "engines": {"numpy", "scipy", "pandas", "errors", "families", "engines", "checks", "data", "parallel", "dask",
                 "distributed", "csvformat", "progress", "readers"},
     # how rows arrive: Parquet through pyarrow (the optional extra `parquet`), formulas over chunks
@@ -110,8 +111,9 @@ ALLOWED = {
     "profile": {"numpy", "errors", "inference", "optimize"},
     "fingerprint": {"numpy"},
     "lrtest": {"errors", "inference", "model", "results"},
-    # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile
-    "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff"},
+    # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile;
+    # family.py puts a compiled text in the Family protocol
+    "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff", "families"},
 }
 
 

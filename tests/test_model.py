@@ -15,7 +15,7 @@ import statsmodels.api as sm
 import mlefit
 from mlefit.model import FORMAT_VERSION, Model
 
-from conftest import MLEFIT, SAMPLES, subprocess_env
+from conftest import read_exact, MLEFIT, SAMPLES, subprocess_env
 
 ADMISSIONS = SAMPLES / "admissions.csv"
 COMMUTE = SAMPLES / "commute.csv"
@@ -40,7 +40,7 @@ def predict_via_cli(invoke, model, frame: pd.DataFrame) -> pd.DataFrame:
     result = invoke("predict", model, "-", input=frame.to_csv(index=False))
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
-    return pd.read_csv(io.StringIO(result.stdout))
+    return read_exact(io.StringIO(result.stdout))
 
 
 def new_rows(frame: pd.DataFrame, features: list[str], n: int = 200, seed: int = 7) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def statsmodels_reference(family: str, frame: pd.DataFrame, target: str, feature
 @pytest.mark.parametrize("rows", ["sample", "new"])
 def test_save_then_predict_matches_statsmodels(family, rows, invoke, tmp_path):
     path, target = CASES[family]
-    frame = pd.read_csv(path)
+    frame = read_exact(path)
     features = [c for c in frame.columns if c != target]
     model = save_via_cli(invoke, tmp_path, family)
     scoring = frame if rows == "sample" else new_rows(frame, features)
@@ -101,14 +101,14 @@ def test_loaded_model_predicts_exactly_as_the_fit(tmp_path):
     assert loaded.params.tolist() == res.params.tolist()  # bit for bit through JSON
     assert loaded.se.tolist() == res.se.tolist()
     assert loaded.levels == res.levels == ("bike", "bus", "car", "walk")
-    frame = pd.read_csv(COMMUTE)
+    frame = read_exact(COMMUTE)
     pd.testing.assert_frame_equal(loaded.predict(frame), saved.predict(frame))
     pd.testing.assert_frame_equal(mlefit.predict(res, frame), mlefit.predict(tmp_path / "m.json", frame))
 
 
 def test_cli_predictions_are_full_precision(invoke, tmp_path):
     model = save_via_cli(invoke, tmp_path, "bernoulli")
-    frame = pd.read_csv(ADMISSIONS)
+    frame = read_exact(ADMISSIONS)
     out = predict_via_cli(invoke, model, frame)
     api = mlefit.predict(model, frame)
     assert out["prob_yes"].tolist() == api["prob_yes"].tolist()
@@ -165,12 +165,12 @@ def test_labels_of_any_kind_name_the_columns(tmp_path):
 
 def test_prediction_columns_never_overwrite_input_columns(tmp_path):
     res = mlefit.fit(COMMUTE, "categorical", target="mode")
-    frame = pd.read_csv(COMMUTE).assign(prob_bus=-1.0, predicted_mode="x", prob_car_2=-2.0, prob_car=-3.0)
+    frame = read_exact(COMMUTE).assign(prob_bus=-1.0, predicted_mode="x", prob_car_2=-2.0, prob_car=-3.0)
     out = mlefit.predict(res, frame)
     added = list(out.columns[frame.shape[1]:])
     assert added == ["prob_bike", "prob_bus_2", "prob_car_3", "prob_walk", "predicted_mode_2"]
     assert (out["prob_bus"] == -1.0).all() and (out["prob_car"] == -3.0).all()
-    plain = mlefit.predict(res, pd.read_csv(COMMUTE))
+    plain = mlefit.predict(res, read_exact(COMMUTE))
     np.testing.assert_array_equal(out["prob_bus_2"], plain["prob_bus"])
 
 
@@ -291,8 +291,8 @@ def test_pipeline_cat_data_into_predict(tmp_path):
     proc = run(f"set -o pipefail; cat {COMMUTE} | {MLEFIT} predict {model} -")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-    out = pd.read_csv(io.StringIO(proc.stdout))
-    frame = pd.read_csv(COMMUTE)
+    out = read_exact(io.StringIO(proc.stdout))
+    frame = read_exact(COMMUTE)
     assert out.shape == (1500, frame.shape[1] + 5)
     expected = mlefit.predict(mlefit.fit(COMMUTE, "categorical"), frame)
     pd.testing.assert_frame_equal(out, expected)
@@ -323,7 +323,7 @@ def test_pipeline_simulate_fit_save_then_predict_new_data(tmp_path):
     assert fitted.returncode == 0, fitted.stderr
     proc = run(f'set -o pipefail; {sys.executable} -c "{SIMULATE.format(seed=3)}" | {MLEFIT} predict {model} -')
     assert proc.returncode == 0, proc.stderr
-    out = pd.read_csv(io.StringIO(proc.stdout))
+    out = read_exact(io.StringIO(proc.stdout))
     assert list(out.columns) == ["x1", "x2", "y", "prob_1"] and len(out) == 4000
     # calibrated: the mean predicted probability is close to the observed rate of fresh data
     assert abs(out["prob_1"].mean() - out["y"].mean()) < 0.03
@@ -337,7 +337,7 @@ def test_digits_rounds_only_the_predictions(invoke, tmp_path):
     result = invoke("predict", model, "-", "--digits", "3", input=rows)
     assert result.exit_code == 0
     header, line = result.stdout.splitlines()
-    full = mlefit.predict(model, pd.read_csv(io.StringIO(rows)))["predicted_price_k"].iloc[0]
+    full = mlefit.predict(model, read_exact(io.StringIO(rows)))["predicted_price_k"].iloc[0]
     assert line == f"92.123456789,4,56,198.2,{full:.3g}"
     assert invoke("predict", model, "-", "--digits", "0", input=rows).exit_code == 2
 

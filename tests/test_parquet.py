@@ -423,3 +423,15 @@ def test_standard_input_may_hold_parquet(tmp_path):
         got = json.loads(proc.stdout)
         ref = mlefit.fit(parquet, "gaussian")
         assert _rel([p["estimate"] for p in got["parameters"]], ref.params) < 1e-10
+
+
+def test_a_model_written_as_text_reads_parquet(tmp_path, invoke):
+    pytest.importorskip("sympy")
+    res = invoke("simulate", "-f", "poisson", "--coef", "0.5", "--intercept", "0.2", "--n", "300", "--seed", "1",
+                 "-o", tmp_path / "sim.parquet")
+    assert res.exit_code == 0, res.stderr
+    text = "y ~ poisson(rate = exp(a + b*x1))"
+    family = mlefit.fit(tmp_path / "sim.parquet", "poisson")
+    for options in ({}, {"stream": True, "chunk_rows": 64}):
+        model = mlefit.fit(tmp_path / "sim.parquet", model=text, **options)
+        assert model.names == ("a", "b") and _rel(model.params, family.params) < 1e-8

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+import importlib
 import sys
 
 import numpy as np
@@ -17,7 +18,7 @@ from mlefit import data
 from mlefit.errors import DataError, FamilyError
 from mlefit.families import FAMILY_NAMES, get_family
 from mlefit.engines.base import RowsObjective
-from conftest import data_objective
+from conftest import read_exact, data_objective
 from mlefit.optimize import newton
 
 
@@ -58,7 +59,7 @@ def test_streaming_reader_equals_the_table_path(tmp_path, rng, monkeypatch, read
     fam = get_family("categorical")
     fast = data._load_numeric_csv(path, fam, target="label", features=features, intercept=intercept)
     assert fast is not None
-    whole = data.load_dataset(pd.read_csv(path), fam, target="label", features=features, intercept=intercept)
+    whole = data.load_dataset(read_exact(path), fam, target="label", features=features, intercept=intercept)
     assert_same_dataset(fast, whole)
     assert_same_dataset(data.load_dataset(str(path), fam, target="label", features=features, intercept=intercept), whole)
 
@@ -97,7 +98,7 @@ def test_target_typed_differently_across_chunks_reads_as_the_whole_column(tmp_pa
     if reader == "large":
         assert fast is None  # the chunks disagree on the type: left to the table path
     else:
-        assert_same_dataset(fast, data.load_dataset(pd.read_csv(path), fam, target="label"))
+        assert_same_dataset(fast, data.load_dataset(read_exact(path), fam, target="label"))
     ds = data.load_dataset(str(path), fam, target="label")
     assert ds.levels == ("1", "2", "a", "b")
 
@@ -115,9 +116,9 @@ def test_small_reader_reads_targets_as_pandas_does(tmp_path, rng, label):
     fast = data._read_small_csv(path, "label", None, True)
     if fast is not None:
         X, values, _, _ = fast
-        assert values.dtype.kind == pd.read_csv(path)["label"].to_numpy().dtype.kind
+        assert values.dtype.kind == read_exact(path)["label"].to_numpy().dtype.kind
     try:
-        whole = data.load_dataset(pd.read_csv(path), fam, target="label")
+        whole = data.load_dataset(read_exact(path), fam, target="label")
     except DataError as exc:  # e.g. NA is a missing label: both paths say so alike
         with pytest.raises(DataError, match=re.escape(str(exc))):
             data.load_dataset(str(path), fam, target="label")
@@ -246,7 +247,7 @@ def large_problem(name, rng, n=120_000):
 @pytest.mark.parametrize("name", ["bernoulli", "categorical"])
 def test_warm_start_reaches_the_same_optimum_in_fewer_passes(name, rng, monkeypatch):
     import mlefit
-    fit_module = sys.modules["mlefit.fit"]
+    fit_module = importlib.import_module("mlefit.fit")
 
     X, y = large_problem(name, rng)
     warm = mlefit.fit(X=X, y=y, family=name)
@@ -270,7 +271,7 @@ def test_warm_start_is_dropped_when_the_subsample_separates(rng, monkeypatch):
     res = mlefit.fit(X=X, y=y, family="bernoulli")
     assert res.converged
     assert abs(res.params[1]) < 10  # the full data are not separated: a finite, modest slope
-    monkeypatch.setattr(sys.modules["mlefit.fit"], "WARM_START_ROWS", 10**9)
+    monkeypatch.setattr(importlib.import_module("mlefit.fit"), "WARM_START_ROWS", 10**9)
     cold = mlefit.fit(X=X, y=y, family="bernoulli")
     assert res.n_iter == cold.n_iter  # the usual start was kept: the same fit
     np.testing.assert_array_equal(res.params, cold.params)
@@ -279,7 +280,7 @@ def test_warm_start_is_dropped_when_the_subsample_separates(rng, monkeypatch):
 def test_no_warm_start_when_the_subsample_is_small_for_the_parameters(rng, monkeypatch):
     import mlefit
 
-    fit_module = sys.modules["mlefit.fit"]
+    fit_module = importlib.import_module("mlefit.fit")
     n, p = 5000, 10  # a 1-in-16 subsample would have 312 rows for 11 parameters: too few
     X = rng.standard_normal((n, p))
     y = (rng.random(n) < 1 / (1 + np.exp(-X[:, 0]))).astype(float)

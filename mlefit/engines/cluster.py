@@ -335,6 +335,7 @@ def _load_numeric(client, dd, path, fam, target, features, intercept, roles, blo
     then the workers map their codes. Returns None for anything else (text, a missing value, a bad
     weight, a target the family refuses, ...): the general path then reports exactly what is
     wrong, naming the row."""
+    from .. import data
     from . import stream
 
     import pandas as pd
@@ -344,7 +345,10 @@ def _load_numeric(client, dd, path, fam, target, features, intercept, roles, blo
         target, wanted, used = stream.header_columns(columns, target, features, intercept, roles)
         # class labels as text (each partition reads them as numbers when they all are)
         dtype = {c: (object if c == target and fam.classes else np.float64) for c in used}
-        ddf = dd.read_csv(str(path), blocksize=blocksize, sep=header.sep, usecols=used, dtype=dtype)
+        ddf = dd.read_csv(
+            str(path), blocksize=blocksize, sep=header.sep, usecols=used, dtype=dtype,
+            float_precision=data.FLOAT_PRECISION,
+        )
     except (DataError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     task = _NumericPart(fam, target, wanted, intercept, roles)
@@ -512,7 +516,9 @@ def _parse(frame):
     buffer.seek(0)
     import pandas as pd
 
-    return pd.read_csv(buffer)
+    from .. import data
+
+    return data.numbers_beyond_range(pd.read_csv(buffer, float_precision=data.FLOAT_PRECISION))
 
 
 def _gather_reporting(client, futures: list, path: "Path | int") -> list:

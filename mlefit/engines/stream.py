@@ -265,6 +265,8 @@ def _load_numeric(
     """
     import pandas as pd
 
+    from .. import data
+
     try:
         columns = [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
         target, wanted, used = header_columns(columns, target, features, intercept, roles)
@@ -276,6 +278,7 @@ def _load_numeric(
         size = path.stat().st_size
         with open(path, "rb") as source, pd.read_csv(
             source, sep=sep, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
+            float_precision=data.FLOAT_PRECISION,
         ) as reader:
             for chunk in reader:
                 progress.read(source.tell(), size)
@@ -417,14 +420,18 @@ class _Column:
 def _chunks(path: Path, chunk_rows: int, sep: str = ",", what: str = "reading"):
     import pandas as pd
 
+    from .. import data
+
     name = f"'{path}'"
     try:
         first, size = True, path.stat().st_size
-        with open(path, "rb") as source, pd.read_csv(source, sep=sep, chunksize=chunk_rows) as reader:
+        with open(path, "rb") as source, pd.read_csv(
+            source, sep=sep, chunksize=chunk_rows, float_precision=data.FLOAT_PRECISION
+        ) as reader:
             for chunk in reader:
                 progress.read(source.tell(), size, what)
                 first = False
-                yield chunk.set_axis([str(c) for c in chunk.columns], axis=1)
+                yield data.numbers_beyond_range(chunk.set_axis([str(c) for c in chunk.columns], axis=1))
         if first:
             raise DataError(f"{name} has a header but no data rows.")
     except pd.errors.EmptyDataError:

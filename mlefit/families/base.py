@@ -206,6 +206,17 @@ class Family:
     prediction_options: ClassVar[tuple[str, ...]] = ()
     #: How the L2-penalised objective reads (the output names it).
     penalty_statement: ClassVar[str] = "NLL + (l2/2) ||b||^2, intercept not penalised"
+    #: The design's columns enter through a linear predictor ``X @ b``: the fit checks their rank
+    #: and may rescale a column of extreme magnitude by a power of two (exact for a linear
+    #: predictor). False for a family that reads the columns otherwise (a likelihood written as
+    #: text): neither is done.
+    linear_predictor: ClassVar[bool] = True
+    #: What to do when the Hessian is singular at the estimate (the hint of that error).
+    singular_hint: str = "Check for nearly collinear columns, or use --l2."
+    #: The family computes exact derivatives (``evaluate`` with ``order`` 1 and 2, ``scores``). A
+    #: family without them is fitted with central finite differences of its NLL (``gradient
+    #: "numeric"``), its standard errors from a finite-difference Hessian.
+    analytic: bool = True
 
     def __init__(self, **options: Any) -> None:
         """A family with ``options`` (see :attr:`option_choices`); None values are not given."""
@@ -321,6 +332,20 @@ class Family:
         coef = np.zeros((n_rows, n_features))
         coef[:, 0] = null_params[: len(null_params) - k]
         return np.concatenate([coef.ravel(), null_params[len(null_params) - k:]])
+
+    def check_start(self, params: np.ndarray, feature_names: tuple[str, ...], objective: Any, sample: Any) -> None:
+        """Before the optimiser: refuse a fit that cannot start, with one sentence naming the
+        culprit (a UsageError or DataError). ``params``: the start (optimiser scale);
+        ``feature_names``: the design's columns as read; ``objective``: the NLL over every row
+        (``objective.value(params)`` costs one pass); ``sample()``: some rows in memory
+        (``MemoryRows``). The default accepts every start."""
+
+    def result_fields(self) -> dict[str, Any]:
+        """Fields of the :class:`~mlefit.results.FitResult` particular to the family (a text model's
+        text, its fixed parameters, its compilation time), and any of the fields that describe the
+        design (``feature_names``, ``intercept``, ``design``) it describes otherwise; none by
+        default."""
+        return {}
 
     def start_from_sums(self, map_sum, n_features: int, n_classes: int | None = None, *, intercept: bool = False):
         """A start (or the MLE) from sums over all rows, for fits whose rows are not in memory:
