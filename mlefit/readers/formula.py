@@ -286,7 +286,9 @@ def learn(plan: FormulaPlan, summaries: list[dict], columns: Sequence[str]) -> L
     held_spec = None
     if plan.stateful:
         held = pd.concat([s["held"] for s in summaries], ignore_index=True)
-        held_spec = _matrix(formulaic, "0 + " + " + ".join(plan.stateful), held, plan.formula).model_spec
+        # the held factors' own formula: their texts passed the checks with the formula; checked again joined
+        learning = data.parse_formula("0 + " + " + ".join(plan.stateful), columns)
+        held_spec = _matrix(formulaic, learning, held, plan.formula).model_spec
         held = None
 
     def spec_of(side):

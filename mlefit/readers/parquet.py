@@ -244,7 +244,7 @@ def _column(name: str, col, strict: bool):
         return np.full(len(col), np.nan)
     if pt.is_temporal(t):
         col, t = _as_text(col), pa.string()
-    if pt.is_string(t) or pt.is_large_string(t) or pt.is_string_view(t):
+    if pt.is_string(t) or pt.is_large_string(t) or getattr(pt, "is_string_view", lambda _: False)(t):
         return col.to_pandas().array
     if strict:
         raise DataError(
