@@ -39,6 +39,8 @@ from .numdiff import jacobian as numeric_jacobian
 from .engines.base import RowsObjective
 from .engines.memory import MemoryRows
 from .optimize import DEFAULT_MAX_ITER, DEFAULT_TOL, newton
+from .readers import is_parquet
+from .readers.parquet import read_for_fit, read_frame
 from .textmodel.family import text_family
 
 if TYPE_CHECKING:
@@ -184,6 +186,7 @@ def check_grad(
     nll: str | None = None,
     start: "str | Mapping[str, float] | None" = None,
     fixed: "str | Mapping[str, float] | None" = None,
+    input_format: str | None = None,
 ) -> GradCheck:
     """Compare ``family``'s analytic gradient and Hessian of the NLL on ``data`` with central
     finite differences (:mod:`mlefit.numdiff`): the gradient with differences of the NLL, the
@@ -194,6 +197,8 @@ def check_grad(
     ----------
     data, family, target, features, intercept, weights, offset, exposure, sep, event, link, levels
         As for :func:`mlefit.fit`.
+    input_format : {"csv", "parquet"}, optional
+        How a path is read (default: from its name, as for :func:`mlefit.fit`).
     model, nll, start, fixed
         A likelihood written as text instead of a family, as for :func:`mlefit.fit`: its derived
         derivatives are checked at ``start``, random points near it and the optimum.
@@ -211,7 +216,12 @@ def check_grad(
         ``passed`` is the verdict; the points are the start, the random points and the optimum
         (the point Newton's method stops at, labelled ``end of fit`` if it did not converge).
     """
-    if model is not None or nll is not None:
+    text = model is not None or nll is not None
+    if not isinstance(data, Dataset) and is_parquet(data, input_format):
+        # a text model names its columns in its text: every column is read for it
+        data = read_frame(data) if text else read_for_fit(data, target=target, features=features, intercept=intercept,
+                                                         roles=dict(weights=weights, offset=offset, exposure=exposure, event=event))
+    if text:
         given = {"--family": family, "--target": target, "--features": features, "--offset": offset,
                  "--exposure": exposure, "--event": event, "--link": link, "--levels": levels}
         for option, value in given.items():

@@ -56,6 +56,11 @@ class ReportFormat(str, enum.Enum):
     json = "json"
 
 
+class InputFormat(str, enum.Enum):
+    csv = "csv"
+    parquet = "parquet"
+
+
 app = typer.Typer(
     name="mlefit",
     help="Fit statistical models by maximum likelihood.",
@@ -66,7 +71,16 @@ app = typer.Typer(
 )
 
 # -- shared options (defined once) ---------------------------------------------------------------
-DataArg = Annotated[str, typer.Argument(help="CSV file, or - for standard input.", metavar="DATA")]
+DataArg = Annotated[
+    str, typer.Argument(help="CSV file, Parquet file or folder of Parquet files, or - for standard input.", metavar="DATA")
+]
+InputFormatOpt = Annotated[
+    Optional[InputFormat],
+    typer.Option(
+        "--input-format", help="How DATA is read (Parquet needs pyarrow: pip install 'mlefit[parquet]').",
+        show_default="parquet for names ending in .parquet, .parq or .pq and for folders, else csv",
+    ),
+]
 FamilyOpt = Annotated[
     FamilyName,
     typer.Option(
@@ -450,8 +464,9 @@ def fit(
         typer.Option("--scheduler", help="With --engine dask: tcp://HOST:PORT, or local for a LocalCluster here."),
     ] = None,
     sep: SepOpt = None,
+    input_format: InputFormatOpt = None,
 ) -> None:
-    """Fit a model to a CSV and print estimates, fit statistics and the convergence table.
+    """Fit a model to a CSV or Parquet data and print estimates, fit statistics and the convergence table.
 
     Exit codes: 0 converged; 2 usage or input error; 3 not converged (results still printed);
     4 the classes are separated (the MLE does not exist; try --l2); 5 a text model's derived
@@ -480,6 +495,7 @@ def fit(
                 method=method.value, gradient=grad.value, tol=tol, max_iter=max_iter,
                 stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
                 memory_limit=_bytes(memory_limit), engine=engine, scheduler=scheduler, sep=sep,
+                input_format=_format(input_format),
                 ci=None if ci is None else ci.value, profile=profile, level=level, fingerprint=save is not None,
             )
         if truth is not None:
@@ -510,6 +526,10 @@ def fit(
     if not result.converged:
         _stderr(f"Warning: the fit did not converge: {result.message}")
         raise typer.Exit(EXIT_NOT_CONVERGED)
+
+
+def _format(value: "InputFormat | None") -> str | None:
+    return None if value is None else value.value
 
 
 def _family_or_model(family, model: str | None, nll: str | None) -> None:
@@ -582,7 +602,12 @@ def simulate(
     ] = None,
     seed: SeedOpt = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write the CSV here instead of standard output.", dir_okay=False)
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", dir_okay=False,
+            help="Write the data here instead of standard output: Parquet for a name ending in .parquet (.parq, "
+            ".pq), else CSV.",
+        ),
     ] = None,
     truth: Annotated[
         Optional[Path],
@@ -628,11 +653,16 @@ def simulate(
                 link=link, censor_rate=censor_rate, censor_time=censor_time,
                 n_classes=classes, cutpoints=cutpoints, design=design, features=features, seed=seed,
             )
-        text = render.data_csv(frame)
+        from .readers.parquet import is_parquet_output, write_frame
+
+        parquet = is_parquet_output(output)
+        text = None if parquet else render.data_csv(frame)
         # The truth first: a `fit - --truth` downstream reads it once the CSV has ended.
         if truth is not None:
             write_truth(known, truth)
-        if output is not None:
+        if parquet:
+            write_frame(frame, output, "--output")
+        elif output is not None:
             _write_text(output, text, "--output")
     if output is None:
         sys.stdout.write(text)
@@ -746,8 +776,18 @@ def predict(
         Optional[float],
         typer.Option("--at", metavar="T", help="Survival models: also give each row's probability of surviving past T."),
     ] = None,
+    input_format: InputFormatOpt = None,
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o", dir_okay=False,
+            help="Write the scored rows here instead of standard output: Parquet for a name ending in .parquet "
+            "(.parq, .pq), else CSV.",
+        ),
+    ] = None,
 ) -> None:
-    """Score rows with a saved model: CSV to stdout with the input's columns plus the predictions.
+    """Score rows with a saved model: CSV to stdout (or -o FILE, CSV or Parquet) with the input's
+    columns plus the predictions.
 
     bernoulli adds prob_<label of 1>; categorical adds prob_<label> per class and
     predicted_<target> (the most likely class); gaussian adds predicted_<target> (the mean). A name
@@ -756,16 +796,34 @@ def predict(
     from . import render
     from .data import read_table
     from .model import load_model
+    from .readers import is_parquet
 
     with user_errors():
+        _refuse_overwrite(data, "the input file", {"--output": output})
+        _refuse_overwrite(model, "the model file", {"--output": output})
         loaded = load_model(model)
-        frame, header = read_table(data, sep)
+        detected = None
+        if is_parquet(data, _format(input_format)):
+            from .readers.parquet import read_frame
+
+            frame = read_frame(data, strict=False)
+        else:
+            frame, header = read_table(data, sep)
+            detected = header.sep if header.detected else None
         scored = loaded.predict(frame, at=at)
         n_added = len(loaded.prediction_names(at=at))
-    if header.detected:
-        _stderr(f"Note: {render.separator_note(header.sep)}.")
-    sys.stdout.write(render.predictions_csv(scored, n_added=n_added, digits=digits))
-    sys.stdout.flush()
+        if output is not None:
+            from .readers.parquet import is_parquet_output, write_frame
+
+            if is_parquet_output(output):
+                write_frame(render.rounded_predictions(scored, n_added, digits), output, "--output")
+            else:
+                _write_text(output, render.predictions_csv(scored, n_added=n_added, digits=digits), "--output")
+    if detected is not None:
+        _stderr(f"Note: {render.separator_note(detected)}.")
+    if output is None:
+        sys.stdout.write(render.predictions_csv(scored, n_added=n_added, digits=digits))
+        sys.stdout.flush()
 
 
 @app.command()
@@ -827,6 +885,7 @@ def check_grad(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every parameter at every point.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the verdict.")] = False,
     sep: SepOpt = None,
+    input_format: InputFormatOpt = None,
 ) -> None:
     """Check the family's (or a text model's) analytic gradient and Hessian against central
     finite differences at the start, at random points near it and at the optimum.
@@ -842,7 +901,7 @@ def check_grad(
             data, None if family is None else family.value, model=model, nll=nll, start=start, fixed=fixed,
             target=target, features=features, intercept=intercept, weights=weights,
             offset=offset, exposure=exposure, event=event, link=link, levels=levels, n_random=points, seed=seed,
-            tol=tol, sep=sep,
+            tol=tol, sep=sep, input_format=_format(input_format),
         )
     if format is ReportFormat.json:
         sys.stdout.write(render.gradcheck_json(check))

@@ -1232,7 +1232,7 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
     if target is not None and target != target_name:
         raise UsageError(f"--target '{target}' disagrees with the formula's left side '{target_name}'; leave --target out.")
     columns = list(frame.columns)
-    needed = sorted(parsed.required_variables)
+    needed = formula_variables(parsed, columns)
     absent = [v for v in needed if v not in columns]
     if absent:
         raise DataError(f"column '{absent[0]}' in --formula not found; available: {', '.join(columns)}.")
@@ -1469,7 +1469,9 @@ def _from_jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"__ndarray__"}:
             return np.asarray(value["__ndarray__"])
-        return {k: _from_jsonable(v) for k, v in value.items()}
+        # JSON keys are text; formulaic's states key by name, except poly's recurrence (alpha, norms2),
+        # keyed by degree: digits are whole numbers again
+        return {int(k) if k.isdigit() else k: _from_jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_jsonable(v) for v in value]
     return value
@@ -1540,60 +1542,153 @@ def _formula_state(design: dict, factors: dict) -> tuple[dict, dict]:
 
 
 def _rebuild_formula(design: dict, frame: "pd.DataFrame") -> np.ndarray:
-    import warnings
+    return FormulaEncoder(design, list(frame.columns)).matrix(frame)
 
-    formulaic = _formulaic()
-    from formulaic.errors import DataMismatchWarning, FormulaicError
 
-    # the model file's formula is text like --formula: checked before formulaic evaluates any of it
-    parsed = _parse_formula(design["formula"], list(frame.columns), formula_check.MODEL)
-    factors = {f.expr: f for f in _factors(parsed)}
-    encoder, transform = _formula_state(design, factors)
-    needed = sorted(parsed.required_variables)
-    absent = [c for c in needed if c not in frame.columns]
-    if absent:
-        raise DataError(
-            f"column '{absent[0]}' of the model's formula not found; available: {', '.join(frame.columns)}."
+class FormulaEncoder:
+    """The design of a formula description (``design["kind"] == "formula"``) for tables with
+    ``columns``: the formula parsed and checked once (:mod:`mlefit.formula_check`, as a model file's
+    formula), its encoder and transform states read once, then :meth:`matrix` builds the design of
+    any number of tables (``mlefit predict``, and every chunk of a streamed or Dask formula fit).
+    Pickled as its description (a Dask worker parses it again)."""
+
+    def __init__(self, design: dict, columns: Sequence[str]):
+        self.design, self.columns = design, list(columns)
+        # the model file's formula is text like --formula: checked before formulaic evaluates any of it
+        self.parsed = _parse_formula(design["formula"], self.columns, formula_check.MODEL)
+        self.factors = {f.expr: f for f in _factors(self.parsed)}
+        self.encoder, self.transform = _formula_state(design, self.factors)
+        self.needed = formula_variables(self.parsed, self.columns)
+
+    def __reduce__(self):
+        return FormulaEncoder, (self.design, self.columns)
+
+    def matrix(self, frame: "pd.DataFrame", rows: np.ndarray | None = None) -> np.ndarray:
+        """The design matrix of ``frame``, shape (n_obs, len(design["features"])). ``rows``: the
+        data-row numbers of ``frame``'s rows when it is a chunk of a larger table (for messages)."""
+        import warnings
+
+        formulaic = _formulaic()
+        from formulaic.errors import DataMismatchWarning, FormulaicError
+
+        design, factors, encoder = self.design, self.factors, self.encoder
+        absent = [c for c in self.needed if c not in frame.columns]
+        if absent:
+            raise DataError(
+                f"column '{absent[0]}' of the model's formula not found; available: {', '.join(frame.columns)}."
+            )
+        frame, _, _ = _missing(frame, self.needed, dropna=False)
+        # formulaic adds to the states it is given (the contrasts): copies, so the description stays as it was
+        spec = formulaic.ModelSpec(
+            formula=self.parsed, encoder_state={k: (kind, dict(state)) for k, (kind, state) in encoder.items()},
+            transform_state=self.transform, na_action="ignore",
         )
-    frame, _, _ = _missing(frame, needed, dropna=False)
-
-    def spec_for(formula, enc: dict):
-        return formulaic.ModelSpec(formula=formula, encoder_state=enc, transform_state=transform, na_action="ignore")
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", DataMismatchWarning)
-            with np.errstate(all="ignore"):
-                mm = spec_for(parsed, encoder).get_model_matrix(frame, context={})
-    except DataMismatchWarning:
-        # find the factor with the unseen level, to name it
-        for expr, (kind, state) in encoder.items():
-            if "categories" not in state:
-                continue
-            quoted = f"`{expr}`" if factors[expr].eval_method.value == "lookup" else expr
-            values = formulaic.model_matrix(f"0 + {quoted}", frame, ensure_full_rank=False, context={}).model_spec
-            seen = values.encoder_state[expr][1].get("categories", [])
-            unseen = [v for v in seen if v not in state["categories"]]
-            if unseen:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", DataMismatchWarning)
+                with np.errstate(all="ignore"):
+                    mm = spec.get_model_matrix(frame, context={})
+        except DataMismatchWarning:
+            # find the factor with the unseen level, to name it
+            for expr, (kind, state) in encoder.items():
+                if "categories" not in state:
+                    continue
+                quoted = f"`{expr}`" if factors[expr].eval_method.value == "lookup" else expr
+                values = formulaic.model_matrix(f"0 + {quoted}", frame, ensure_full_rank=False, context={}).model_spec
+                seen = values.encoder_state[expr][1].get("categories", [])
+                unseen = [v for v in seen if v not in state["categories"]]
+                if unseen:
+                    raise DataError(
+                        f"'{expr}' has level(s) {', '.join(repr(u) for u in unseen[:5])} not seen when the design was "
+                        f"built (known levels: {', '.join(map(str, state['categories']))})."
+                    ) from None
+            raise DataError("the new data have a categorical level not seen when the design was built.") from None
+        except FormulaicError as exc:
+            raise DataError(f"cannot rebuild the design of formula '{design['formula']}': {_first_line(exc)}.") from None
+        names = [INTERCEPT if str(c) == "Intercept" else str(c) for c in mm.columns]
+        X = mm.to_numpy(dtype=np.float64)
+        try:
+            order = [names.index(n) for n in design["features"]]
+        except ValueError:
+            raise DataError("the rebuilt design's columns differ from the fitted ones.") from None
+        X = X[:, order]
+        bad = ~np.isfinite(X)
+        if bad.any():
+            j = int(np.flatnonzero(bad.any(axis=0))[0])
+            first = int(np.flatnonzero(bad[:, j])[0])
+            if rows is not None:  # a chunk: its count is not the table's
                 raise DataError(
-                    f"'{expr}' has level(s) {', '.join(repr(u) for u in unseen[:5])} not seen when the design was "
-                    f"built (known levels: {', '.join(map(str, state['categories']))})."
-                ) from None
-        raise DataError("the new data have a categorical level not seen when the design was built.") from None
-    except FormulaicError as exc:
-        raise DataError(f"cannot rebuild the design of formula '{design['formula']}': {_first_line(exc)}.") from None
-    names = [INTERCEPT if str(c) == "Intercept" else str(c) for c in mm.columns]
-    X = mm.to_numpy(dtype=np.float64)
+                    f"design column '{design['features'][j]}' of --formula has a missing or infinite value in data "
+                    f"row {rows[first]}.",
+                    "Check the transformations in the formula.",
+                )
+            raise DataError(
+                f"design column '{design['features'][j]}' has {int(bad[:, j].sum())} missing or infinite value(s), "
+                f"the first in data row {first + 1}."
+            )
+        return X
+
+
+# -- formulas for the readers of chunked rows (mlefit.readers.formula) ------------------------------
+
+
+def parse_formula(text: str, columns: Sequence[str]):
+    """formulaic's parse of ``--formula`` ``text`` for a table with ``columns``, every piece checked
+    first (:mod:`mlefit.formula_check`); UsageError naming what is refused."""
+    return _parse_formula(text, list(columns), formula_check.FIT)
+
+
+def formula_variables(parsed, columns: Sequence[str]) -> list[str]:
+    """The variables a parsed formula reads, sorted: formulaic's ``required_variables`` and the
+    columns named inside its Python factors, which formulaic leaves out of them when they are the
+    argument of a stateful transform (``center(x)``, ``bs(z, df=3)``)."""
+    columns = set(columns)
+    found = set(parsed.required_variables)
+    for factor in _factors(parsed):
+        method = factor.eval_method.value
+        if method == "lookup":
+            found.add(factor.expr)
+        elif method == "python":
+            found |= formula_check.expression_columns(factor.expr, columns)
+    return sorted(found)
+
+
+def formula_factors(parsed) -> list:
+    """Every factor of every term of a parsed formula (or of one side of it)."""
+    return _factors(parsed)
+
+
+def describe_formula(spec, names: Sequence[str], intercept: bool) -> dict:
+    """The design description of a formulaic model spec whose design columns are ``names`` (the
+    intercept first, named ``intercept``, when ``intercept``): what :class:`FormulaEncoder` rebuilds."""
+    return _describe_formula(spec, list(names), intercept)
+
+
+def power_columns(spec, frame: "pd.DataFrame") -> dict[str, tuple[str, int]]:
+    """The design columns of ``spec`` that are integer powers of a numeric column of ``frame`` (see
+    :func:`exact_powers`): ``{design column: (data column, k)}``."""
+    return _power_columns(spec, frame)
+
+
+def columns_used(
+    columns: Sequence[str], *, target: str | None = None, features: "str | Sequence[str] | None" = None,
+    intercept: bool = True, roles: "dict[str, str | None] | None" = None, formula: str | None = None,
+) -> list[str]:
+    """The columns of a table (with these ``columns``, in order) that a fit reads: the target, the
+    features and the columns of ``roles`` (weights, offset, ...), or a formula's variables and those
+    of ``roles``. Every column when one is not found or the formula cannot be read, so that the
+    message the fit then gives lists them all (a columnar reader reads only what is used)."""
+    columns = list(columns)
+    roles = {k: v for k, v in (roles or {}).items() if v is not None}
     try:
-        order = [names.index(n) for n in design["features"]]
-    except ValueError:
-        raise DataError("the rebuilt design's columns differ from the fitted ones.") from None
-    X = X[:, order]
-    bad = ~np.isfinite(X)
-    if bad.any():
-        j = int(np.flatnonzero(bad.any(axis=0))[0])
-        raise DataError(
-            f"design column '{design['features'][j]}' has {int(bad[:, j].sum())} missing or infinite value(s), "
-            f"the first in data row {int(np.flatnonzero(bad[:, j])[0]) + 1}."
-        )
-    return X
+        if formula is not None:
+            needed = set(formula_variables(parse_formula(formula, columns), columns))
+        else:
+            target, wanted = select_columns(columns, target, features, intercept, roles)
+            needed = {target, *wanted}
+    except (DataError, UsageError):
+        return columns
+    needed |= set(roles.values())
+    if not needed <= set(columns):
+        return columns
+    return [c for c in columns if c in needed]

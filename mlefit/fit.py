@@ -83,6 +83,7 @@ def fit(
     event: Any = None,
     link: str | None = None,
     levels: "str | Sequence | None" = None,
+    input_format: str | None = None,
     ci: str | None = None,
     profile: "str | Sequence[str] | None" = None,
     level: float = 0.95,
@@ -97,7 +98,8 @@ def fit(
     Parameters
     ----------
     data : DataFrame, path, ``"-"`` or Dataset, optional
-        A table (or a CSV path, ``"-"`` for standard input) holding the target and the features.
+        A table (or a CSV path, ``"-"`` for standard input, or a Parquet file or folder of Parquet
+        files) holding the target and the features.
     family : str or Family, optional
         A family of the registry (``mlefit families``), by name; default bernoulli, unless a
         ``model`` or ``nll`` is given instead.
@@ -164,6 +166,9 @@ def fit(
     link, levels : optional
         Options of the family: its link (``mlefit families`` lists each family's choices) and, for
         ordered outcomes, the order of the labels (``"low,medium,high"`` or a list).
+    input_format : {"csv", "parquet"}, optional
+        How a path is read; default Parquet for a name ending in ``.parquet`` (``.parq``, ``.pq``)
+        or a folder, else CSV (see :mod:`mlefit.readers.parquet`; Parquet needs pyarrow).
     ci : {"wald", "profile"}, optional
         The intervals in use: ``wald`` (estimate +- z SE; the default) or ``profile``
         (profile-likelihood intervals, :mod:`mlefit.profile`, in ``profile_ci_low`` /
@@ -206,17 +211,24 @@ def fit(
         if isinstance(data, Dataset):
             raise UsageError("a text model reads a table or a CSV file, not a Dataset built for a family.")
         if engine == "dask" and str(data) == "-":
-            raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
+            raise UsageError("--engine dask reads a CSV or Parquet file (a path the workers can read), not standard input.")
         with stdin_as_file(data) as data:
+            from .readers import is_parquet
             from .textmodel.family import text_family
 
-            fam = text_family(model, nll, columns=column_names(data, sep), start=start, fixed=fixed)
+            if is_parquet(data, input_format):
+                from .readers.parquet import ParquetSource
+
+                names = ParquetSource(data).names
+            else:
+                names = column_names(data, sep)
+            fam = text_family(model, nll, columns=names, start=start, fixed=fixed)
             return fit(
                 data, fam, target=fam.target, features=list(fam.columns), intercept=not fam.columns,
                 weights=weights, dropna=dropna, cov=cov, method=method, gradient=gradient, tol=tol,
                 max_iter=max_iter, stream=stream, chunk_rows=chunk_rows, cache_dir=cache_dir,
                 memory_limit=memory_limit, engine=engine, scheduler=scheduler, client=client, sep=sep,
-                ci=ci, profile=profile, level=level, fingerprint=fingerprint,
+                ci=ci, profile=profile, level=level, fingerprint=fingerprint, input_format=input_format,
             )
     if start is not None or fixed is not None:
         raise UsageError(f"{'--start' if start is not None else '--fixed'} applies to a text model (--model or --nll).")
@@ -267,21 +279,38 @@ def fit(
         from .engines.cluster import dask_source
 
         if not isinstance(data, (str, Path)) or str(data) == "-":
-            raise UsageError("--engine dask reads a CSV file (a path the workers can read), not standard input.")
-        with dask_source(data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, sep=sep, **columns) as src:
+            raise UsageError("--engine dask reads a CSV or Parquet file (a path the workers can read), not standard input.")
+        with dask_source(
+            data, fam, scheduler=scheduler, client=client, chunk_rows=chunk_rows, sep=sep, input_format=input_format,
+            **columns,
+        ) as src:
             return fit_source(src, fam, **settings)
     if data is not None and not isinstance(data, Dataset) and X is None:
         from .engines import stream as streaming
+        from .readers import is_parquet
 
-        if stream or streaming.should_stream(data, memory_limit):
+        table = None  # a Parquet file or folder
+        if is_parquet(data, input_format) and not (stream and str(data) == "-"):
+            from .readers.parquet import ParquetSource
+
+            table = ParquetSource(data)
+        if stream or streaming.should_stream(data, memory_limit, None if table is None else table.n_bytes):
             if not isinstance(data, (str, Path)):
                 raise UsageError("streaming reads a CSV file or standard input ('-'), not a table in memory.")
             if any(isinstance(v, str) is False and v is not None for v in (weights, offset, exposure, event)):
                 raise UsageError("with a table, weights, offset, exposure and event name its columns.")
             with streaming.streamed_source(
-                data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, sep=sep, **columns
+                data, fam, cache_dir=cache_dir, chunk_rows=chunk_rows, sep=sep, input_format=input_format,
+                parquet=table, **columns,
             ) as src:
                 return fit_source(src, fam, **settings)
+        if table is not None:
+            from .readers.parquet import read_for_fit
+
+            roles = dict(weights=weights, offset=offset, exposure=exposure, event=event)
+            data = read_for_fit(
+                data, target=target, features=features, intercept=intercept, roles=roles, formula=formula, table=table
+            )
     if isinstance(data, Dataset):
         ds = data
     elif X is not None:
@@ -494,6 +523,8 @@ def fit_source(
         src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
         method, gradient, tol, n_weight, l2, cov, null, factor, extras,
     )
+    if src.notes:  # what the reader did differently from an in-memory fit
+        result = replace(result, message="; ".join([result.message, *src.notes]))
     return replace(result, target_counts=target_counts or None)
 
 

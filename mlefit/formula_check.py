@@ -459,3 +459,32 @@ def _number(node: ast.AST) -> int | float | None:
 def _constant(node: ast.AST) -> bool:
     """Whether an expression holds numbers only (no column)."""
     return not any(isinstance(n, ast.Name) for n in ast.walk(node))
+
+
+# -- reading a checked expression ---------------------------------------------------------------------
+
+
+def parse_expression(text: str) -> tuple[ast.Expression, dict[str, str]]:
+    """A factor's Python text that has passed :func:`check_expression`, parsed: the tree, in which
+    each backtick-quoted name is a placeholder name, and ``{placeholder: name}``."""
+    expression = _Expression(text, (), FIT)
+    tree = ast.parse(expression.unquote(text), mode="eval")
+    return tree, expression.backticked
+
+
+def expression_columns(text: str, columns: Collection[str]) -> set[str]:
+    """The ``columns`` a checked factor's Python text names: bare, in backticks or in ``Q('...')``."""
+    tree, backticked = parse_expression(text)
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            name = backticked.get(node.id, node.id)
+            if name in columns:
+                found.add(name)
+        elif (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Q" and node.args
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+            and node.args[0].value in columns
+        ):
+            found.add(node.args[0].value)
+    return found

@@ -361,8 +361,8 @@ class Model:
         Parameters
         ----------
         data : DataFrame, path or ``"-"``
-            Rows to score: the model's feature columns, and its offset and exposure columns (any
-            others, such as the target, are carried through untouched).
+            Rows to score (a CSV, or a Parquet file or folder): the model's feature columns, and its
+            offset and exposure columns (any others, such as the target, are carried through untouched).
         sep : str, optional
             The CSV's separator (default: detected from its header, see :func:`mlefit.data.read_table`).
         options
@@ -410,6 +410,12 @@ def predict(
 def _frame(data: "pd.DataFrame | str | Path", sep: str | None = None) -> "pd.DataFrame":
     import pandas as pd
 
+    from .readers import is_parquet
+
+    if is_parquet(data):  # a Parquet file or folder: every column, those of other types as they are
+        from .readers.parquet import read_frame
+
+        data = read_frame(data, strict=False)
     frame = data if isinstance(data, pd.DataFrame) else read_csv(data, sep)
     if any(not isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)

@@ -555,6 +555,18 @@ def predictions_csv(frame: Any, n_added: int, digits: int | None = None) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
+def rounded_predictions(frame: Any, n_added: int, digits: int | None = None) -> Any:
+    """A scored table with its predicted numbers rounded to ``digits`` significant figures (kept as
+    numbers, for a Parquet file); the table itself when ``digits`` is None."""
+    if digits is None:
+        return frame
+    frame = frame.copy()
+    for col in list(frame.columns)[frame.shape[1] - n_added:]:
+        if frame[col].dtype.kind == "f":
+            frame[col] = [float(number(v, digits)) if v == v else v for v in frame[col]]
+    return frame
+
+
 # -- lrtest --------------------------------------------------------------------------------------
 
 

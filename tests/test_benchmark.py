@@ -57,3 +57,22 @@ def test_stream_benchmark_quick_runs_and_agrees(tmp_path):
     assert [r["rows"] for r in rows] == [20_000, 80_000]
     for r in rows:
         assert r["max_rel_diff"] < 1e-10 and r["stream_peak_mb"] > 0
+
+
+def test_parquet_benchmark_quick_runs_and_agrees_with_the_csv(tmp_path):
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "parquet.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "parquet.py"), "--quick", "--json", str(out)],
+        capture_output=True, text=True, env=subprocess_env(), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert [r["rows"] for r in rows] == [20_000, 80_000]
+    assert rows[0]["max_rel_diff"] < 1e-10 and rows[0]["ratio"] == pytest.approx(
+        rows[0]["stream_seconds"] / rows[0]["csv_seconds"]
+    )
+    assert all(r["stream_peak_mb"] > 0 and r["load_1min"] >= 0 for r in rows)
+    assert report["peak_growth"] == pytest.approx(rows[-1]["stream_peak_mb"] / rows[0]["stream_peak_mb"])
+    assert "peak memory, 80,000 rows over 20,000" in proc.stdout

@@ -249,12 +249,6 @@ def test_bad_memory_limit_is_a_usage_error(tmp_path, invoke):
     assert res.exit_code == 2 and "--memory-limit" in res.stderr
 
 
-def test_formula_is_refused_when_streaming(tmp_path, invoke):
-    path = make_csv(tmp_path / "d.csv", "bernoulli")
-    res = invoke("fit", path, "--family", "bernoulli", "--formula", "y ~ x1", "--stream")
-    assert res.exit_code == 2 and "--formula is not supported when streaming" in res.stderr
-
-
 def test_pipeline_simulate_to_streamed_fit(tmp_path):
     env = subprocess_env()
     sim = subprocess.run(

@@ -224,6 +224,8 @@ class Source:
     separator, separator_detected : str or None, bool
         The CSV's separator (None for a table or arrays), and whether it was detected from the
         header rather than given or the default comma (see ``mlefit.csvformat``).
+    notes : tuple of str
+        What the reader did differently from an in-memory fit, added to the result's message.
     """
 
     rows: Rows
@@ -239,6 +241,7 @@ class Source:
     design: dict | None = None
     separator: str | None = None
     separator_detected: bool = False
+    notes: tuple[str, ...] = ()
 
     @property
     def n_obs(self) -> int:

@@ -1,6 +1,7 @@
 """``--engine dask``: the rows in a Dask cluster's memory, one partition per task.
 
-dask.dataframe.read_csv splits the CSV into partitions of ``blocksize`` bytes on the workers. The
+dask.dataframe.read_csv splits the CSV into partitions of ``blocksize`` bytes on the workers
+(``dask.dataframe.read_parquet`` a Parquet file or folder into its row groups). The
 same per-chunk functions as the streamed engine (:mod:`mlefit.engines.stream`) run there: the first
 pass summarises each partition (levels, missing values, bad values with their data row), the client
 combines the summaries and fixes the encoding, every partition is encoded once and kept in the
@@ -169,16 +170,26 @@ def _client(scheduler: str | None):
 def dask_source(
     path, fam: Family, *, scheduler=None, client=None, target=None, features=None, intercept=True,
     weights=None, offset=None, exposure=None, formula=None, dropna=False, chunk_rows=None, blocksize=None,
-    sep=None, event=None,
+    sep=None, event=None, input_format=None,
 ) -> Iterator[Source]:
-    """The :class:`Source` of a CSV read on a Dask cluster (``scheduler``: ``tcp://HOST:PORT`` or
-    ``local``), or with ``client``; a cluster started here is closed afterwards. ``sep``: the
-    separator (default: detected from the header, see :mod:`mlefit.csvformat`)."""
+    """The :class:`Source` of a CSV, or of a Parquet file or folder (``input_format``, default from
+    the name, see :func:`mlefit.readers.input_format`), read on a Dask cluster (``scheduler``:
+    ``tcp://HOST:PORT`` or ``local``), or with ``client``; a cluster started here is closed
+    afterwards. ``sep``: the CSV's separator (default: detected from the header, see
+    :mod:`mlefit.csvformat`). A formula's design is learned from a first pass over the partitions
+    (:mod:`mlefit.readers.formula`)."""
+    from ..readers import is_parquet
+
     dd, _ = _require_dask()
-    if formula is not None:
-        raise UsageError("--formula is not supported with --engine dask.")
-    path = Path(path)
-    header = csvformat.read_header(path, csvformat.check_sep(sep))
+    table = header = None
+    if is_parquet(path, input_format):
+        from ..readers.parquet import ParquetSource
+
+        table = ParquetSource(path)
+        path = Path(path)
+    else:
+        path = Path(path)
+        header = csvformat.read_header(path, csvformat.check_sep(sep))
     cluster = None
     own = client is None
     if own:
@@ -187,7 +198,8 @@ def dask_source(
         yield load_dask(
             client, dd, path, fam, target=target, features=features, intercept=intercept,
             roles={"weights": weights, "offset": offset, "exposure": exposure, "event": event}, dropna=dropna,
-            blocksize=blocksize or _blocksize(path, chunk_rows), header=header,
+            blocksize=blocksize or (None if table is not None else _blocksize(path, chunk_rows)), header=header,
+            formula=formula, table=table, chunk_rows=chunk_rows,
         )
     finally:
         if own:
@@ -207,33 +219,93 @@ def _blocksize(path: Path, chunk_rows: int | None) -> int:
     return max(1024, int(chunk_rows * len(head) / lines))
 
 
-def load_dask(client, dd, path, fam, *, target, features, intercept, roles, dropna, blocksize, header=None) -> Source:
+def load_dask(
+    client, dd, path, fam, *, target, features, intercept, roles, dropna, blocksize, header=None, formula=None,
+    table=None, chunk_rows=None,
+) -> Source:
+    """The encoded partitions of a CSV (``header``) or of a Parquet file or folder (``table``, a
+    :class:`mlefit.readers.parquet.ParquetSource`) on the cluster."""
+    if table is None:
+        return _load(client, dd, path, fam, target, features, intercept, roles, dropna, blocksize, header, formula)
+    from ..readers.parquet import arrow_errors, unreadable
+
+    try:
+        return _load(client, dd, path, fam, target, features, intercept, roles, dropna, blocksize, header, formula,
+                     table, chunk_rows)
+    except arrow_errors() as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise unreadable(table.name, exc) from None
+
+
+def _load(client, dd, path, fam, target, features, intercept, roles, dropna, blocksize, header, formula,
+          table=None, chunk_rows=None) -> Source:
     from dask import delayed
 
     from . import stream
 
     import pandas as pd
 
-    header = header or csvformat.read_header(path)
-    found = _load_numeric(client, dd, path, fam, target, features, intercept, roles, blocksize, header)
-    if found is not None:
-        return found
-    try:
-        ddf = dd.read_csv(str(path), blocksize=blocksize, dtype=object, sep=header.sep)
-    except (pd.errors.EmptyDataError, ValueError) as exc:
-        raise DataError(f"'{path}' is not a readable CSV file ({str(exc).splitlines()[0]}).") from None
-    columns = [str(c) for c in ddf.columns]
-    target, wanted, used = stream.header_columns(columns, target, features, intercept, roles)
-    # dtype=object: every partition as text, parsed the way pandas parses a whole file
-    parts = [delayed(_parse)(p) for p in ddf.to_delayed()]
+    if formula is None:
+        if table is None:
+            header = header or csvformat.read_header(path)
+            found = _load_numeric(client, dd, path, fam, target, features, intercept, roles, blocksize, header)
+        else:
+            found = _load_numeric_parquet(client, dd, table, fam, target, features, intercept, roles, chunk_rows)
+        if found is not None:
+            return found
+    plan = None
+    if table is not None:
+        columns = list(table.names)
+        if formula is not None:
+            from ..readers.formula import plan_formula
+
+            plan = plan_formula(formula, columns, fam, target=target, features=features, intercept=intercept, roles=roles)
+            used = plan.used
+        else:
+            target, wanted, used = stream.header_columns(columns, target, features, intercept, roles)
+        ddf = table.dask_frame(dd, used, chunk_rows)
+        from ..readers.parquet import from_dask_partition
+
+        parts = [delayed(from_dask_partition)(p) for p in ddf.to_delayed()]
+    else:
+        try:
+            ddf = dd.read_csv(str(path), blocksize=blocksize, dtype=object, sep=header.sep)
+        except (pd.errors.EmptyDataError, ValueError) as exc:
+            raise DataError(f"'{path}' is not a readable CSV file ({str(exc).splitlines()[0]}).") from None
+        columns = [str(c) for c in ddf.columns]
+        if formula is not None:
+            from ..readers.formula import plan_formula
+
+            plan = plan_formula(formula, columns, fam, target=target, features=features, intercept=intercept, roles=roles)
+        else:
+            target, wanted, used = stream.header_columns(columns, target, features, intercept, roles)
+        # dtype=object: every partition as text, parsed the way pandas parses a whole file
+        parts = [delayed(_parse)(p) for p in ddf.to_delayed()]
     parts = client.persist(parts)
-    lengths = _gather_reporting(client, client.compute([delayed(len)(p) for p in parts]), path)
+    lengths = _gather_reporting(
+        client, client.compute([delayed(len)(p) for p in parts]), path if table is None else table.n_bytes
+    )
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
-    summaries = client.gather(client.compute([
-        delayed(stream.summarise_chunk)(p, o, target, wanted, used) for p, o in zip(parts, offsets)
-    ]))
-    cols, target_values, n_dropped = stream.combine_summaries(summaries, wanted, used, dropna)
-    enc, encoded = stream.make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept)
+    notes = ()
+    if plan is not None:
+        summaries = client.gather(client.compute([
+            delayed(stream.formula_chunk_summary)(p, o, plan) for p, o in zip(parts, offsets)
+        ]))
+        enc, encoded, n_dropped, learned = stream.formula_encoding(fam, plan, summaries, columns, dropna)
+        del summaries
+        if stream.watches_powers(fam, learned):
+            from ..readers.formula import low_parts
+
+            if any(client.gather(client.compute([delayed(low_parts)(learned.powers, p) for p in parts]))):
+                notes = (stream.exact_powers_note(fam, learned),)
+        target, intercept = plan.target, learned.intercept
+    else:
+        summaries = client.gather(client.compute([
+            delayed(stream.summarise_chunk)(p, o, target, wanted, used) for p, o in zip(parts, offsets)
+        ]))
+        cols, target_values, n_dropped = stream.combine_summaries(summaries, wanted, used, dropna)
+        enc, encoded = stream.make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept)
     encoded_parts = client.persist([
         delayed(_column_major)(delayed(stream.encode_chunk)(p, o, enc)) for p, o in zip(parts, offsets)
     ])
@@ -247,10 +319,11 @@ def load_dask(client, dd, path, fam, *, target, features, intercept, roles, drop
     p = len(enc.design["features"])
     shifted = roles.get("offset") is not None or roles.get("exposure") is not None
     source = DaskParts(client, futures, n_obs, p, weights is not None, shifted)
+    separator = (header.sep, header.detected) if header is not None else (None, False)
     return Source(
         source, tuple(enc.design["features"]), target, None if encoded is None else encoded.levels,
         None if encoded is None else encoded.note, intercept, weights, roles.get("offset"),
-        roles.get("exposure"), n_dropped, enc.design, header.sep, header.detected,
+        roles.get("exposure"), n_dropped, enc.design, *separator, notes,
     )
 
 
@@ -280,6 +353,32 @@ def _load_numeric(client, dd, path, fam, target, features, intercept, roles, blo
         return None
     task = _NumericPart(fam, target, wanted, intercept, roles)
     parts = client.compute([_delayed(task, part) for part in ddf.to_delayed()])
+    return _numeric_source(client, parts, path, fam, target, wanted, intercept, roles, header.sep, header.detected)
+
+
+def _load_numeric_parquet(client, dd, table, fam, target, features, intercept, roles, chunk_rows) -> Source | None:
+    """:func:`_load_numeric` for a Parquet file or folder whose used columns are numbers and booleans:
+    each partition read by ``dask.dataframe.read_parquet`` and encoded on its worker."""
+    from dask import delayed
+
+    from ..readers.parquet import from_dask_partition
+    from . import stream
+
+    try:
+        target, wanted, used = stream.header_columns(table.names, target, features, intercept, roles)
+    except DataError:
+        return None
+    if not table.numeric([c for c in used if c != target]):
+        return None
+    ddf = table.dask_frame(dd, used, chunk_rows)
+    task = _NumericPart(fam, target, wanted, intercept, roles)
+    parts = client.compute([delayed(task)(delayed(from_dask_partition)(part)) for part in ddf.to_delayed()])
+    return _numeric_source(client, parts, table.n_bytes, fam, target, wanted, intercept, roles, None, False)
+
+
+def _numeric_source(client, parts, path, fam, target, wanted, intercept, roles, sep, detected) -> Source | None:
+    import pandas as pd
+
     try:
         summaries = _gather_reporting(client, client.map(_summary, parts), path)
     except (ValueError, TypeError, pd.errors.ParserError, UnicodeDecodeError):
@@ -309,7 +408,7 @@ def _load_numeric(client, dd, path, fam, target, features, intercept, roles, blo
     rows = DaskParts(client, parts, n_obs, len(names), weights is not None, shifted)
     return Source(
         rows, names, target, None if encoded is None else encoded.levels, None if encoded is None else encoded.note,
-        intercept, weights, roles.get("offset"), roles.get("exposure"), 0, design, header.sep, header.detected,
+        intercept, weights, roles.get("offset"), roles.get("exposure"), 0, design, sep, detected,
     )
 
 
@@ -422,12 +521,13 @@ def _parse(frame):
     return data.numbers_beyond_range(pd.read_csv(buffer, float_precision=data.FLOAT_PRECISION))
 
 
-def _gather_reporting(client, futures: list, path: Path) -> list:
+def _gather_reporting(client, futures: list, path: "Path | int") -> list:
     """``client.gather(futures)``, telling :mod:`mlefit.progress` of each partition read: the
-    first pass parses the file on the workers in partitions of (nearly) equal byte ranges."""
+    first pass parses the file on the workers in partitions of (nearly) equal byte ranges.
+    ``path``: the file, or the size of the data in bytes."""
     from distributed import as_completed
 
-    size = Path(path).stat().st_size
+    size = path if isinstance(path, int) else Path(path).stat().st_size
     for k, _ in enumerate(as_completed(futures), 1):
         progress.read(size * k // len(futures), size)
     return client.gather(futures)

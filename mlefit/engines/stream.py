@@ -20,8 +20,12 @@ The NLL, its gradient and its Hessian are sums over rows (``Family.evaluate`` re
 What the in-memory fit does with all rows at hand is a sum here too: the rank check accumulates the
 Gram matrix, the robust covariance adds ``Family.score_outer`` over chunks, a family's closed form
 comes from sums (``Family.start_from_sums``). The exact separation check reads the rows back when
-they fit within the memory limit (:meth:`Cache.gather`). Not supported when streaming:
-``--formula``.
+they fit within the memory limit (:meth:`Cache.gather`).
+
+Parquet files and folders (:mod:`mlefit.readers.parquet`) are read by record batches into the same
+cache: in one pass when the columns used are numbers or booleans and have no nulls, else in two.
+A formula (``--formula``) takes two passes: its design is learned in the first
+(:mod:`mlefit.readers.formula`) and every chunk is encoded with it in the second.
 """
 
 from __future__ import annotations
@@ -61,13 +65,15 @@ def default_memory_limit() -> int:
     return int(MEMORY_FRACTION * machine_memory())
 
 
-def should_stream(data: Any, memory_limit: int | None) -> bool:
-    """True when ``data`` is a CSV path larger than ``memory_limit`` bytes (default: a fraction of memory)."""
+def should_stream(data: Any, memory_limit: int | None, size: int | None = None) -> bool:
+    """True when ``data`` is a CSV path larger than ``memory_limit`` bytes (default: a fraction of
+    memory); ``size``: the data's size in bytes when it is not the file's (a Parquet table's
+    uncompressed size)."""
     if not isinstance(data, (str, Path)) or str(data) == "-":
         return False
     limit = default_memory_limit() if memory_limit is None else memory_limit
     try:
-        return limit > 0 and Path(data).stat().st_size > limit
+        return limit > 0 and (Path(data).stat().st_size if size is None else size) > limit
     except OSError:
         return False
 
@@ -260,7 +266,6 @@ def _load_numeric(
     import pandas as pd
 
     from .. import data
-    from ..errors import FamilyError
 
     try:
         columns = [str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns]
@@ -268,6 +273,30 @@ def _load_numeric(
     except (DataError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     floats = [c for c in used if c != target]
+
+    def chunks():
+        size = path.stat().st_size
+        with open(path, "rb") as source, pd.read_csv(
+            source, sep=sep, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
+            float_precision=data.FLOAT_PRECISION,
+        ) as reader:
+            for chunk in reader:
+                progress.read(source.tell(), size)
+                yield chunk
+
+    return cache_numeric(chunks(), fam, target, wanted, intercept, roles, chunk_rows, folder)
+
+
+def cache_numeric(chunks, fam: Family, target, wanted, intercept, roles, chunk_rows, folder) -> Source | None:
+    """The one-pass reader's work on chunks (DataFrames whose features, weights, offset and exposure
+    are numbers, whatever the file's format): each chunk checked and written straight to the cache.
+    None when a chunk is not the clean numeric case (see :func:`_load_numeric`); the parser's own
+    errors raised by ``chunks`` (ValueError, ParserError, ...) mean the same."""
+    import pandas as pd
+
+    from .. import data
+    from ..errors import FamilyError
+
     weights, offset, exposure = roles.get("weights"), roles.get("offset"), roles.get("exposure")
     event = roles.get("event")
     shifted = offset is not None or exposure is not None
@@ -281,15 +310,10 @@ def _load_numeric(
     n_distinct = 0
     total_weight = 0.0
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as source, pd.read_csv(
-            source, sep=sep, usecols=used, dtype={c: np.float64 for c in floats}, chunksize=chunk_rows, engine="c",
-            float_precision=data.FLOAT_PRECISION,
-        ) as reader, open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
+        with open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
                 (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw, \
                 (open(folder / "o.bin", "wb") if shifted else open(os.devnull, "wb")) as fo:
-            for chunk in reader:
-                progress.read(source.tell(), size)
+            for chunk in chunks:
                 chunk = chunk.set_axis([str(c) for c in chunk.columns], axis=1)
                 m = len(chunk)
                 X = np.empty((m, p))
@@ -346,6 +370,8 @@ def _load_numeric(
                 n_obs += m
     except (ValueError, TypeError, FamilyError, pd.errors.ParserError, UnicodeDecodeError):
         return None  # a feature that is not a number, unsortable labels, a malformed file
+    finally:
+        getattr(chunks, "close", lambda: None)()
     if n_obs == 0:
         return None
     encoded = None
@@ -509,11 +535,11 @@ def combine_summaries(summaries: list[dict], wanted: list[str], used: list[str],
     return cols, target_values, n_na_rows if dropna else 0
 
 
-def _first_pass(path, fam, target, features, intercept, roles, dropna, chunk_rows, sep=","):
+def _first_pass(chunks, target, features, intercept, roles, dropna):
     summaries = []
     offset = 0
     header = None
-    for chunk in _chunks(path, chunk_rows, sep, "reading (pass 1 of 2)"):
+    for chunk in chunks:
         if header is None:
             target, wanted, used = header = header_columns(list(chunk.columns), target, features, intercept, roles)
         summaries.append(summarise_chunk(chunk, offset, target, wanted, used))
@@ -524,7 +550,8 @@ def _first_pass(path, fam, target, features, intercept, roles, dropna, chunk_row
 
 @dataclass(frozen=True)
 class Encoding:
-    """How every chunk is encoded: found by the first pass, the same for all chunks."""
+    """How every chunk is encoded: found by the first pass, the same for all chunks. ``encoder``
+    and ``lhs``: a formula's design and left side (``mlefit.data.FormulaEncoder``), None otherwise."""
 
     fam: Family
     target: str
@@ -535,6 +562,8 @@ class Encoding:
     uniq: Any  # the target's distinct raw values, sorted (families with classes)
     codes: Any  # their codes
     as_text: bool
+    encoder: Any = None
+    lhs: Any = None
 
 
 def encode_chunk(chunk, offset: int, enc: Encoding):
@@ -553,18 +582,32 @@ def encode_chunk(chunk, offset: int, enc: Encoding):
     o = data.offset_values(chunk, enc.roles.get("offset"), enc.roles.get("exposure"), rows)
     event = enc.roles.get("event")
     ev = data.event_values(chunk[event], event, rows) if event else None
-    values = chunk[enc.target].to_numpy()
+    if enc.lhs is not None:  # a formula's transformed left side
+        values = enc.lhs.matrix(chunk, rows)[:, 0] if len(chunk) else np.zeros(0)
+        if not np.all(np.isfinite(values)):
+            first = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DataError(
+                f"the target '{enc.target}' has a missing or infinite value after the transformation, in data row "
+                f"{rows[first]}."
+            )
+    else:
+        values = chunk[enc.target].to_numpy()
     if enc.as_text:
         values = values.astype(str).astype(object)
     if enc.codes is not None:
         y = enc.codes[np.searchsorted(enc.uniq, values)] if len(values) else enc.codes[:0]
     else:
         y = enc.fam.encode(values, enc.target, rows, event=ev).y if len(values) else np.zeros(0)
-    X = data.build_columns(enc.design, chunk, rows)
+    if enc.encoder is not None:
+        X = enc.encoder.matrix(chunk, rows) if len(chunk) else np.zeros((0, len(enc.design["features"])))
+    else:
+        X = data.build_columns(enc.design, chunk, rows)
     return np.ascontiguousarray(X), y, w, o
 
 
-def make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept) -> tuple[Encoding, Any]:
+def target_codes(fam, target, target_values) -> tuple[Any, Any, bool, Any]:
+    """``(uniq, codes, as_text, encoded)``: the target's distinct values over all chunks, their codes
+    and labels (families with classes; None otherwise), and whether they are read as text."""
     uniq = np.concatenate(target_values)
     as_text = False  # numbers in some chunks and words in others: in memory, one text column
     try:
@@ -572,12 +615,18 @@ def make_encoding(fam, target, wanted, cols, target_values, roles, dropna, inter
     except TypeError:
         as_text = True
         uniq = np.unique(uniq.astype(str).astype(object))
-    encoded = fam.encode_target(uniq, target) if fam.classes else None
+    if not fam.classes:
+        return None, None, as_text, None
+    encoded = fam.encode_target(uniq, target)
+    return uniq, encoded.y, as_text, encoded
+
+
+def make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept) -> tuple[Encoding, Any]:
+    uniq, codes, as_text, encoded = target_codes(fam, target, target_values)
     design = _design(cols, wanted, intercept)
     extra = [c for c in roles.values() if c is not None]
     used = list(dict.fromkeys([target, *wanted, *extra]))
-    return Encoding(fam, target, used, roles, dropna, design, uniq if fam.classes else None,
-                    encoded.y if fam.classes else None, as_text), encoded
+    return Encoding(fam, target, used, roles, dropna, design, uniq, codes, as_text), encoded
 
 
 def _design(cols: dict, wanted: list[str], intercept: bool) -> dict:
@@ -603,20 +652,130 @@ def _design(cols: dict, wanted: list[str], intercept: bool) -> dict:
     return {"kind": "columns", "intercept": intercept, "columns": specs, "features": names}
 
 
-def load_streamed(
-    source: "str | Path", fam: Family, *, target=None, features=None, intercept=True, weights=None,
-    offset=None, exposure=None, formula=None, dropna=False, chunk_rows: int | None = None, folder: Path,
-    sep: str | None = None, event=None,
-) -> Source:
-    """The binary cache in ``folder``: one pass over a numeric CSV, else two (levels and validation, then the cache).
-    ``sep``: the separator (default: detected from the header, see :mod:`mlefit.csvformat`)."""
-    if formula is not None:
-        raise UsageError("--formula is not supported when streaming.", "Drop --stream, or build the columns beforehand.")
-    chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
-    if chunk_rows < 1:
-        raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}.")
-    sep = csvformat.check_sep(sep)
-    roles = {"weights": weights, "offset": offset, "exposure": exposure, "event": event}
+# -- formulas: the design learned from the first pass ---------------------------------------------
+
+
+def formula_chunk_summary(chunk, offset: int, plan) -> tuple[dict, dict]:
+    """The first pass's findings in one chunk of a formula fit: missing values and the target's
+    values (:func:`summarise_chunk`), and what the formula's design is learned from
+    (:func:`mlefit.readers.formula.summarise`)."""
+    from ..readers import formula as formulas
+
+    target = plan.target if plan.target_column else plan.variables[0]
+    return summarise_chunk(chunk, offset, target, [], plan.used), formulas.summarise(plan, chunk)
+
+
+def formula_encoding(fam, plan, summaries, columns, dropna) -> tuple[Encoding, Any, int, Any]:
+    """``(encoding, encoded target, rows dropped, learned design)`` of a formula fit from the first
+    pass's :func:`formula_chunk_summary` of every chunk, in order."""
+    from ..readers import formula as formulas
+
+    _, target_values, n_dropped = combine_summaries([s for s, _ in summaries], [], plan.used, dropna)
+    learned = formulas.learn(plan, [f for _, f in summaries], columns)
+    if plan.target_column:
+        uniq, codes, as_text, encoded = target_codes(fam, plan.target, target_values)
+    else:
+        uniq = codes = encoded = None
+        as_text = False
+    enc = Encoding(
+        fam, plan.target, plan.used, plan.roles, dropna, learned.design, uniq, codes, as_text, learned.encoder,
+        learned.lhs,
+    )
+    return enc, encoded, n_dropped, learned
+
+
+def exact_powers_note(fam: Family, learned) -> str | None:
+    """The result's note when a formula's power columns would have been formed exactly in memory."""
+    if not learned.powers or type(fam).closed_form is Family.closed_form:
+        return None
+    shown = ", ".join(f"'{c}'" for c in list(learned.powers)[:3])
+    return (
+        f"the power column(s) {shown} of the formula are rounded to float64 here; an in-memory fit forms them "
+        "exactly (double-double), which an ill-conditioned polynomial needs for its last digits"
+    )
+
+
+def watches_powers(fam: Family, learned) -> bool:
+    """Whether the rows must be read for :func:`exact_powers_note` (a family with a closed form that
+    uses exact powers, and a formula with power columns)."""
+    return exact_powers_note(fam, learned) is not None
+
+
+# -- the readers of a streamed fit -----------------------------------------------------------------
+
+
+class _CsvChunks:
+    """A CSV file read in chunks of rows by pandas."""
+
+    def __init__(self, path: Path, header, chunk_rows: int):
+        self.path, self.header, self.chunk_rows = path, header, chunk_rows
+        self.separator, self.separator_detected = header.sep, header.detected
+
+    def names(self) -> list[str]:
+        """pandas' names of the columns (a blank one numbered), from the first row's chunk."""
+        for chunk in _chunks(self.path, 1, self.header.sep):
+            return [str(c) for c in chunk.columns]
+        raise DataError(f"'{self.path}' has a header but no data rows.")  # (_chunks says so first)
+
+    def chunks(self, what: str, columns=None):
+        return _chunks(self.path, self.chunk_rows, self.header.sep, what)
+
+    def numeric(self, fam, target, features, intercept, roles, folder) -> Source | None:
+        return _load_numeric(self.path, fam, target, features, intercept, roles, self.chunk_rows, folder, self.header.sep)
+
+    def columns(self, target, features, intercept, roles):
+        """The target, the features and the columns to read: resolved from the first chunk's header."""
+        return target, features, None
+
+
+class _ParquetChunks:
+    """A Parquet file or folder read in record batches (:class:`mlefit.readers.parquet.ParquetSource`)."""
+
+    separator, separator_detected = None, False
+
+    def __init__(self, table, chunk_rows: int):
+        self.table, self.chunk_rows = table, chunk_rows
+
+    def names(self) -> list[str]:
+        return list(self.table.names)
+
+    def chunks(self, what: str, columns=None):
+        return self.table.frames(self.table.names if columns is None else columns, self.chunk_rows, what)
+
+    def numeric(self, fam, target, features, intercept, roles, folder) -> Source | None:
+        try:
+            target, wanted, used = header_columns(self.table.names, target, features, intercept, roles)
+        except DataError:
+            return None
+        if not self.table.numeric([c for c in used if c != target]):
+            return None
+        return cache_numeric(self.chunks("reading", used), fam, target, wanted, intercept, roles, self.chunk_rows, folder)
+
+    def columns(self, target, features, intercept, roles):
+        """The target, the features and the columns to read, resolved against every column (only
+        those used are read)."""
+        return header_columns(self.table.names, target, features, intercept, roles)
+
+
+def _reader(source, folder: Path, chunk_rows: int, sep, input_format, parquet=None):
+    from ..readers import is_parquet
+
+    if parquet is not None:
+        return _ParquetChunks(parquet, chunk_rows)
+    if is_parquet(source, input_format):
+        from ..readers.parquet import ParquetSource
+
+        if str(source) == "-":
+            path = folder / "stdin.parquet"
+            with open(path, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+            if path.stat().st_size == 0:
+                raise DataError("standard input is empty: no Parquet data.")
+            table = ParquetSource(path)
+            table.name = "standard input"
+        else:
+            table = ParquetSource(source)
+        return _ParquetChunks(table, chunk_rows)
     if str(source) == "-":
         path = folder / "stdin.csv"
         with open(path, "wb") as out:
@@ -630,26 +789,29 @@ def load_streamed(
         if path.is_dir():
             raise DataError(f"'{source}' is a directory, not a CSV file.")
     header = csvformat.read_header(path, sep, csvformat.describe(source))
-    found = _load_numeric(path, fam, target, features, intercept, roles, chunk_rows, folder, header.sep)
-    if found is not None:
-        return replace(found, separator=header.sep, separator_detected=header.detected)
-    target, wanted, cols, target_values, n_dropped = _first_pass(
-        path, fam, target, features, intercept, roles, dropna, chunk_rows, header.sep
-    )
-    enc, encoded = make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept)
-    design = enc.design
-    p = len(design["features"])
-    shifted = offset is not None or exposure is not None
-    n_obs = 0
+    return _CsvChunks(path, header, chunk_rows)
+
+
+def _write_cache(chunks, enc: Encoding, folder: Path, watch: dict | None = None) -> tuple[int, float, bool]:
+    """The second pass: every chunk encoded (:func:`encode_chunk`) and appended to the cache.
+    Returns the rows written, their total weight, and (``watch``: a formula's power columns)
+    whether an in-memory fit would have formed them exactly (:func:`mlefit.readers.formula.low_parts`)."""
+    shifted = enc.roles.get("offset") is not None or enc.roles.get("exposure") is not None
+    weights = enc.roles.get("weights")
+    y_dtype = np.dtype(enc.fam.target_dtype)
+    n_obs = start = 0
     total_weight = 0.0
-    y_dtype = np.dtype(fam.target_dtype)
-    start = 0
+    inexact = False
     with open(folder / "X.bin", "wb") as fx, open(folder / "y.bin", "wb") as fy, \
             (open(folder / "w.bin", "wb") if weights else open(os.devnull, "wb")) as fw, \
             (open(folder / "o.bin", "wb") if shifted else open(os.devnull, "wb")) as fo:
-        for chunk in _chunks(path, chunk_rows, header.sep, "reading (pass 2 of 2)"):
+        for chunk in chunks:
             X, y, w, o = encode_chunk(chunk, start, enc)
             start += len(chunk)
+            if watch and not inexact:
+                from ..readers.formula import low_parts
+
+                inexact = low_parts(watch, chunk)
             if not len(y):
                 continue
             X.tofile(fx)
@@ -662,11 +824,71 @@ def load_streamed(
             n_obs += len(y)
     if weights and not total_weight > 0:
         raise DataError(f"weights column '{weights}' is zero in every row.")
-    cache = Cache(folder, n_obs, p, y_dtype, weights is not None, chunk_rows, shifted)
+    return n_obs, total_weight, inexact
+
+
+def load_streamed(
+    source: "str | Path", fam: Family, *, target=None, features=None, intercept=True, weights=None,
+    offset=None, exposure=None, formula=None, dropna=False, chunk_rows: int | None = None, folder: Path,
+    sep: str | None = None, event=None, input_format: str | None = None, parquet=None,
+) -> Source:
+    """The binary cache in ``folder``: one pass over a numeric file, else two (levels and validation,
+    then the cache); a formula's design is learned in the first pass (:mod:`mlefit.readers.formula`).
+    ``sep``: the CSV's separator (default: detected from the header, see :mod:`mlefit.csvformat`);
+    ``input_format``: ``csv`` or ``parquet`` (default: from the name, see :func:`mlefit.readers.input_format`);
+    ``parquet``: the :class:`mlefit.readers.parquet.ParquetSource` of ``source`` when it is already open."""
+    chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
+    if chunk_rows < 1:
+        raise UsageError(f"--chunk-rows must be 1 or more; got {chunk_rows}.")
+    sep = csvformat.check_sep(sep)
+    roles = {"weights": weights, "offset": offset, "exposure": exposure, "event": event}
+    reader = _reader(source, folder, chunk_rows, sep, input_format, parquet)
+    separator = dict(separator=reader.separator, separator_detected=reader.separator_detected)
+    if formula is not None:
+        return _load_formula(reader, fam, formula, target, features, intercept, roles, dropna, chunk_rows, folder, separator)
+    found = reader.numeric(fam, target, features, intercept, roles, folder)
+    if found is not None:
+        return replace(found, **separator)
+    target, features, used = reader.columns(target, features, intercept, roles)
+    target, wanted, cols, target_values, n_dropped = _first_pass(
+        reader.chunks("reading (pass 1 of 2)", used), target, features, intercept, roles, dropna
+    )
+    enc, encoded = make_encoding(fam, target, wanted, cols, target_values, roles, dropna, intercept)
+    n_obs, _, _ = _write_cache(reader.chunks("reading (pass 2 of 2)", enc.used), enc, folder)
+    design = enc.design
+    cache = Cache(folder, n_obs, len(design["features"]), np.dtype(fam.target_dtype), weights is not None, chunk_rows,
+                  offset is not None or exposure is not None)
     return Source(
         cache, tuple(design["features"]), target, None if encoded is None else encoded.levels,
         None if encoded is None else encoded.note, intercept, weights, offset, exposure, n_dropped, design,
-        header.sep, header.detected,
+        **separator,
+    )
+
+
+def _load_formula(reader, fam, formula, target, features, intercept, roles, dropna, chunk_rows, folder, separator) -> Source:
+    """Two passes of a formula fit: the design learned from the first, the cache written by the second."""
+    from ..readers.formula import plan_formula
+
+    names = reader.names()
+    plan = plan_formula(formula, names, fam, target=target, features=features, intercept=intercept, roles=roles)
+    summaries = []
+    offset = 0
+    for chunk in reader.chunks("reading (pass 1 of 2)", plan.used):
+        summaries.append(formula_chunk_summary(chunk, offset, plan))
+        offset += len(chunk)
+    enc, encoded, n_dropped, learned = formula_encoding(fam, plan, summaries, names, dropna)
+    summaries = None
+    watch = learned.powers if watches_powers(fam, learned) else None
+    n_obs, _, inexact = _write_cache(reader.chunks("reading (pass 2 of 2)", plan.used), enc, folder, watch)
+    cache = Cache(
+        folder, n_obs, len(learned.features), np.dtype(fam.target_dtype), roles["weights"] is not None, chunk_rows,
+        roles["offset"] is not None or roles["exposure"] is not None,
+    )
+    notes = (exact_powers_note(fam, learned),) if inexact else ()
+    return Source(
+        cache, learned.features, plan.target, None if encoded is None else encoded.levels,
+        None if encoded is None else encoded.note, learned.intercept, roles["weights"], roles["offset"],
+        roles["exposure"], n_dropped, learned.design, notes=notes, **separator,
     )
 
 
