@@ -949,6 +949,7 @@ def dist(
         ),
     ] = None,
     sep: SepOpt = None,
+    input_format: InputFormatOpt = None,
 ) -> None:
     """Fit univariate distributions to one column by maximum likelihood and rank them by AIC.
 
@@ -969,6 +970,7 @@ def dist(
             require_matplotlib()
         result = fit_distributions(
             data, column, families=family, weights=weights, event=event, level=level, sep=sep,
+            input_format=_format(input_format),
         )
         if plot is not None:
             plot_fits(result, plot)

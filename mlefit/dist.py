@@ -234,18 +234,28 @@ class Sample:
 
 def read_sample(
     data: Any, column: str | None = None, *, weights: Any = None, event: Any = None, sep: str | None = None,
+    input_format: str | None = None,
 ) -> tuple[Sample, str, str | None, str | None]:
-    """The column of ``data`` (a CSV path, ``"-"``, a DataFrame, or the values themselves as an
-    array) as a sorted :class:`Sample`, and the names of the column, the weights and the event
-    column. Missing or non-numeric values are a DataError naming the first one's data row."""
+    """The column of ``data`` (a CSV or Parquet path, ``"-"``, a DataFrame, or the values
+    themselves as an array) as a sorted :class:`Sample`, and the names of the column, the weights
+    and the event column. Missing or non-numeric values are a DataError naming the first one's
+    data row."""
     import pandas as pd
 
     from . import data as readers
+    from .readers import is_parquet
 
     if isinstance(data, (str, Path)) or isinstance(data, pd.DataFrame):
-        frame = data if isinstance(data, pd.DataFrame) else readers.read_table(data, sep)[0]
+        if isinstance(data, pd.DataFrame):
+            frame = data
+        elif is_parquet(data, input_format):
+            from .readers.parquet import read_frame
+
+            frame = read_frame(data, strict=False)
+        else:
+            frame = readers.read_table(data, sep)[0]
         columns = [str(c) for c in frame.columns]
-        name = readers.choose_target(columns, column)
+        name = readers.choose_target(columns, column, option="--column", what="column")
         picked = {"column": name}
         for option, value in (("weights", weights), ("event", event)):
             if value is not None:
@@ -311,13 +321,15 @@ def fit_distributions(
     event: Any = None,
     level: float = 0.95,
     sep: str | None = None,
+    input_format: str | None = None,
 ) -> DistributionFits:
     """Fit univariate distributions to one column by maximum likelihood and rank them by AIC.
 
     Parameters
     ----------
     data : path, ``"-"``, DataFrame or array-like of shape (n_rows,)
-        A CSV (or standard input) or table holding the column, or the values themselves.
+        A CSV or Parquet file (or standard input) or table holding the column, or the values
+        themselves.
     column : str, optional
         The column; default ``y`` if present, else the last column.
     families : str or list of str, optional
@@ -335,13 +347,18 @@ def fit_distributions(
         Coverage of the intervals.
     sep : str, optional
         The CSV's separator (default: from its header).
+    input_format : {"csv", "parquet"}, optional
+        How a path is read (default: Parquet for names ending in ``.parquet``, ``.parq`` or ``.pq``
+        and for folders, else CSV).
 
     Returns
     -------
     DistributionFits
     """
     inference.check_level(level)
-    sample, name, w_name, e_name = read_sample(data, column, weights=weights, event=event, sep=sep)
+    sample, name, w_name, e_name = read_sample(
+        data, column, weights=weights, event=event, sep=sep, input_format=input_format,
+    )
     y = sample.values
     censored = sample.event is not None
     names = _names(families)
