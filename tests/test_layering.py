@@ -112,7 +112,7 @@ ALLOWED = {
     "fingerprint": {"numpy"},
     "lrtest": {"errors", "inference", "model", "results"},
     # a tool over the public API: the column (data), the fits (fit), their families and pictures
-    "dist": {"numpy", "scipy", "pandas", "errors", "results", "families", "fit", "data", "inference", "parallel", "plot"},
+    "dist": {"numpy", "scipy", "pandas", "errors", "results", "families", "fit", "data", "inference", "parallel", "plot", "readers"},
     # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile;
     # family.py puts a compiled text in the Family protocol
     "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff", "families"},
