@@ -10,6 +10,8 @@ The public API::
     mlefit.check_grad("data.csv", family="bernoulli").passed
     mlefit.fit("data.csv", family="bernoulli", ci="profile", level=0.9)   # profile-likelihood intervals
     mlefit.lr_test("small.json", "big.json").p_value   # two fits saved by save_model / fit --save
+    fits = mlefit.fit_distributions("claims.csv", "amount")   # normal, gamma, ... ranked by AIC
+    fits.best.name, fits["gamma"].parameters, fits.to_dict()
 
     data = mlefit.simulate("bernoulli", [1, -2], intercept=0.5, n=1000, seed=0)
     study = mlefit.recover("bernoulli", [1, -2], n=500, reps=200, seed=0)
@@ -49,6 +51,8 @@ __all__ = [
     "GradCheck",
     "lr_test",
     "LRTestResult",
+    "fit_distributions",
+    "DistributionFits",
     "errors",
     "MlefitError",
     "DataError",
@@ -74,6 +78,8 @@ _LAZY = {
     "read_truth": "simulate",
     "simulate": "simulate",
     "GradCheck": "checkgrad",
+    "fit_distributions": "dist",
+    "DistributionFits": "dist",
     "check_grad": "checkgrad",
     "Model": "model",
     "load_model": "model",

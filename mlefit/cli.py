@@ -19,7 +19,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from .errors import EXIT_CHECK_FAILED, EXIT_NOT_CONVERGED, MlefitError, UsageError
-from .families import FAMILY_NAMES
+from .families import DISTRIBUTION_NAMES, FAMILY_NAMES
 
 FamilyName = enum.Enum("FamilyName", {name: name for name in FAMILY_NAMES}, type=str)
 
@@ -914,6 +914,79 @@ def check_grad(
             f"{render.number(check.tol)}."
         )
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+def dist(
+    data: DataArg,
+    column: Annotated[
+        Optional[str],
+        typer.Option("--column", "-y", help="The column to fit.", show_default="'y' if present, else the last column"),
+    ] = None,
+    family: Annotated[
+        Optional[str],
+        typer.Option(
+            "--family", "-f", metavar="NAMES",
+            help=f"Comma-separated distributions to fit: {', '.join(DISTRIBUTION_NAMES)}.",
+            show_default="every distribution whose support holds the data",
+        ),
+    ] = None,
+    event: EventOpt = None,
+    weights: WeightsOpt = None,
+    level: Annotated[
+        float,
+        typer.Option("--level", help="Level of the intervals (Wald; on the log scale for positive parameters)."),
+    ] = 0.95,
+    format: Annotated[
+        Format, typer.Option("--format", help="Output: tables, one JSON document, or CSV (a row per parameter).")
+    ] = Format.table,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--plot", dir_okay=False,
+            help="Draw histogram and densities, CDFs, Q-Q and P-P plots of the fits to this image (.png); needs "
+            "matplotlib.",
+        ),
+    ] = None,
+    sep: SepOpt = None,
+    input_format: InputFormatOpt = None,
+) -> None:
+    """Fit univariate distributions to one column by maximum likelihood and rank them by AIC.
+
+    Each fit reports its parameters with standard errors and intervals, the log-likelihood, AIC,
+    BIC and goodness of fit (Kolmogorov-Smirnov, Cramér-von Mises and Anderson-Darling statistics;
+    chi-squared on grouped counts for discrete distributions). Exit codes: 0 every fit converged;
+    2 usage or input error (such as a value outside a named distribution's support); 3 some fit
+    did not converge or failed (the results are still printed).
+    """
+    from . import render
+    from .dist import fit_distributions, plot_fits
+
+    with user_errors():
+        _refuse_overwrite(data, "the input file", {"--plot": plot})
+        if plot is not None:
+            from .plot import require_matplotlib
+
+            require_matplotlib()
+        result = fit_distributions(
+            data, column, families=family, weights=weights, event=event, level=level, sep=sep,
+            input_format=_format(input_format),
+        )
+        if plot is not None:
+            plot_fits(result, plot)
+    if format is Format.json:
+        sys.stdout.write(render.json_text(result.to_dict()))
+    elif format is Format.csv:
+        sys.stdout.write(render.dist_csv(result))
+    elif render.use_rich(sys.stdout):
+        render.print_dist_rich(result)
+    else:
+        sys.stdout.write(render.dist_text(result))
+    sys.stdout.flush()
+    bad = [f.name for f in result.fits if f.status == "failed" or (f.status == "fitted" and not f.converged)]
+    if bad:
+        _stderr(f"Warning: {', '.join(bad)} did not converge or failed; see the message of each.")
+        raise typer.Exit(EXIT_NOT_CONVERGED)
 
 
 @app.command()

@@ -215,13 +215,14 @@ def split_names(names: "str | Sequence[str] | None") -> list[str] | None:
     return out
 
 
-def choose_target(columns: list[str], target: str | None) -> str:
-    """The target column: as given, else ``y`` (any case, if unambiguous), else the last column."""
+def choose_target(columns: list[str], target: str | None, option: str = "--target", what: str = "target column") -> str:
+    """The target column: as given, else ``y`` (any case, if unambiguous), else the last column.
+    ``option`` and ``what`` name the option and the column in the message when it is not found."""
     if target is not None:
         if target not in columns:
             raise DataError(
-                f"target column '{target}' not found; available: {', '.join(columns)}.",
-                "Use --target to name one of them.",
+                f"{what} '{target}' not found; available: {', '.join(columns)}.",
+                f"Use {option} to name one of them.",
             )
         return target
     if "y" in columns:

@@ -468,7 +468,9 @@ def fit_source(
     closed = None
     if l2 is None and arrays is not None:
         closed = fam.closed_form(arrays.X, arrays.y, arrays.weights, gram=gram, X_lo=arrays.X_lo, offset=arrays.offset)
-    null = _null_model(src, fam, n_classes)
+    # An intercept-only model is its own null model: fitted once, the null figures are its own.
+    own_null = l2 is None and fam.null_columns(src.intercept) == p
+    null = None if own_null else _null_model(src, fam, n_classes)
     if closed is not None and closed.exact_fit:
         if factor is not None:
             closed = replace(closed, params=closed.params * factor)
@@ -515,6 +517,8 @@ def fit_source(
                 cov_model = inference.covariance(hess, root)
     if fam.separable and l2 is None:
         opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
+    if own_null and opt.converged:
+        null = _null_record(fam, opt.params, opt.nll, n_classes)
     result = _finish(
         src, fam, opt, cov_model, lambda: analytic.score_outer(opt.params), analytic,
         method, gradient, tol, n_weight, l2, cov, null, factor, extras,
@@ -859,8 +863,13 @@ def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, A
         opt = OPTIMIZERS["newton"](objective, x0, tol=DEFAULT_TOL["newton"], max_iter=DEFAULT_MAX_ITER["newton"])
     if not opt.converged:
         return None
-    estimates, _ = fam.natural(opt.params, np.zeros((x0.size, x0.size)), n_classes)
-    return {"loglik": -opt.nll, "params": opt.params, "estimates": estimates, "n_params": x0.size}
+    return _null_record(fam, opt.params, opt.nll, n_classes)
+
+
+def _null_record(fam: Family, params: np.ndarray, nll: float, n_classes: int | None) -> "dict[str, Any]":
+    """What the fit keeps of the intercept-only model at its optimum ``params`` (optimiser scale)."""
+    estimates, _ = fam.natural(params, np.zeros((params.size, params.size)), n_classes)
+    return {"loglik": -nll, "params": params, "estimates": estimates, "n_params": params.size}
 
 
 def _fit_statistics(

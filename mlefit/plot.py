@@ -160,3 +160,141 @@ def plot_recovery(
     axes[0].legend(loc="best", fontsize="small")
     fig.suptitle(title or f"recovery: {n_reps} replication(s), estimates against the true values")
     _save(fig, path, dpi)
+
+
+#: At most this many points of the sample are drawn on the Q-Q and P-P panels (evenly spaced in rank).
+MAX_POINTS = 2000
+#: Counts spanning more values than this are drawn as a histogram, not a bar per value.
+MAX_BARS = 200
+
+
+def plot_distributions(
+    values: np.ndarray,
+    weights: np.ndarray | None,
+    fits: "Sequence[tuple[str, object]]",
+    path: "str | Path",
+    *,
+    discrete: bool = False,
+    survival: "tuple[np.ndarray, np.ndarray] | None" = None,
+    title: str | None = None,
+    size: tuple[float, float] = (10.0, 8.0),
+    dpi: int = DPI,
+) -> None:
+    """The four panels of R's fitdistrplus for fitted distributions, each in its own colour: the
+    histogram (counts: the observed frequencies) with the fitted densities, the empirical and
+    fitted CDFs, a Q-Q plot (fitted quantiles against the sorted data) and a P-P plot (fitted CDF
+    against the empirical probabilities).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_rows,)
+        The data, ascending.
+    weights : ndarray of shape (n_rows,) or None
+        Frequency weights.
+    fits : sequence of (name, distribution)
+        Each fitted distribution with the methods ``pdf`` (``pmf`` when ``discrete``), ``cdf`` and
+        ``ppf`` (a scipy.stats frozen distribution).
+    path : str or Path
+        Where to write the image.
+    discrete : bool
+        Counts: frequencies and probabilities instead of a histogram and densities.
+    survival : (times, S), optional
+        Right-censored data: the Kaplan-Meier estimate ``S`` just after each event time, which
+        takes the place of the empirical CDF (``1 - S``); the density panel then shows the fitted
+        densities alone (a histogram of censored data would mislead).
+    title, size, dpi
+        As for :func:`plot_trace`.
+    """
+    values = np.asarray(values, dtype=float)
+    w = np.ones(len(values)) if weights is None else np.asarray(weights, dtype=float)
+    fig = _figure(size, dpi)
+    (ax_pdf, ax_cdf), (ax_qq, ax_pp) = fig.subplots(2, 2)
+    colours = [f"C{k}" for k in range(10)]  # matplotlib's ten default colours (tab10)
+    total = float(w.sum())
+    # the empirical CDF at each sorted value (after it) and the plotting positions (mid-steps)
+    if survival is None:
+        cum = np.cumsum(w) / total
+        x_emp, p_emp = values, cum - 0.5 * w / total
+        steps_x, steps_p = values, cum
+        if discrete:  # a point per distinct count, at the empirical CDF there
+            last = np.r_[values[1:] != values[:-1], True]
+            x_emp, p_emp = values[last], np.minimum(cum[last], 1.0)
+    else:
+        times, S = survival
+        before = np.r_[1.0, S[:-1]]
+        x_emp, p_emp = times, 1.0 - 0.5 * (before + S)
+        steps_x, steps_p = times, 1.0 - S
+    lo, hi = float(values[0]), float(values[-1])
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    if discrete and hi - lo > MAX_BARS:
+        # counts over a wide range: a histogram of them, the probabilities as curves
+        ks = np.arange(int(lo), int(hi) + 1, max(1, int((hi - lo) // 2000)))
+        ax_pdf.hist(values, bins=60, weights=w, density=True, color="0.85", edgecolor="0.6", label="observed")
+        for k, (name, dist) in enumerate(fits):
+            ax_pdf.plot(ks, dist.pmf(ks), color=colours[k % len(colours)], linewidth=1.5, label=name)
+        ax_pdf.set_title("observed frequencies and fitted probabilities")
+        ax_pdf.set_ylabel("probability")
+    elif discrete:
+        ks = np.arange(int(lo), int(hi) + 1)
+        freq = np.bincount((values - lo).astype(np.intp), weights=w, minlength=len(ks))[: len(ks)] / total
+        ax_pdf.bar(ks, freq, width=0.8, color="0.8", edgecolor="0.5", label="observed")
+        width = 0.6 / max(len(fits), 1)
+        for k, (name, dist) in enumerate(fits):
+            offset = (k - (len(fits) - 1) / 2.0) * width
+            ax_pdf.vlines(ks + offset, 0.0, dist.pmf(ks), color=colours[k % len(colours)], linewidth=2, label=name)
+        ax_pdf.set_title("observed frequencies and fitted probabilities")
+        ax_pdf.set_ylabel("probability")
+    else:
+        grid = np.linspace(lo - pad, hi + pad, 400)
+        top = 0.0
+        if survival is None:
+            bins = np.histogram_bin_edges(values, bins=min(60, max(10, int(np.sqrt(len(values))))))
+            heights, _, _ = ax_pdf.hist(values, bins=bins, weights=w, density=True, color="0.85", edgecolor="0.6",
+                                        label="data")
+            top = float(np.max(heights))
+        for k, (name, dist) in enumerate(fits):
+            with np.errstate(all="ignore"):
+                dens = dist.pdf(grid)
+            ax_pdf.plot(grid, dens, color=colours[k % len(colours)], linewidth=1.5, label=name)
+            if survival is not None:
+                top = max(top, float(np.nanmax(np.where(np.isfinite(dens), dens, np.nan))))
+        if top > 0:
+            ax_pdf.set_ylim(0.0, 1.3 * top)
+        ax_pdf.set_title("histogram and fitted densities" if survival is None else "fitted densities (censored data)")
+        ax_pdf.set_ylabel("density")
+    ax_cdf.step(steps_x, steps_p, where="post", color="black", linewidth=1.2,
+                label="empirical" if survival is None else "Kaplan-Meier")
+    step = max(1, int((hi - lo) // 2000))
+    grid = np.arange(int(lo), int(hi) + 1, step) if discrete else np.linspace(lo - pad, hi + pad, 400)
+    for k, (name, dist) in enumerate(fits):
+        colour = colours[k % len(colours)]
+        if discrete:
+            ax_cdf.step(grid, dist.cdf(grid), where="post", color=colour, linewidth=1.2, label=name)
+        else:
+            ax_cdf.plot(grid, dist.cdf(grid), color=colour, linewidth=1.2, label=name)
+    ax_cdf.set_title("empirical and fitted CDFs")
+    ax_cdf.set_ylabel("CDF")
+    pick = np.unique(np.linspace(0, len(x_emp) - 1, min(MAX_POINTS, len(x_emp))).astype(np.intp))
+    xs, ps = x_emp[pick], p_emp[pick]
+    for k, (name, dist) in enumerate(fits):
+        colour = colours[k % len(colours)]
+        with np.errstate(all="ignore"):
+            ax_qq.plot(dist.ppf(ps), xs, "o", markersize=2.5, color=colour, alpha=0.7, label=name)
+            ax_pp.plot(ps, dist.cdf(xs), "o", markersize=2.5, color=colour, alpha=0.7, label=name)
+    ax_qq.axline((lo, lo), slope=1.0, color="black", linewidth=0.8)
+    ax_qq.set_xlabel("fitted quantiles")
+    ax_qq.set_ylabel("empirical quantiles")
+    ax_qq.set_title("Q-Q plot")
+    ax_pp.axline((0.0, 0.0), slope=1.0, color="black", linewidth=0.8)
+    ax_pp.set_xlabel("empirical probabilities")
+    ax_pp.set_ylabel("fitted probabilities")
+    ax_pp.set_title("P-P plot")
+    for ax in (ax_pdf, ax_cdf):
+        ax.set_xlabel("value")
+    for ax in (ax_pdf, ax_cdf, ax_qq, ax_pp):
+        ax.grid(True, alpha=0.3)
+    ax_cdf.legend(loc="best", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    _save(fig, path, dpi)
+

@@ -719,3 +719,156 @@ def families_text(entries: Sequence[dict[str, Any]], *, full: bool = False) -> s
 
 def families_json(entries: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(entries), indent=2) + "\n"
+
+
+# -- mlefit dist -----------------------------------------------------------------------------------
+
+#: The statistics columns of the ranking, by kind of data: (JSON key, header, significant digits).
+DIST_STATISTICS = {
+    "continuous": (("ks", "KS", 4), ("cvm", "CvM", 4), ("ad", "AD", 4)),
+    "discrete": (("chi2", "chi2", 5), ("chi2_df", "df", 0), ("chi2_p_value", "p_value", 0)),
+    "censored": (),
+}
+DIST_CSV_FIELDS = ("distribution", "status", "rank", "best", "parameter", "estimate", "std_error", "ci_low",
+                   "ci_high", "loglik", "aic", "bic", "n_params", "converged")
+
+
+def _dist_kind(result: Any) -> str:
+    return "censored" if result.event is not None else "discrete" if result.discrete else "continuous"
+
+
+def dist_header(result: Any) -> list[str]:
+    s = result.summary
+    observations = f"{number(result.n_obs)} observations" + (
+        f" in {number(result.n_rows)} rows (weights '{result.weights}')" if result.weights is not None else ""
+    )
+    lines = [
+        f"mlefit dist: column '{result.column}', {observations}; min {number(s['min'])}, max {number(s['max'])}, "
+        f"mean {number(s['mean'])}, sd {number(s['sd'])}",
+    ]
+    if result.event is not None:
+        lines.append(
+            f"right-censored by '{result.event}': {number(result.n_events)} events, "
+            f"{number(result.n_obs - result.n_events)} censored"
+        )
+    kind = _dist_kind(result)
+    legend = {
+        "continuous": "; KS, CvM, AD: Kolmogorov-Smirnov, Cramér-von Mises, Anderson-Darling (smaller is closer)",
+        "discrete": "; chi2 on grouped counts, its df and p_value",
+        "censored": "",
+    }[kind]
+    what = "discrete" if result.discrete else "continuous"
+    lines.append(f"{what} distributions ranked by AIC, * the best{legend}")
+    if result.statistics_note:
+        lines.append(f"note: {result.statistics_note}")
+    return lines
+
+
+def dist_ranking(result: Any) -> tuple[list[str], list[list[str]]]:
+    stats = DIST_STATISTICS[_dist_kind(result)]
+    headers = ["rank", "distribution", "loglik", "AIC", "BIC", "delta_AIC"] + [h for _, h, _ in stats]
+    best = result.best
+    rows = []
+    for f in result.fits:
+        if f.status != "fitted":
+            continue
+        rank = "-" if f.rank is None else f"{f.rank}{' *' if f.best else ''}"
+        delta = number(f.aic - best.aic, 4) if best is not None and f.rank is not None else "NA"
+        cells = [rank, f.name, number(f.loglik, 8), number(f.aic, 8), number(f.bic, 8), delta]
+        for key, _, digits in stats:
+            value = f.statistics.get(key)
+            if key == "chi2_p_value":
+                cells.append(p_value(value))
+            elif key == "chi2_df":
+                cells.append("NA" if value is None else str(value))
+            else:
+                cells.append(number(value, digits))
+        rows.append(cells)
+    return headers, rows
+
+
+def dist_parameters(result: Any) -> tuple[list[str], list[list[str]]]:
+    headers = ["distribution", "parameter", "estimate", "std_error", "ci_low", "ci_high"]
+    rows = []
+    for f in result.fits:
+        for p in f.parameters:
+            rows.append([f.name, p.name, number(p.estimate), number(p.std_error), number(p.ci_low), number(p.ci_high)])
+    return headers, rows
+
+
+def dist_notes(result: Any) -> list[str]:
+    """A line per distribution that did not converge, failed or does not apply, with the reason."""
+    lines = []
+    width = max((len(f.name) for f in result.fits), default=0)
+    for f in result.fits:
+        if f.status == "fitted" and f.converged:
+            continue
+        what = {"fitted": "did not converge", "failed": "failed", "not_applicable": "not applicable"}[f.status]
+        lines.append(f"{f.name.ljust(width)}  {what}: {f.message}")
+    return lines
+
+
+def dist_text(result: Any) -> str:
+    parts = ["\n".join(dist_header(result))]
+    headers, rows = dist_ranking(result)
+    if rows:
+        parts.append("Ranking\n" + plain_table(headers, rows, left=2))
+        headers, rows = dist_parameters(result)
+        parts.append(f"Parameters ({number(100 * result.level)}% intervals)\n" + plain_table(headers, rows, left=2))
+    notes = dist_notes(result)
+    if notes:
+        parts.append("Not fitted, or not converged\n" + "\n".join(notes))
+    return "\n\n".join(parts) + "\n"
+
+
+def print_dist_rich(result: Any, file: TextIO | None = None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout, highlight=False)
+    compact = dict(
+        box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True,
+        title_justify="left", title_style="bold",
+    )
+    for line in dist_header(result):
+        console.print(line, markup=False)
+    for title, (headers, rows) in (
+        ("Ranking", dist_ranking(result)),
+        (f"Parameters ({number(100 * result.level)}% intervals)", dist_parameters(result)),
+    ):
+        if not rows:
+            continue
+        table = Table(title=title, **compact)
+        for j, h in enumerate(headers):
+            table.add_column(h, justify="left" if j < 2 else "right", no_wrap=True)
+        for r in rows:
+            table.add_row(*r, style="bold" if r[0].endswith("*") else None)
+        console.print(table)
+    notes = dist_notes(result)
+    if notes:
+        console.print("Not fitted, or not converged", style="bold")
+        for line in notes:
+            console.print(line, markup=False)
+
+
+def dist_csv(result: Any) -> str:
+    """A row per parameter of each fitted distribution (a row with empty parameter cells for the
+    others), the distribution's figures repeated on its rows, then its statistics and message."""
+    stats = [key for key, _, _ in DIST_STATISTICS[_dist_kind(result)]]
+    fields = list(DIST_CSV_FIELDS) + stats + ["message"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fields)
+    for f in result.fits:
+        entry = f.to_dict()
+        common = {k: entry.get(k) for k in ("status", "rank", "best", "loglik", "aic", "bic", "n_params", "converged")}
+        common.update({k: entry["statistics"].get(k) for k in stats}, distribution=f.name, message=f.message)
+        for p in entry["parameters"] or [{}]:
+            row = {**common, "parameter": p.get("name"), **{k: p.get(k) for k in ("estimate", "std_error", "ci_low", "ci_high")}}
+            writer.writerow([_csv_cell(_lower_bool(row[k])) for k in fields])
+    return buf.getvalue()
+
+
+def _lower_bool(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, bool) else value

@@ -28,11 +28,12 @@ DATA = {
     "weibull": (ROSSI, "week"),
     "exponential": (ROSSI, "week"),
     "lognormal": (ROSSI, "week"),
+    "loglogistic": (ROSSI, "week"),
     "ordinal": (SAMPLES / "satisfaction.csv", "satisfaction"),
 }
 #: Further options a family's sample data need (survival times: the event column; ordered text
 #: labels: their order).
-OPTIONS = {name: ("--event", "arrest") for name in ("weibull", "exponential", "lognormal")}
+OPTIONS = {name: ("--event", "arrest") for name in ("weibull", "exponential", "lognormal", "loglogistic")}
 OPTIONS["ordinal"] = ("--levels", "low,medium,high")
 
 

@@ -67,13 +67,15 @@ def log_density(name: str, params: np.ndarray, X: np.ndarray, y: np.ndarray, lin
     if name == "gamma":
         shape, mu = np.exp(params[-1]), np.exp(X @ params[:-1])
         return st.gamma.logpdf(y, shape, scale=mu / shape)
-    if name in ("weibull", "exponential", "lognormal"):
+    if name in ("weibull", "exponential", "lognormal", "loglogistic"):
         # the time's log-density for an event, its log-survival function for a censored row
         t, event = np.abs(y), y > 0
         if name == "weibull":
             dist = st.weibull_min(1 / np.exp(params[-1]), scale=np.exp(X @ params[:-1]))
         elif name == "exponential":
             dist = st.expon(scale=np.exp(X @ params))
+        elif name == "loglogistic":
+            dist = st.fisk(1 / np.exp(params[-1]), scale=np.exp(X @ params[:-1]))
         else:
             dist = st.lognorm(np.exp(params[-1]), scale=np.exp(X @ params[:-1]))
         return np.where(event, dist.logpdf(t), dist.logsf(t))
@@ -83,7 +85,7 @@ def log_density(name: str, params: np.ndarray, X: np.ndarray, y: np.ndarray, lin
 def test_registry_lists_every_family():
     assert set(FAMILY_NAMES) == {
         "bernoulli", "categorical", "gaussian", "poisson", "negbin", "gamma", "weibull", "exponential", "lognormal",
-        "ordinal",
+        "loglogistic", "ordinal",
     }
     for name, cls in FAMILIES.items():
         assert cls.name == name

@@ -66,7 +66,7 @@ def test_unknown_family_is_a_usage_error(invoke):
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.strip() == (
         "Error: unknown family 'binomial'. Choose one of: bernoulli, categorical, gaussian, poisson, negbin, gamma, "
-        "weibull, exponential, lognormal, ordinal."
+        "weibull, exponential, lognormal, loglogistic, ordinal."
     )
 
 
@@ -84,13 +84,15 @@ LOSSES = {
     "poisson": "half the Poisson deviance", "negbin": "the negative binomial (NB2) NLL",
     "gamma": "k times half the gamma deviance", "weibull": "the censored Weibull NLL",
     "exponential": "the censored exponential NLL", "lognormal": "the censored log-normal NLL",
+    "loglogistic": "the censored log-logistic NLL",
     "ordinal": "cross-entropy",
 }
 #: The loss's short name in the one-line description, and its statement in the docstring.
 SHORT = {"gaussian": ("MSE", "squared error"), "poisson": ("Poisson", "Poisson deviance"),
          "negbin": ("negative binomial", "NB2"), "gamma": ("gamma", "Gamma distribution"),
          "weibull": ("Weibull", "Weibull survival times"), "exponential": ("exponential", "Exponential survival times"),
-         "lognormal": ("log-normal", "Log-normal survival times")}
+         "lognormal": ("log-normal", "Log-normal survival times"),
+         "loglogistic": ("log-logistic", "Log-logistic survival times")}
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)

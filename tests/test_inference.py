@@ -131,6 +131,7 @@ def test_weights_equal_repeated_rows(family, admissions, commute, houses, visits
         "weibull": (rossi[0], rossi[1], "week"),
         "exponential": (rossi[0], rossi[1], "week"),
         "lognormal": (rossi[0], rossi[1], "week"),
+        "loglogistic": (rossi[0], rossi[1], "week"),
         "ordinal": (satisfaction[0], satisfaction[1], "satisfaction"),
     }[family]
     if get_family(family).censored:

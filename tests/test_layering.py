@@ -41,7 +41,7 @@ def test_cli_module_loads_neither_pandas_nor_scipy():
     assert not {"scipy", "pandas", "rich"} & loaded
 
 
-COMMANDS = ("fit", "simulate", "recover", "predict", "check-grad", "families")
+COMMANDS = ("fit", "simulate", "recover", "predict", "check-grad", "dist", "families")
 
 
 def help_modules(*args: str) -> tuple[set[str], str]:
@@ -111,6 +111,8 @@ ALLOWED = {
     "profile": {"numpy", "errors", "inference", "optimize"},
     "fingerprint": {"numpy"},
     "lrtest": {"errors", "inference", "model", "results"},
+    # a tool over the public API: the column (data), the fits (fit), their families and pictures
+    "dist": {"numpy", "scipy", "pandas", "errors", "results", "families", "fit", "data", "inference", "parallel", "plot", "readers"},
     # likelihoods written as text: sympy (the optional extra `model`) loads on the first compile;
     # family.py puts a compiled text in the Family protocol
     "textmodel": {"numpy", "scipy", "sympy", "errors", "numdiff", "families"},

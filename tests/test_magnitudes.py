@@ -14,7 +14,10 @@ import mlefit
 from mlefit.errors import UsageError
 from mlefit.families import get_family
 
-FAMILIES = ["bernoulli", "categorical", "gaussian", "poisson", "negbin", "gamma", "weibull", "exponential", "lognormal"]
+FAMILIES = [
+    "bernoulli", "categorical", "gaussian", "poisson", "negbin", "gamma", "weibull", "exponential", "lognormal",
+    "loglogistic",
+]
 SCALES = {"1e200": 1e200, "1e-200": 1e-200, "2^700": 2.0**700, "mixed": np.array([1e200, 1e-200, 1.0])}
 
 

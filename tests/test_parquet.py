@@ -435,3 +435,22 @@ def test_a_model_written_as_text_reads_parquet(tmp_path, invoke):
     for options in ({}, {"stream": True, "chunk_rows": 64}):
         model = mlefit.fit(tmp_path / "sim.parquet", model=text, **options)
         assert model.names == ("a", "b") and _rel(model.params, family.params) < 1e-8
+
+
+def test_dist_reads_parquet_as_its_csv(tmp_path, invoke):
+    """mlefit dist on a Parquet file (by its name, or --input-format) fits what it fits on the CSV."""
+    path = tmp_path / "claims.pq"
+    pd.read_csv(SAMPLES / "claims.csv").to_parquet(path, index=False)
+    column = ["-y", "amount", "-f", "gamma,lognormal,weibull", "--format", "json"]
+    csv = json.loads(invoke("dist", SAMPLES / "claims.csv", *column).stdout)
+    renamed = tmp_path / "claims.data"
+    renamed.write_bytes(path.read_bytes())
+    for given in ([path], [renamed, "--input-format", "parquet"]):
+        res = invoke("dist", *given, *column)
+        assert res.exit_code == 0, res.stderr
+        got = json.loads(res.stdout)
+        assert [d["name"] for d in got["distributions"]] == [d["name"] for d in csv["distributions"]]
+        assert got["n_obs"] == csv["n_obs"] == 900
+        for a, b in zip(got["distributions"], csv["distributions"]):
+            assert a["status"] == b["status"] == "fitted"
+            assert _rel([p["estimate"] for p in a["parameters"]], [p["estimate"] for p in b["parameters"]]) < RTOL

@@ -25,10 +25,18 @@ _REGISTRY = {
     "weibull": "weibull:Weibull",
     "exponential": "exponential:Exponential",
     "lognormal": "lognormal:LogNormal",
+    "loglogistic": "loglogistic:LogLogistic",
     "ordinal": "ordinal:Ordinal",
 }
 
 FAMILY_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+#: The distributions of ``mlefit dist`` in the order of its listings, continuous then discrete
+#: (:mod:`mlefit.families.distributions` describes each); named here so that the command line's
+#: help lists them without loading numpy.
+DISTRIBUTION_NAMES: tuple[str, ...] = (
+    "normal", "lognormal", "exponential", "gamma", "weibull", "loglogistic", "beta", "student_t", "logistic",
+    "gumbel", "poisson", "negbin", "geometric",
+)
 #: The family of ``mlefit.fit`` when none is named.
 DEFAULT_FAMILY = "bernoulli"
 
