@@ -25,6 +25,10 @@ class Gamma(Family):
     dispersion ``1 / k`` by the Pearson statistic ``sum (y - mu)^2 / mu^2 / (n - p)``, not by maximum
     likelihood, and scale their standard errors by it; mlefit estimates k jointly with the
     coefficients, so its standard errors are those of the full likelihood.
+
+    The NLL is convex in b at a fixed shape (``d2/d eta2 = k y / mu > 0``), not jointly in b and
+    log(k): Newton steps are damped by a line search, and the Hessian at the optimum is checked to
+    be positive definite.
     """
 
     name = "gamma"

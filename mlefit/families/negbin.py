@@ -40,6 +40,10 @@ class NegBin(Family):
     - 2 r p + (r + y) p (1 - p)``.
     The differences ``lgamma(y + r) - lgamma(r)`` and those of digamma and trigamma are computed from
     their asymptotic series for large r (small alpha), where taking them directly would cancel.
+
+    The NLL is convex in b at a fixed alpha (``d2/d eta2 = (r + y) p (1 - p) > 0``), not jointly in
+    b and log(alpha): Newton steps are damped by a line search, and the Hessian at the optimum is
+    checked to be positive definite.
     """
 
     name = "negbin"
