@@ -879,6 +879,7 @@ def _fit_statistics(
     out: dict[str, Any] = {}
     if null is not None:
         out["null_loglik"] = null["loglik"]
+        out["null_model"] = fam.null_model
         if not penalised:  # a penalised fit is not a maximum of the likelihood: no LR test
             df = len(estimates) - null["n_params"]
             stat, p = inference.likelihood_ratio(loglik, null["loglik"], df)

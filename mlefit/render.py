@@ -191,7 +191,7 @@ def summary_rows(result: FitResult) -> list[tuple[str, str]]:
         ("BIC", number(result.bic, 10)),
     ]
     if result.null_loglik is not None:
-        rows.append(("null log-likelihood (intercept only)", number(result.null_loglik, 10)))
+        rows.append((f"null log-likelihood ({result.null_model or 'intercept only'})", number(result.null_loglik, 10)))
         if result.lr_stat is not None:
             rows.append((f"LR statistic vs null (chi2, {result.lr_df} df)", number(result.lr_stat, 10)))
             rows.append(("LR p-value", p_value(result.lr_p_value)))

@@ -126,6 +126,8 @@ class FitResult:
     cov_type: str = "model"
     se_model: np.ndarray | None = None
     null_loglik: float | None = None
+    #: What the null model holds ("intercept only"; an ordinal model's "cutpoints only").
+    null_model: str | None = None
     lr_stat: float | None = None
     lr_df: int | None = None
     lr_p_value: float | None = None
@@ -242,6 +244,7 @@ class FitResult:
             "se_method": self.se_method,
             "cov_type": self.cov_type,
             "null_loglik": self.null_loglik,
+            "null_model": self.null_model,
             "lr_stat": self.lr_stat,
             "lr_df": self.lr_df,
             "lr_p_value": self.lr_p_value,

@@ -248,12 +248,13 @@ def test_report_json_and_names(fit_json, invoke):
     # the null model is the cutpoints alone: its log-likelihood is that of the class proportions
     counts = pd.read_csv(SATISFACTION)["satisfaction"].value_counts().to_numpy()
     assert doc["null_loglik"] == pytest.approx(float(np.sum(counts * np.log(counts / counts.sum()))), rel=1e-12)
-    assert doc["lr_df"] == 3
+    assert doc["lr_df"] == 3 and doc["null_model"] == "cutpoints only"
     text = invoke("fit", SATISFACTION, "-f", "ordinal", "-y", "satisfaction", "--levels", "low,medium,high",
                   "--link", "probit").stdout
     assert text.splitlines()[0].startswith(
         "mlefit fit: ordinal (ordered probit), link probit, levels low,medium,high, method newton")
     assert "ordered levels low < medium < high (--levels)" in text.splitlines()[1]
+    assert "null log-likelihood (cutpoints only)" in text and "intercept only" not in text
 
 
 OPTIONS = [{}, {"weights": "w"}, {"cov": "robust"}, {"l2": 0.5}, {"offset": "o"}, {"link": "probit"}]

@@ -195,6 +195,8 @@ class Family:
     #: The design has an intercept column when one is asked for (False where other parameters take
     #: its place, such as an ordinal model's cutpoints).
     intercept_column: ClassVar[bool] = True
+    #: What the null model holds, for the report: ``null log-likelihood (intercept only)``.
+    null_model: ClassVar[str] = "intercept only"
     #: The classes are ordered, with one row of coefficients and cutpoints between the classes (a
     #: cumulative model): separation is then decided by the cumulative model's linear programs.
     ordered: ClassVar[bool] = False

@@ -162,6 +162,8 @@ class Ordinal(Family):
     def l2_matrix(self, n_features, n_classes=None, *, intercept=False):
         return np.diag(np.concatenate([np.ones(n_features), np.zeros(_cuts(n_classes))]))
 
+    null_model = "cutpoints only"
+
     def null_columns(self, intercept: bool) -> int:
         """The cutpoints alone: no column."""
         return 0
