@@ -318,7 +318,8 @@ def newton(
             return OptimizeResult(x, f, g, H, True, _converged_message(lam, tol), it, lam, tuple(rec.records))
         if it == max_iter:
             return OptimizeResult(
-                x, f, g, H, False, f"iteration limit ({max_iter}) reached", it, lam, tuple(rec.records)
+                x, f, g, H, False, _stalled_message(f"iteration limit ({max_iter}) reached", lam), it, lam,
+                tuple(rec.records),
             )
         slope = float(g @ d)
         alpha = 1.0
@@ -390,7 +391,8 @@ def gd(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -> Op
                 return OptimizeResult(x, f, g, H, False, _stalled_message(message, lam), it, lam, tuple(rec.records))
             if it == max_iter:
                 return OptimizeResult(
-                    x, f, g, H, False, f"iteration limit ({max_iter}) reached", it, lam, tuple(rec.records)
+                    x, f, g, H, False, _stalled_message(f"iteration limit ({max_iter}) reached", lam), it, lam,
+                tuple(rec.records),
                 )
         found = _armijo(objective, x, f, -float(g @ g), -g, 2.0 * alpha)
         if found is None:

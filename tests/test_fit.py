@@ -68,6 +68,11 @@ def test_iteration_limit_is_a_result_not_an_exception():
     assert not res.converged
     assert "iteration limit (2)" in res.message
     assert res.n_iter == 2 and len(res.trace) == 3
+    # every method says how far it stopped from the optimum, in standard errors (the decrement)
+    for method in ("newton", "gd", "lbfgs"):
+        with pytest.warns(ConvergenceWarning):
+            short = mlefit.fit(path, "bernoulli", target=target, max_iter=2, method=method)
+        assert short.message.endswith(f"the point is {short.decrement:.2g} standard errors from the optimum")
     assert np.all(np.isfinite(res.se))
 
 
