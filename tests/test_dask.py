@@ -206,8 +206,10 @@ def test_tcp_scheduler_fit_agrees_with_local(tmp_path, tcp_scheduler, family):
     assert _rel(doc["nll"], local.nll) < RTOL
 
 
-def test_local_scheduler_is_a_cluster_of_worker_processes(tmp_path, monkeypatch):
-    """``--scheduler local``: a LocalCluster of worker processes on 127.0.0.1, closed afterwards."""
+def test_local_scheduler_is_a_cluster_in_this_process(tmp_path, monkeypatch):
+    """``--scheduler local``: a LocalCluster of one worker with a thread per usable core in this
+    process (no port opened), closed afterwards."""
+    from mlefit import parallel
     from mlefit.engines import cluster as dask_engine
 
     clusters = []
@@ -215,7 +217,7 @@ def test_local_scheduler_is_a_cluster_of_worker_processes(tmp_path, monkeypatch)
 
     def spy(scheduler):
         client, cluster = original(scheduler)
-        clusters.append((cluster, set(client.run(os.getpid).values())))
+        clusters.append((cluster, set(client.run(os.getpid).values()), client.nthreads()))
         return client, cluster
 
     monkeypatch.setattr(dask_engine, "_client", spy)
@@ -223,9 +225,9 @@ def test_local_scheduler_is_a_cluster_of_worker_processes(tmp_path, monkeypatch)
     local = mlefit.fit(path, "bernoulli")
     remote = mlefit.fit(path, "bernoulli", engine="dask", scheduler="local", chunk_rows=100)
     assert _rel(remote.params, local.params) < RTOL and _rel(remote.se, local.se) < RTOL
-    (cluster, pids), = clusters
-    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, not threads here
-    assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+    (cluster, pids, threads), = clusters
+    assert pids == {os.getpid()} and list(threads.values()) == [parallel.n_threads()]
+    assert cluster.scheduler_address.startswith("inproc://")
     assert cluster.status.name == "closed"
 
 

@@ -151,11 +151,16 @@ def _weighted_gram(X, y, w, o):
 def _client(scheduler: str | None):
     _, distributed = _require_dask()
     if scheduler is None or scheduler == "local":
-        # worker processes on loopback; the HTTP endpoints on a free loopback port (the default,
-        # 8787 on every interface, would clash with other clusters and be reachable from outside)
+        # one worker in this process with a thread per usable core (numpy and the parsers release
+        # the GIL), reached in memory (inproc://) and without the HTTP dashboard: no port is
+        # opened, and it starts in milliseconds where two worker processes took 3-4 s to start and
+        # 2-3 s to close (measured on two cores). Serialisation between processes is what a real
+        # cluster (--scheduler tcp://HOST:PORT) adds.
+        from .. import parallel
+
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", silence_logs=40,
+            n_workers=1, threads_per_worker=parallel.n_threads(), processes=False, dashboard_address=None,
+            silence_logs=40,
         )
         return distributed.Client(cluster), cluster
     if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
