@@ -470,7 +470,7 @@ def fit_source(
         closed = fam.closed_form(arrays.X, arrays.y, arrays.weights, gram=gram, X_lo=arrays.X_lo, offset=arrays.offset)
     # An intercept-only model is its own null model: fitted once, the null figures are its own.
     own_null = l2 is None and fam.null_columns(src.intercept) == p
-    null = None if own_null else _null_model(src, fam, n_classes)
+    null = None if own_null else _null_model(src, fam, n_classes, counts)
     if closed is not None and closed.exact_fit:
         if factor is not None:
             closed = replace(closed, params=closed.params * factor)
@@ -841,20 +841,31 @@ def _se_method(l2: float | None, cov: str) -> str:
     return f"inverse of {bread} (observed information)"
 
 
-def _null_model(src: Source, fam: Family, n_classes: int | None) -> "dict[str, Any] | None":
+def _null_model(
+    src: Source, fam: Family, n_classes: int | None, counts: np.ndarray | None = None,
+) -> "dict[str, Any] | None":
     """The intercept-only model (with the offset, if any): ``{"loglik", "params", "estimates",
     "n_params"}``, or None without an intercept (or when it cannot be fitted).
 
     Newton's method over the rows' target alone (the design is one column of ones, never read),
-    from the family's start on rows in memory: where that start is the intercept-only MLE in closed
-    form (every family without an ancillary parameter to estimate), one pass confirms it.
+    from the family's start: where that start is the intercept-only MLE in closed form (every
+    family without an ancillary parameter to estimate), one pass confirms it. The start comes from
+    the rows in memory, or, for a family with classes and no offset, from ``counts`` (every
+    class's total weight over all the rows): a table of one row per class weighted by its total
+    has the same intercept-only fit as all the rows, so an engine whose rows are not in memory
+    needs no more passes than one.
     """
     k = fam.null_columns(src.intercept)
     if k is None:
         return None
     s = src.rows.sample()
-    ones = np.ones((s.n_obs, k))
-    x0 = fam.start_params(ones, s.y, s.weights, intercept=k > 0, n_classes=n_classes, offset=s.offset)
+    if counts is not None and s.offset is None:
+        classes = np.arange(len(counts)).astype(np.dtype(fam.target_dtype))
+        x0 = fam.start_params(np.ones((len(counts), k)), classes, np.asarray(counts, dtype=float),
+                              intercept=k > 0, n_classes=n_classes)
+    else:
+        x0 = fam.start_params(np.ones((s.n_obs, k)), s.y, s.weights, intercept=k > 0, n_classes=n_classes,
+                              offset=s.offset)
     if not np.all(np.isfinite(x0)):
         return None
     objective = RowsObjective(fam, src.rows, null_columns=k)

@@ -47,6 +47,30 @@ def test_dask_fit_agrees_with_local(tmp_path, client, family, options):
     assert set(remote.to_dict()) == set(local.to_dict())
 
 
+@pytest.mark.parametrize("family", ["bernoulli", "categorical"])
+def test_the_null_model_of_classes_takes_one_pass(tmp_path, client, family, monkeypatch):
+    """The intercept-only model of a family with classes starts from every class's total weight
+    (not from the first partition, which here holds one class): one pass over the targets confirms
+    it, and the null log-likelihood is the in-memory one."""
+    from mlefit.engines.base import RowsObjective
+
+    path = make_csv(tmp_path / "d.csv", family)
+    local = mlefit.fit(path, family)
+    null_passes = []
+    original = RowsObjective.sums
+
+    def counting(self, params, order, precise=False):
+        if self.null_columns is not None:
+            null_passes.append(order)
+        return original(self, params, order, precise)
+
+    monkeypatch.setattr(RowsObjective, "sums", counting)
+    remote = mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100)
+    assert null_passes == [2]
+    assert local.null_loglik is not None and _rel(remote.null_loglik, local.null_loglik) < 1e-12
+    assert _rel(remote.lr_stat, local.lr_stat) < RTOL
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_numeric_files_take_the_one_pass_reader(tmp_path, client, family, monkeypatch):
     """A CSV of numbers only is parsed once on the workers (float64 partitions, encoded there) and
