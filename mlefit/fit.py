@@ -459,6 +459,8 @@ def fit_source(
             # a large fit: spare a Hessian pass with a chord step near the optimum (small fits
             # keep the plain Newton iterates)
             options["chord"] = rows.n_obs >= CHORD_ROWS
+            # a wide design: quasi-Newton steps from gradient passes, a Hessian pass at the end
+            options["approx"] = analytic.hessian_approximation(x0.size, n_weight)
         if type(fam).boundary is not Family.boundary and l2 is None and method == "newton":
             options["stop"] = lambda x: fam.boundary(x) is not None
         opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter, **options)
