@@ -378,3 +378,65 @@ def test_large_indefinite_matrices_are_refused():
             call(H)
     with pytest.raises(linalg.NotPositiveDefinite):
         linalg.SPDFactor(np.full((300, 300), np.nan))
+
+
+# -- the rank check of a wide design from a subsample ----------------------------------------------
+
+
+def test_a_subsample_shows_the_full_rank_of_a_wide_design(rng):
+    from mlefit import checks
+    from mlefit.engines.base import full_rank_from_spread
+
+    n, p = 4000, 100
+    X = np.asfortranarray(with_intercept(rng.standard_normal((n, p - 1))))
+    rows = MemoryRows(X, np.zeros(n))
+    assert full_rank_from_spread(rows)
+    sample = rows.spread(n // base.RANK_SAMPLE_STRIDE)
+    norms = np.sqrt((X * X).sum(axis=0))
+    assert checks.sample_shows_full_rank(sample.X, None, norms)
+    # a column that is zero in the subsample's rows: not shown (the full check decides)
+    starts, length = base.spread_runs(n, n // base.RANK_SAMPLE_STRIDE)
+    outside = np.ones(n, dtype=bool)
+    for start in starts:
+        outside[start:start + length] = False
+    Z = X.copy(order="F")
+    Z[:, 5] = 0.0
+    Z[np.flatnonzero(outside)[:3], 5] = 1.0
+    assert not full_rank_from_spread(MemoryRows(Z, np.zeros(n)))
+    assert checks.check_rank(Z, [f"c{j}" for j in range(p)]) is not None  # full rank all the same
+    # dependent columns: not shown, and the full check names them
+    D = X.copy(order="F")
+    D[:, 7] = D[:, 3] + D[:, 4]
+    assert not full_rank_from_spread(MemoryRows(D, np.zeros(n)))
+    # narrow designs and engines without a subsample: the full check
+    assert not full_rank_from_spread(MemoryRows(np.asfortranarray(X[:, :20]), np.zeros(n)))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_wide_collinear_design_is_refused_as_before(weighted, monkeypatch):
+    """The subsample check passes nothing the full check would refuse: a wide design with a
+    dependent column gets the same message either way."""
+    from mlefit.errors import CollinearityError
+
+    X, y = wide_bernoulli()
+    X[:, 100] = X[:, 3] - 2.0 * X[:, 50]
+    w = np.random.default_rng(2).integers(0, 3, len(y)).astype(float) if weighted else None
+    with pytest.raises(CollinearityError) as wide:
+        mlefit.fit(X=X, y=y, family="bernoulli", weights=w)
+    monkeypatch.setattr(base, "RANK_SAMPLE_FEATURES", 10**9)
+    with pytest.raises(CollinearityError) as full:
+        mlefit.fit(X=X, y=y, family="bernoulli", weights=w)
+    assert str(wide.value) == str(full.value)
+    assert "column 'x101' is a linear combination of 'x4', 'x51'" in str(wide.value)  # 1-based names
+
+
+def test_a_wide_fit_proves_its_rank_without_the_gram_matrix(monkeypatch):
+    from mlefit import checks
+
+    calls = []
+    monkeypatch.setattr(checks, "check_rank", lambda *a, **k: calls.append(1))
+    X, y = wide_bernoulli()
+    mlefit.fit(X=X, y=y, family="bernoulli")
+    assert calls == []
+    mlefit.fit(X=X[:, :20], y=y, family="bernoulli")  # narrow: the full check
+    assert calls == [1]

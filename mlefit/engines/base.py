@@ -165,6 +165,38 @@ def spread_runs(n_obs: int, n_rows: int) -> tuple[np.ndarray, int]:
     return starts.astype(np.int64), length
 
 
+#: :func:`full_rank_from_spread` from this many design columns on (narrower designs' Gram matrix
+#: costs little next to a fit) ...
+RANK_SAMPLE_FEATURES = 64
+#: ... with 1 row in RANK_SAMPLE_STRIDE of the design, at least RANK_SAMPLE_ROWS_PER_FEATURE per
+#: column and at most half the rows.
+RANK_SAMPLE_STRIDE = 16
+RANK_SAMPLE_ROWS_PER_FEATURE = 2
+
+
+def full_rank_from_spread(rows: Rows) -> bool:
+    """True when a subsample of the rows (:meth:`Rows.spread`) proves that a wide design has full
+    column rank (:func:`mlefit.checks.sample_shows_full_rank`): the rank check of a fit that has no
+    use for the Gram matrix, for one pass of n p (the columns' norms) and the subsample's Gram
+    matrix instead of n p^2. False (run ``rows.check_rank``) for narrow designs, too few rows, an
+    engine without a subsample, or a subsample that does not show it."""
+    from .. import checks
+
+    n_obs, p = rows.n_obs, rows.n_features
+    n_rows = max(n_obs // RANK_SAMPLE_STRIDE, RANK_SAMPLE_ROWS_PER_FEATURE * p)
+    if p < RANK_SAMPLE_FEATURES or n_rows > n_obs // 2:
+        return False
+    sample = rows.spread(n_rows)
+    if sample is None:
+        return False
+    norms = np.sqrt(rows.map_sum(_column_squares, n_params=1))
+    return checks.sample_shows_full_rank(sample.X, sample.weights, norms)
+
+
+def _column_squares(X, y, w, offset) -> np.ndarray:
+    return np.einsum("ij,ij->j", X, X) if w is None else (X * X).T @ w
+
+
 class SampledHessian:
     """The Hessian of a subsample of the rows scaled to all of them, at any parameter vector: an
     approximation of the full Hessian for a fraction of a pass, whose relative error is about
