@@ -440,3 +440,33 @@ def test_a_wide_fit_proves_its_rank_without_the_gram_matrix(monkeypatch):
     assert calls == []
     mlefit.fit(X=X[:, :20], y=y, family="bernoulli")  # narrow: the full check
     assert calls == [1]
+
+
+# -- the categorical Hessian with many classes ----------------------------------------------------
+
+
+@pytest.mark.parametrize("n_features", [1, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_many_class_hessian_in_chunks_is_the_sum_over_rows(n_features, weighted, rng):
+    """With K = 30 the rows' weights are formed in chunks (HESSIAN_CHUNK_BYTES); one column (the
+    intercept-only model's) takes a product of its own. Both against the Hessian written as a sum of
+    Kronecker products over the rows."""
+    from mlefit.families import categorical
+
+    fam = get_family("categorical")
+    n, k = 3000, 30
+    assert categorical.HESSIAN_CHUNK_BYTES // (8 * (k - 1) * k // 2) < n  # several chunks
+    X = rng.standard_normal((n, n_features))
+    X[:, 0] = 1.0
+    y = rng.integers(0, k, n)
+    w = rng.random(n) * 2 if weighted else None
+    params = rng.normal(0, 0.3, (k - 1) * n_features)
+    H = fam.evaluate(params, X, y, w).hess
+    eta = np.column_stack([np.zeros(n), X @ params.reshape(k - 1, n_features).T])
+    P = np.exp(eta - eta.max(axis=1, keepdims=True))
+    P = (P / P.sum(axis=1, keepdims=True))[:, 1:]
+    ww = np.ones(n) if w is None else w
+    M = np.einsum("i,ij,jk->ijk", ww, P, np.eye(k - 1)) - np.einsum("i,ij,ik->ijk", ww, P, P)
+    ref = np.einsum("ijk,ia,ib->jakb", M, X, X).reshape(H.shape)
+    np.testing.assert_allclose(H, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    assert np.array_equal(H, H.T)
