@@ -19,10 +19,13 @@ Columns of the table:
   in start-up, ``mlefit --help`` is against ``python -c 'import typer'``, the fit against statsmodels);
 - agreement: max over the estimates of |estimate - statsmodels| / |statsmodels|.
 
-Comparisons: bernoulli (n=1e6, p=20), categorical (n=2e5, p=20, K=5), gaussian (n=1e6, p=20), the
-command line end to end on a 1e6-row CSV of 21 numeric columns (with its peak memory against the
-float64 design matrix), and start-up (``mlefit --help`` against ``python -c "import typer"``; a
-1,000-row fit against a statsmodels script).
+Comparisons: bernoulli (n=1e6, p=20), categorical (n=2e5, p=20, K=5), gaussian (n=1e6, p=20), wide
+bernoulli designs (n=1e5 p=200, n=2e4 p=500, n=1e4 p=1000), categorical with many parameters (n=1e5
+p=50 K=10, n=5e4 p=20 K=30), the command line end to end on a 1e6-row CSV of 21 numeric columns
+(with its peak memory against the float64 design matrix), and start-up (``mlefit --help`` against
+``python -c "import typer"``; a 1,000-row fit against a statsmodels script). In the wide and
+many-class comparisons statsmodels runs once, untimed for the ratios, as the reference of the
+agreement (``--quick`` divides their column counts by 10 and keeps 20 rows per parameter).
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ from typing import Callable
 import numpy as np
 
 SEED = 20240611
-COMPARISONS = ("bernoulli", "categorical", "gaussian", "csv", "startup")
+COMPARISONS = ("bernoulli", "categorical", "gaussian", "wide", "classes", "csv", "startup")
+#: The wide bernoulli designs (n, p) and the many-class categorical ones (n, p, K), at --scale 1.
+WIDE = ((100_000, 200), (20_000, 500), (10_000, 1_000))
+CLASSES = ((100_000, 50, 10), (50_000, 20, 30))
 BIN = Path(sys.executable).parent
 MLEFIT = str(BIN / "mlefit")
 
@@ -78,9 +84,16 @@ def design(rng: np.random.Generator, n: int, p: int) -> np.ndarray:
     return Z
 
 
+def coef_sd(p: int) -> float:
+    """Coefficients' spread: 0.3 at 20 columns, shrinking as 1/sqrt(p) beyond, so that the linear
+    predictor spreads alike at any width (standard deviation about 1.4; with 0.3 at 1,000 columns
+    it would be about 10, and 10,000 rows would be separable)."""
+    return 0.3 * min(1.0, (20 / p) ** 0.5)
+
+
 def bernoulli_data(rng, n, p):
     X = design(rng, n, p)
-    beta = rng.normal(0.0, 0.3, p)
+    beta = rng.normal(0.0, coef_sd(p), p)
     eta = 0.2 + X @ beta
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.float64)
     return X, y
@@ -88,7 +101,7 @@ def bernoulli_data(rng, n, p):
 
 def categorical_data(rng, n, p, k):
     X = design(rng, n, p)
-    B = rng.normal(0.0, 0.3, (p, k - 1))
+    B = rng.normal(0.0, coef_sd(p), (p, k - 1))
     eta = np.column_stack([np.zeros(n), 0.1 + X @ B])
     P = np.exp(eta - eta.max(axis=1, keepdims=True))
     P /= P.sum(axis=1, keepdims=True)
@@ -140,17 +153,23 @@ def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), np.finfo(float).tiny)))
 
 
-def rows_for(comparison: str, results, truth_name: str, note: str = "") -> list[Row]:
-    truth = results[truth_name][1]
+def rows_for(comparison: str, results, truth_name: str, note: str = "", truth: tuple[float, np.ndarray] | None = None) -> list[Row]:
+    """A row per tool, ratios to the fastest reference, agreement with ``results[truth_name]`` (or,
+    given ``truth``: the seconds and estimates of one untimed run of ``truth_name``, which gets a
+    row of its own and is left out of the fastest)."""
+    truth_est = results[truth_name][1] if truth is None else truth[1]
     ref_times = [statistics.median(t) for name, (t, _) in results.items() if name != "mlefit"]
     fastest = min(ref_times)
     rows = []
     for name, (t, est) in results.items():
         med = statistics.median(t)
         rows.append(
-            Row(comparison, name, med, med / fastest, rel_diff(est, truth), reference=name != "mlefit",
+            Row(comparison, name, med, med / fastest, rel_diff(est, truth_est), reference=name != "mlefit",
                 note=note if name == "mlefit" else "", runs=t)
         )
+    if truth is not None:
+        rows.append(Row(comparison, truth_name, truth[0], truth[0] / fastest, 0.0,
+                        note="one run after the others, the agreement's reference", runs=[truth[0]]))
     return rows
 
 
@@ -166,14 +185,11 @@ def quiet(fn):
 # -- the in-memory comparisons ---------------------------------------------------------------------
 
 
-def bench_bernoulli(n: int, p: int, repeat: int) -> list[Row]:
-    import statsmodels.api as sm
+def bernoulli_runners(X: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], np.ndarray]]:
+    """mlefit and the fast references (scikit-learn's two solvers, glum) on one bernoulli data set."""
     from sklearn.linear_model import LogisticRegression
 
     import mlefit
-
-    X, y = bernoulli_data(np.random.default_rng(SEED), n, p)
-    Xc = np.column_stack([np.ones(n), X])  # statsmodels' design, built outside its timing
 
     def sk(solver):
         def run():
@@ -190,36 +206,100 @@ def bench_bernoulli(n: int, p: int, repeat: int) -> list[Row]:
 
     runners = {
         "mlefit": lambda: mlefit.fit(X=X, y=y, family="bernoulli").params,
-        "statsmodels Logit newton": quiet(lambda: sm.Logit(y, Xc).fit(method="newton", disp=0).params),
         "sklearn lbfgs": sk("lbfgs"),
         "sklearn newton-cholesky": sk("newton-cholesky"),
     }
     if have("glum"):
         runners["glum irls"] = quiet(glm)
+    return runners
+
+
+def statsmodels_logit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    import statsmodels.api as sm
+
+    Xc = np.column_stack([np.ones(len(y)), X])
+    return np.asarray(quiet(lambda: sm.Logit(y, Xc).fit(method="newton", disp=0).params)())
+
+
+def once(fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
+    """Seconds and result of one run (after a pause)."""
+    time.sleep(PAUSE)
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def bench_bernoulli(n: int, p: int, repeat: int) -> list[Row]:
+    import statsmodels.api as sm
+
+    X, y = bernoulli_data(np.random.default_rng(SEED), n, p)
+    Xc = np.column_stack([np.ones(n), X])  # statsmodels' design, built outside its timing
+    runners = bernoulli_runners(X, y)
+    runners = {
+        "mlefit": runners.pop("mlefit"),
+        "statsmodels Logit newton": quiet(lambda: sm.Logit(y, Xc).fit(method="newton", disp=0).params),
+    } | runners
     return rows_for(f"bernoulli n={n:,} p={p}", interleave(runners, repeat), "statsmodels Logit newton")
 
 
-def bench_categorical(n: int, p: int, k: int, repeat: int) -> list[Row]:
-    import statsmodels.api as sm
+def bench_wide(n: int, p: int, repeat: int) -> list[Row]:
+    """A wide bernoulli design: the fast references timed, statsmodels run once for the agreement."""
+    X, y = bernoulli_data(np.random.default_rng(SEED + 5 + p), n, p)
+    results = interleave(bernoulli_runners(X, y), repeat)
+    truth = once(lambda: statsmodels_logit(X, y))
+    return rows_for(f"bernoulli n={n:,} p={p}", results, "statsmodels Logit newton", truth=truth)
+
+
+def categorical_runners(X: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], np.ndarray]]:
+    """mlefit and scikit-learn's two multinomial solvers on one categorical data set (glum has no
+    multinomial family)."""
     from sklearn.linear_model import LogisticRegression
 
     import mlefit
 
+    def sk(solver):
+        def run():
+            m = LogisticRegression(C=np.inf, solver=solver, tol=1e-8, max_iter=10_000).fit(X, y)
+            W = np.column_stack([m.intercept_, m.coef_])  # (K, p+1), symmetric parametrisation
+            return (W[1:] - W[0]).ravel()  # reference class 0, class-major like mlefit
+
+        return quiet(run)
+
+    return {
+        "mlefit": lambda: mlefit.fit(X=X, y=y, family="categorical").params,
+        "sklearn lbfgs": sk("lbfgs"),
+        "sklearn newton-cholesky": sk("newton-cholesky"),
+    }
+
+
+def statsmodels_mnlogit(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    import statsmodels.api as sm
+
+    Xc = np.column_stack([np.ones(len(y)), X])
+    # MNLogit's params are (p+1, K-1); mlefit's layout is class-major.
+    return np.asarray(quiet(lambda: sm.MNLogit(y, Xc).fit(method="newton", disp=0).params)()).T.ravel()
+
+
+def bench_categorical(n: int, p: int, k: int, repeat: int) -> list[Row]:
+    import statsmodels.api as sm
+
     X, y = categorical_data(np.random.default_rng(SEED + 1), n, p, k)
     Xc = np.column_stack([np.ones(n), X])
-
-    def sk():
-        m = LogisticRegression(C=np.inf, solver="lbfgs", tol=1e-8, max_iter=10_000).fit(X, y)
-        W = np.column_stack([m.intercept_, m.coef_])  # (K, p+1), symmetric parametrisation
-        return (W[1:] - W[0]).ravel()  # reference class 0, class-major like mlefit
-
+    runners = categorical_runners(X, y)
     runners = {
-        "mlefit": lambda: mlefit.fit(X=X, y=y, family="categorical").params,
+        "mlefit": runners.pop("mlefit"),
         # MNLogit's params are (p+1, K-1); mlefit's layout is class-major.
         "statsmodels MNLogit newton": quiet(lambda: np.asarray(sm.MNLogit(y, Xc).fit(method="newton", disp=0).params).T.ravel()),
-        "sklearn lbfgs": quiet(sk),
-    }
+    } | runners
     return rows_for(f"categorical n={n:,} p={p} K={k}", interleave(runners, repeat), "statsmodels MNLogit newton")
+
+
+def bench_classes(n: int, p: int, k: int, repeat: int) -> list[Row]:
+    """Categorical with many parameters: the fast references timed, statsmodels run once."""
+    X, y = categorical_data(np.random.default_rng(SEED + 6 + p + k), n, p, k)
+    results = interleave(categorical_runners(X, y), repeat)
+    truth = once(lambda: statsmodels_mnlogit(X, y))
+    return rows_for(f"categorical n={n:,} p={p} K={k}", results, "statsmodels MNLogit newton", truth=truth)
 
 
 def bench_gaussian(n: int, p: int, repeat: int) -> list[Row]:
@@ -519,8 +599,12 @@ def main(argv: list[str] | None = None) -> int:
         global PAUSE
         PAUSE = 0.0
 
-    def n(base: int) -> int:
-        return max(int(base * scale), 200)
+    def n(base: int, n_params: int = 0) -> int:
+        # --quick: at least 20 rows per parameter, so the tiny wide fits have an MLE
+        return max(int(base * scale), 200, 20 * n_params if args.quick else 0)
+
+    def cols(p: int) -> int:
+        return max(p // 10, 2) if args.quick else p
 
     info = machine()
     print("machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
@@ -534,6 +618,14 @@ def main(argv: list[str] | None = None) -> int:
                 rows += bench_categorical(n(200_000), 20, 5, repeat)
             elif comparison == "gaussian":
                 rows += bench_gaussian(n(1_000_000), 20, repeat)
+            elif comparison == "wide":
+                for size, p in WIDE:
+                    rows += bench_wide(n(size, cols(p) + 1), cols(p), repeat)
+                    print(f"    p={p}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            elif comparison == "classes":
+                for size, p, k in CLASSES:
+                    rows += bench_classes(n(size, (cols(p) + 1) * (k - 1)), cols(p), k, repeat)
+                    print(f"    p={p} K={k}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
             elif comparison == "csv":
                 rows += bench_csv(n(1_000_000), 20, repeat, Path(tmp))
             elif comparison == "startup":

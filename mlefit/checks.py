@@ -64,6 +64,45 @@ def _r_factor(X: np.ndarray, scale: np.ndarray, root_w: np.ndarray | None) -> np
     return R
 
 
+#: :func:`sample_shows_full_rank` clears a design when every column of its subsample keeps more than
+#: this squared distance from the span of the columns before it (scaled by the norms of all rows):
+#: a hundred times check_rank's fast-path threshold, so the Gram's rounding cannot decide it.
+SAMPLE_RANK_TOL = 1e-6
+
+
+def sample_shows_full_rank(X: np.ndarray, weights: np.ndarray | None, norms: np.ndarray) -> bool:
+    """Whether rows ``X`` (with their ``weights``) of a design whose columns have the weighted norms
+    ``norms`` over all its rows prove that the design has full column rank: the check of
+    :func:`check_rank` on a subsample, for a fraction of its work (n p^2 for the Gram matrix of
+    all rows).
+
+    The Gram matrix of all rows is that of the subsample plus a positive semi-definite rest, so
+    each column's distance from the span of the columns before it (the diagonal of the Cholesky
+    factor; both scaled by ``norms``) is at least the subsample's. When every one of the
+    subsample's squares exceeds :data:`SAMPLE_RANK_TOL`, :func:`check_rank` would pass the design
+    on its fast path; otherwise (a rare level missing from the subsample, a dependent column) the
+    answer is False and the caller runs :func:`check_rank`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_sample, n_features)
+    weights : ndarray of shape (n_sample,), optional
+    norms : ndarray of shape (n_features,)
+        ``sqrt(sum_i w_i x_ij^2)`` over all rows.
+    """
+    if X.shape[0] < X.shape[1] or not np.all(norms > 0):
+        return False
+    A = X / norms if weights is None else X * (np.sqrt(weights)[:, None] / norms)
+    # one BLAS thread: on a machine whose cores are busy, OpenBLAS's threads wait for each other
+    # (measured on a loaded 2-core machine: 0.24-1.4 s instead of 0.07 s for 2,002 x 1,001)
+    with parallel.one_blas_thread():
+        try:
+            L = np.linalg.cholesky(A.T @ A)
+        except np.linalg.LinAlgError:
+            return False
+    return bool(np.min(np.diag(L)) ** 2 > SAMPLE_RANK_TOL)
+
+
 def _term(coef: float, name: str, intercept_name: str | None) -> str:
     return f"{coef:.6g}" if name == intercept_name else f"{coef:.6g}*{name}"
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import checks, inference, progress
 from .data import Dataset, column_names, dataset_from_arrays, load_dataset, stdin_as_file
-from .engines.base import RowsObjective, Source
+from .engines.base import RowsObjective, Source, full_rank_from_spread
 from .engines.memory import WARM_START_STRIDE as WARM_STRIDE, MemoryRows
 from .errors import ConvergenceWarning, DataError, UsageError
 from .families import DEFAULT_FAMILY, get_family
@@ -456,7 +456,12 @@ def fit_source(
     fam.check_counts(target_counts)
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
     if l2 is None and fam.linear_predictor:  # with a penalty the optimum is unique even for collinear columns (ridge)
-        gram = rows.check_rank(src.feature_names, src.intercept)
+        # A wide design of a family without a closed form (which would reuse the Gram matrix) may
+        # show its full rank from a subsample, for a fraction of the Gram's n p^2.
+        if type(fam).closed_form is Family.closed_form and full_rank_from_spread(rows):
+            gram = None
+        else:
+            gram = rows.check_rank(src.feature_names, src.intercept)
 
     analytic = RowsObjective(fam, rows)
     exact = analytic
@@ -490,6 +495,8 @@ def fit_source(
             # a large fit: spare a Hessian pass with a chord step near the optimum (small fits
             # keep the plain Newton iterates)
             options["chord"] = rows.n_obs >= CHORD_ROWS
+            # a wide design: quasi-Newton steps from gradient passes, a Hessian pass at the end
+            options["approx"] = analytic.hessian_approximation(x0.size, n_weight)
         if type(fam).boundary is not Family.boundary and l2 is None and method == "newton":
             options["stop"] = lambda x: fam.boundary(x) is not None
         opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter, **options)

@@ -45,6 +45,21 @@ CHORD_FACTOR = 5.0
 #: miss costs a Newton iteration with its Hessian pass, a hit only a gradient pass.
 CHORD_MARGIN = 10.0
 
+#: The quasi-Newton passes of ``newton(approx=...)``: secant pairs kept (L-BFGS memory) ...
+QUASI_MEMORY = 10
+#: ... a step is slow when it shrinks the estimated decrement by less than this factor ...
+QUASI_RATE = 0.5
+#: ... after a slow step the approximate Hessian is taken again at the current point when the point
+#: has moved at least this far (in the approximation's norm, standard errors) from where it was
+#: taken (closer, its error is the approximation's own, not the distance's), at most QUASI_SLOW
+#: times in a row; QUASI_SLOW other slow steps in a row hand over to Newton's own iterations ...
+QUASI_MOVE = 1.0
+QUASI_SLOW = 3
+#: ... and the passes stop when the estimated decrement is below ``tol / QUASI_MARGIN``: the
+#: estimate is within tens of percent of the true decrement, so the Hessian pass that follows (the
+#: verdict's, and the covariance's) almost always finds the point converged.
+QUASI_MARGIN = 10.0
+
 _EPS = np.finfo(float).eps
 _ARMIJO = 1e-4
 
@@ -94,7 +109,7 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool]:
 
 def _cholesky_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool, float]:
     """:func:`newton_direction` plus the estimated condition number of the unit-diagonal Hessian
-    (from its Cholesky factor, :func:`mlefit.linalg.spd_inverse`; inf when it is not positive
+    (from its Cholesky factor, :func:`mlefit.linalg.spd_solve`; inf when it is not positive
     definite)."""
     from . import linalg
 
@@ -104,8 +119,8 @@ def _cholesky_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool,
     gs = g / scale
     if np.all(diag > 0) and np.all(np.isfinite(Hs)):
         try:
-            inv, cond = linalg.spd_inverse(Hs)
-            d = -(inv @ gs) / scale
+            x, cond = linalg.spd_solve(Hs, gs)
+            d = -x / scale
             if np.all(np.isfinite(d)):
                 return d, True, cond if g.size else 1.0
         except linalg.NotPositiveDefinite:
@@ -254,6 +269,7 @@ def _trial(evaluate: Callable[[np.ndarray], tuple], x: np.ndarray) -> tuple[floa
 def newton(
     objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int, chord: bool = False,
     hess0: np.ndarray | None = None, stop: Callable[[np.ndarray], bool] | None = None,
+    approx: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> OptimizeResult:
     """Newton's method on the analytic Hessian with a backtracking line search.
 
@@ -279,18 +295,34 @@ def newton(
 
     ``stop``: called at every accepted point; when it returns True the run ends there, not
     converged (the caller goes on from that point in another way: a parameter at a boundary).
+
+    ``approx``: a function giving an approximation of the Hessian at any point for a fraction of a
+    pass (a subsample's Hessian, scaled to the full data; for wide designs, whose Hessian pass costs
+    tens of gradient passes). The iterations then begin with quasi-Newton steps that evaluate only
+    the NLL and gradient (:func:`quasi_newton`), until the point is predicted to pass the
+    convergence test; the Hessian pass at that point gives the verdict and, almost always, ends the
+    fit (its Hessian is the covariance's). From a point that fails the test, or where the
+    quasi-Newton steps stop gaining, the iterations go on as Newton's. With ``hess0`` too, the first
+    approximation is ``hess0``.
     """
     rec = _Recorder()
     prec = _Precision(objective)
     x = np.array(x0, dtype=float)
+    it = 0
+    if approx is not None:
+        x, it, stopped = quasi_newton(objective, x, approx, tol=tol, max_iter=max_iter, rec=rec, hess0=hess0, stop=stop)
+        if stopped:
+            f, g, H = prec.evaluate(x)
+            return OptimizeResult(x, f, g, H, False, "stopped at a boundary", it, math.nan, tuple(rec.records))
+        hess0 = None
     stale = hess0 is not None  # H is not this point's own (after a chord step, or hess0)
     if stale:
         f, g = objective.value_grad(x)
         H = hess0
     else:
         f, g, H = prec.evaluate(x)
-    rec.add(f, g, math.nan)
-    it = 0
+    if approx is None:
+        rec.add(f, g, math.nan)
     lam_prev = math.nan  # the decrement at the previous point with its own Hessian
     while True:
         lam_last = lam_prev
@@ -363,6 +395,121 @@ def newton(
         if f >= f_old and prec.upgrade(cond, finished=True):
             f, g, H = prec.evaluate(x)
             stale = False
+
+
+class _Secant:
+    """The inverse of an approximate Hessian ``B`` corrected by the last QUASI_MEMORY secant pairs
+    ``(s, y)`` (steps and gradient changes): L-BFGS's two-loop recursion with ``B^{-1}`` as its
+    initial matrix instead of a multiple of the identity."""
+
+    def __init__(self, B: np.ndarray) -> None:
+        from . import linalg
+
+        diag = np.diag(B)
+        if not (np.all(diag > 0) and np.all(np.isfinite(B))):
+            raise linalg.NotPositiveDefinite("not positive definite")
+        self.B = B
+        self.scale = 1.0 / np.sqrt(diag)
+        self.factor = linalg.SPDFactor(B * np.outer(self.scale, self.scale))  # of the unit-diagonal B
+        self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
+
+    def add(self, s: np.ndarray, y: np.ndarray) -> None:
+        """Keep the pair when its curvature ``s'y`` is positive (else the update is not positive
+        definite)."""
+        sy = float(s @ y)
+        if sy > _EPS * float(np.linalg.norm(s) * np.linalg.norm(y)):
+            self.pairs.append((s, y, 1.0 / sy))
+            del self.pairs[:-QUASI_MEMORY]
+
+    def solve(self, g: np.ndarray) -> np.ndarray:
+        q = g.copy()
+        alphas = []
+        for s, y, rho in reversed(self.pairs):
+            a = rho * float(s @ q)
+            alphas.append(a)
+            q -= a * y
+        r = self.scale * self.factor.solve(self.scale * q)
+        for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
+            r += (a - rho * float(y @ r)) * s
+        return r
+
+    def distance(self, dx: np.ndarray) -> float:
+        """``sqrt(dx' B dx)``: a move in standard errors, as ``B`` measures them."""
+        return math.sqrt(max(float(dx @ (self.B @ dx)), 0.0))
+
+
+def quasi_newton(
+    objective: Objective, x0: np.ndarray, approx: Callable[[np.ndarray], np.ndarray], *, tol: float,
+    max_iter: int, rec: "_Recorder", hess0: np.ndarray | None = None,
+    stop: Callable[[np.ndarray], bool] | None = None,
+) -> tuple[np.ndarray, int, bool]:
+    """Quasi-Newton steps towards the optimum from NLL and gradient passes only; ``(x, n_iter,
+    stopped)``, ``stopped`` when ``stop(x)`` was true at an accepted point (see :func:`newton`).
+
+    Each step solves with an approximate Hessian (``approx(x)``, or ``hess0`` at ``x0``) corrected
+    by the secant pairs of the steps since it was taken (:class:`_Secant`), so a cheap approximation
+    (a subsample's Hessian) gives steps almost as good as Newton's: the error of the approximation
+    shrinks the decrement by a constant factor per step (the subsample's relative error, about
+    ``sqrt(n_params / rows)``), the secant pairs by more. The decrement is estimated with the same
+    solve. After a slow step (less than QUASI_RATE) far from where the approximation was taken (as
+    in the first, damped steps from a distant start, where the Hessian changes from step to step)
+    it is taken again at the current point; QUASI_SLOW other slow steps in a row, a failed line
+    search, an approximation that is not positive definite or the iteration limit end the steps
+    early, and Newton's own iterations continue from the point reached. Otherwise they end at an
+    estimated decrement below ``tol / QUASI_MARGIN``. Every step is one iteration of the trace.
+    """
+    from . import linalg
+
+    x = np.array(x0, dtype=float)
+    f, g = objective.value_grad(x)
+    rec.add(f, g, math.nan)
+    try:
+        secant = _Secant(approx(x) if hess0 is None else hess0)
+    except linalg.NotPositiveDefinite:
+        return x, 0, False
+    anchor = x
+    it, slow, renewed, lam_prev = 0, 0, 0, math.inf
+    while it < max_iter:
+        d = -secant.solve(g)
+        slope = float(g @ d)
+        lam = math.sqrt(max(-slope, 0.0))
+        if not (slope < 0.0 and math.isfinite(lam)) or lam <= tol / QUASI_MARGIN:
+            break
+        if lam > QUASI_RATE * lam_prev:  # the step that led here was slow
+            lam_prev = math.inf  # judged: not again after a new approximation at this point
+            if renewed < QUASI_SLOW and secant.distance(x - anchor) >= QUASI_MOVE:
+                # Far from where the approximation was taken (as in Newton's first, damped steps):
+                # take it again here.
+                try:
+                    secant = _Secant(approx(x))
+                except linalg.NotPositiveDefinite:
+                    break
+                anchor = x
+                renewed += 1
+                continue
+            slow += 1
+            if slow >= QUASI_SLOW:
+                break
+        elif math.isfinite(lam_prev):
+            slow = renewed = 0
+        with np.errstate(all="ignore"):
+            f_new, g_new = objective.value_grad(x + d)
+        alpha = 1.0
+        if not (_sufficient(f_new, f, slope, alpha) and np.all(np.isfinite(g_new))):
+            found = _armijo(objective, x, f, slope, d, 0.5)
+            if found is None:
+                break
+            alpha = found[0]
+            f_new, g_new = objective.value_grad(x + alpha * d)
+        step = alpha * d
+        secant.add(step, g_new - g)
+        x, f, g = x + step, f_new, g_new
+        it += 1
+        lam_prev = lam
+        rec.add(f, g, float(np.max(np.abs(step))))
+        if stop is not None and stop(x):
+            return x, it, True
+    return x, it, False
 
 
 def gd(objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int) -> OptimizeResult:

@@ -22,13 +22,27 @@ def test_compare_quick_prints_every_comparison_and_agrees_with_statsmodels(tmp_p
     )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())["rows"]
+    # the wide designs (p / 10 with --quick) and many classes, statsmodels run once for the agreement
+    wide_names = [f"bernoulli n={20 * (p + 1):,} p={p}" for p in (20, 50, 100)] + [
+        "categorical n=1,080 p=5 K=10", "categorical n=1,740 p=2 K=30"
+    ]
     by_comparison: dict[str, dict[str, dict]] = {}
+    wide: dict[str, dict[str, dict]] = {}
     for row in rows:
-        by_comparison.setdefault(row["comparison"].split(" ")[0], {})[row["tool"]] = row
+        if row["comparison"] in wide_names:
+            wide.setdefault(row["comparison"], {})[row["tool"]] = row
+        else:
+            by_comparison.setdefault(row["comparison"].split(" ")[0], {})[row["tool"]] = row
     assert set(by_comparison) == {"bernoulli", "categorical", "gaussian", "CSV", "start-up"}
     assert {"mlefit", "statsmodels Logit newton", "sklearn lbfgs", "sklearn newton-cholesky"} <= set(by_comparison["bernoulli"])
     assert {"mlefit", "statsmodels MNLogit newton", "sklearn lbfgs"} <= set(by_comparison["categorical"])
     assert {"mlefit", "statsmodels OLS", "sklearn LinearRegression"} <= set(by_comparison["gaussian"])
+    assert sorted(wide) == sorted(wide_names)
+    for name, tools in wide.items():
+        assert tools["mlefit"]["agreement"] < 1e-6, name
+        assert {"sklearn lbfgs", "sklearn newton-cholesky"} <= set(tools), name
+        truth = "statsmodels Logit newton" if name.startswith("bernoulli") else "statsmodels MNLogit newton"
+        assert tools[truth]["agreement"] == 0.0 and "agreement's reference" in tools[truth]["note"]
     assert "mlefit CLI" in by_comparison["CSV"]
     assert set(by_comparison["start-up"]) == {
         "python -c 'import typer'", "mlefit --help", "mlefit fit (1,000 rows)", "statsmodels script (1,000 rows)"

@@ -89,7 +89,7 @@ ALLOWED = {
     "errors": set(),
     "csvformat": {"errors"},
     "progress": set(),
-    "linalg": {"numpy", "scipy"},
+    "linalg": {"numpy", "scipy", "parallel"},
     "families": {"numpy", "scipy", "errors", "families", "linalg"},
     "data": {"numpy", "pandas", "errors", "families", "formulaic", "formula_check", "linalg", "parallel", "csvformat"},
     # what a formula may say: the standard library's ast only, never formulaic

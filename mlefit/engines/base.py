@@ -82,6 +82,12 @@ class Rows(Protocol):
         """The same rows with design column j multiplied by ``scale[j]`` (powers of two: exact)."""
         ...
 
+    def spread(self, n_rows: int) -> "MemoryRows | None":
+        """About ``n_rows`` rows in runs of consecutive rows spread evenly over the data (see
+        :func:`spread_runs`), in memory, or None where the engine has none: the subsample of a
+        Hessian approximation (:meth:`RowsObjective.hessian_approximation`)."""
+        ...
+
 
 def add_up(sums: Iterable[Any]) -> Any:
     """The sum of block sums (or of arrays), added in the order given, in place (one copy of each
@@ -133,6 +139,81 @@ class ScreenMemory:
         return None
 
 
+#: :meth:`RowsObjective.hessian_approximation` from this many parameters on, ...
+QUASI_PARAMS = 100
+#: ... from a subsample of 1 row in SAMPLE_STRIDE at most, about SAMPLE_ROWS_PER_PARAM rows per
+#: parameter and at least SAMPLE_MIN_ROWS_PER_PARAM (measured on the benchmark's wide fits: 5 to 30
+#: rows per parameter take 1.1-1.5 Hessian passes and 16-29 gradient passes in all; 2.5 rows per
+#: parameter are too few: the steps are slow and Newton takes over) and at most half the rows, in
+#: runs of SAMPLE_RUN rows (shorter runs when there would be fewer than SAMPLE_MIN_RUNS of them).
+SAMPLE_STRIDE = 16
+SAMPLE_ROWS_PER_PARAM = 12
+SAMPLE_MIN_ROWS_PER_PARAM = 4
+SAMPLE_RUN = 256
+SAMPLE_MIN_RUNS = 64
+
+
+def spread_runs(n_obs: int, n_rows: int) -> tuple[np.ndarray, int]:
+    """``(starts, length)``: runs of ``length`` consecutive rows, evenly spaced over ``n_obs`` rows
+    from row 0, about ``n_rows`` rows in all (:meth:`Rows.spread`); at least SAMPLE_MIN_RUNS runs
+    of up to SAMPLE_RUN rows, so the subsample is spread over all the data like single rows but
+    copied as contiguous pieces."""
+    n_rows = max(1, min(n_rows, n_obs))
+    length = max(1, min(SAMPLE_RUN, n_rows // SAMPLE_MIN_RUNS))
+    count = -(-n_rows // length)
+    starts = (np.arange(count) * n_obs) // count
+    return starts.astype(np.int64), length
+
+
+#: :func:`full_rank_from_spread` from this many design columns on (narrower designs' Gram matrix
+#: costs little next to a fit) ...
+RANK_SAMPLE_FEATURES = 64
+#: ... with 1 row in RANK_SAMPLE_STRIDE of the design, at least RANK_SAMPLE_ROWS_PER_FEATURE per
+#: column and at most half the rows.
+RANK_SAMPLE_STRIDE = 16
+RANK_SAMPLE_ROWS_PER_FEATURE = 2
+
+
+def full_rank_from_spread(rows: Rows) -> bool:
+    """True when a subsample of the rows (:meth:`Rows.spread`) proves that a wide design has full
+    column rank (:func:`mlefit.checks.sample_shows_full_rank`): the rank check of a fit that has no
+    use for the Gram matrix, for one pass of n p (the columns' norms) and the subsample's Gram
+    matrix instead of n p^2. False (run ``rows.check_rank``) for narrow designs, too few rows, an
+    engine without a subsample, or a subsample that does not show it."""
+    from .. import checks
+
+    n_obs, p = rows.n_obs, rows.n_features
+    n_rows = max(n_obs // RANK_SAMPLE_STRIDE, RANK_SAMPLE_ROWS_PER_FEATURE * p)
+    if p < RANK_SAMPLE_FEATURES or n_rows > n_obs // 2:
+        return False
+    sample = rows.spread(n_rows)
+    if sample is None:
+        return False
+    norms = np.sqrt(rows.map_sum(_column_squares, n_params=1))
+    return checks.sample_shows_full_rank(sample.X, sample.weights, norms)
+
+
+def _column_squares(X, y, w, offset) -> np.ndarray:
+    return np.einsum("ij,ij->j", X, X) if w is None else (X * X).T @ w
+
+
+class SampledHessian:
+    """The Hessian of a subsample of the rows scaled to all of them, at any parameter vector: an
+    approximation of the full Hessian for a fraction of a pass, whose relative error is about
+    ``sqrt(n_params / sample rows)`` (``optimize.newton(approx=...)`` corrects it with secant
+    pairs).
+
+    ``total_weight``: the weight of all rows (their count without weights)."""
+
+    def __init__(self, family: Family, sample: "MemoryRows", total_weight: float):
+        self.sample = RowsObjective(family, sample)
+        part = float(sample.n_obs if sample.weights is None else sample.weights.sum())
+        self.scale = total_weight / part
+
+    def __call__(self, params: np.ndarray) -> np.ndarray:
+        return self.sample.value_grad_hess(params)[2] * self.scale
+
+
 class RowsObjective(ScreenMemory):
     """NLL, gradient and Hessian of ``family`` summed over ``rows`` (any engine).
 
@@ -180,6 +261,33 @@ class RowsObjective(ScreenMemory):
         if a is None or self.null_columns is not None:
             return None
         return self.family.hess_root(params, a.X, a.y, a.weights, offset=a.offset)
+
+    def hessian_approximation(self, n_params: int, total_weight: float) -> Callable[[np.ndarray], np.ndarray] | None:
+        """For a model of at least :data:`QUASI_PARAMS` parameters, whose Hessian pass costs tens of
+        gradient passes: a function giving an approximation of the Hessian at any point, for
+        quasi-Newton steps (``optimize.newton(approx=...)``); else None. ``total_weight``: the
+        weight of all rows.
+
+        The approximation is a subsample's Hessian scaled to all rows (:class:`SampledHessian`,
+        from the engine's :meth:`Rows.spread`): about SAMPLE_ROWS_PER_PARAM rows per parameter (a
+        relative error of about 0.3) but 1 row in SAMPLE_STRIDE at least and half the rows at most.
+        With fewer than SAMPLE_MIN_ROWS_PER_PARAM rows per parameter in half the rows: the Hessian
+        itself (taken at a few points only). None also for an engine without a subsample (the
+        cluster's: its passes are map-reduce rounds, where a pass saved is a round trip, not
+        arithmetic).
+        """
+        if n_params < QUASI_PARAMS or self.null_columns is not None:
+            return None
+        n_obs = self.rows.n_obs
+        n_rows = max(n_obs // SAMPLE_STRIDE, SAMPLE_ROWS_PER_PARAM * n_params)
+        if n_rows > n_obs // 2:
+            if n_obs // 2 < SAMPLE_MIN_ROWS_PER_PARAM * n_params:
+                return lambda params: self.value_grad_hess(params)[2]
+            n_rows = n_obs // 2
+        sample = self.rows.spread(n_rows)
+        if sample is None:
+            return None
+        return SampledHessian(self.family, sample, total_weight)
 
     def score_outer(self, params: np.ndarray) -> np.ndarray:
         """``sum_i w_i s_i s_i'`` over all rows: the meat of the sandwich covariance."""

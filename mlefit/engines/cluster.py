@@ -73,6 +73,9 @@ class DaskParts:
     def subsample(self, which: int) -> None:
         return None
 
+    def spread(self, n_rows: int) -> None:
+        return None
+
     def sample(self) -> MemoryRows:
         """The first :data:`SAMPLE_ROWS` rows of the first partition with rows, brought to the
         client once (a start is computed from them)."""

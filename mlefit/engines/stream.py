@@ -44,7 +44,7 @@ import numpy as np
 from .. import csvformat, progress
 from ..errors import DataError, UsageError
 from ..families.base import Family
-from .base import Source, add_up
+from .base import Source, add_up, spread_runs
 from .memory import WARM_START_RUN, MemoryRows
 
 #: Rows per chunk when none is given: about 8 MB of a 32-column design.
@@ -82,6 +82,9 @@ def should_stream(data: Any, memory_limit: int | None, size: int | None = None) 
 
 #: The warm start's subsample has at most this many rows, so its memory does not grow with the file.
 SUBSAMPLE_MAX_ROWS = 1 << 17
+#: A Hessian approximation's subsample (:meth:`Cache.spread`) has at most SUBSAMPLE_MAX_ROWS rows
+#: and SPREAD_MAX_BYTES of design.
+SPREAD_MAX_BYTES = 1 << 28
 #: Runs of rows in the subsample: one in this many.
 SUBSAMPLE_STRIDE = 16
 
@@ -190,6 +193,12 @@ class Cache:
         spacing = n_runs / k
         starts = np.floor((np.arange(k) + 0.5 * which) * spacing).astype(np.int64) * WARM_START_RUN
         return self.runs(starts, WARM_START_RUN)
+
+    def spread(self, n_rows: int) -> MemoryRows:
+        """About ``n_rows`` rows in evenly spaced runs (:func:`mlefit.engines.base.spread_runs`),
+        at most :data:`SUBSAMPLE_MAX_ROWS` and :data:`SPREAD_MAX_BYTES` of them, read from the cache."""
+        n_rows = min(n_rows, SUBSAMPLE_MAX_ROWS, max(1, SPREAD_MAX_BYTES // (8 * (self.n_features + 3))))
+        return self.runs(*spread_runs(self.n_obs, n_rows))
 
     def sample(self) -> MemoryRows:
         """The subsample, or every row when the file is small."""
