@@ -26,6 +26,7 @@ import numpy as np
 from . import csvformat, formula_check
 from .csvformat import CsvHeader
 from .errors import DataError, ModelError, UsageError
+from .readers import csvfast
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -376,6 +377,9 @@ CSV_PIECE_BYTES = 1 << 25
 #: next to the design matrix, and the per-chunk work done holding the GIL (a DataFrame per chunk)
 #: is rare enough not to hold the other threads back (1 << 14 rows: 0.05-0.13 s slower on 1M rows).
 CSV_CHUNK_ROWS = 1 << 16
+#: Bytes per piece when pyarrow parses (:func:`_read_arrow_csv`): each thread holds a piece's text
+#: and its columns at once, about 16 MB at this size.
+ARROW_PIECE_BYTES = 1 << 23
 #: At most this many parsing threads (each holds one piece's buffers).
 CSV_MAX_WORKERS = 4
 #: Files up to this size are read by a small pure-Python reader, in milliseconds, so that a small
@@ -394,8 +398,8 @@ def _load_numeric_csv(
 ) -> Dataset | None:
     """The fast path for a CSV file whose feature columns are all numbers and complete.
 
-    Small files are read by :func:`_read_small_csv`; larger ones by :func:`_read_large_csv`:
-    pandas' C parser on pieces of the file in parallel threads, every feature column typed
+    Small files are read by :func:`_read_small_csv`; larger ones by :func:`_read_arrow_csv` when
+    pyarrow is installed and reads them plainly, else by :func:`_read_large_csv`: pandas' C parser on pieces of the file in parallel threads, every feature column typed
     float64, straight into one preallocated column-major design matrix: no per-value Python
     objects, no type inference on the features, and no whole-file table next to the matrix, so the
     peak memory is the matrix plus one piece per thread. Returns None when the file is anything
@@ -408,8 +412,12 @@ def _load_numeric_csv(
     if not path.is_file():
         return None
     header = header or csvformat.read_header(path)
-    read = _read_small_csv if path.stat().st_size <= SMALL_CSV_BYTES else _read_large_csv
-    found = read(path, target, features, intercept, header)
+    if path.stat().st_size <= SMALL_CSV_BYTES:
+        found = _read_small_csv(path, target, features, intercept, header)
+    else:
+        found = _read_arrow_csv(path, target, features, intercept, header)
+        if found is None:
+            found = _read_large_csv(path, target, features, intercept, header)
     if found is None:
         return None
     X, values, target, wanted = found
@@ -432,6 +440,68 @@ def _columns(columns: list[str], target, features, intercept) -> tuple[str, list
         return select_columns(columns, target, features, intercept)
     except DataError:
         return None  # reported by the general path, in its order of checks
+
+
+def _read_arrow_csv(path: Path, target, features, intercept, header: CsvHeader):
+    """:func:`_read_large_csv` with pyarrow's CSV reader for pandas' (see
+    :mod:`mlefit.readers.csvfast`): ``(X, target values, target, features)``, or None when pyarrow
+    is not installed, the header's names are not plain, or any piece is not plainly numeric (the
+    caller then reads the file with pandas).
+
+    The same pieces at line ends, counted first, so that each thread writes straight into the
+    preallocated matrix; each piece is read whole into one buffer (:data:`ARROW_PIECE_BYTES`, small
+    next to the matrix) and parsed by pyarrow on its thread, without the GIL. pandas is not imported.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    names, sep = list(header.names), header.sep
+    if not csvfast.plain_names(names):
+        return None
+    with ThreadPoolExecutor(1) as pool:
+        # the rows are counted while pyarrow imports
+        layout = pool.submit(_pieces, path, ARROW_PIECE_BYTES, sep)
+        ready = csvfast.available()
+        try:
+            layout = layout.result()
+        except (OSError, ValueError):
+            return None
+    chosen = _columns(names, target, features, intercept)
+    if not ready or chosen is None or layout is None or any(n != len(names) for n in layout[2]):
+        return None
+    target, wanted = chosen
+    bounds, offsets, _ = layout
+    offset = 1 if intercept else 0
+    X = _empty_matrix(offsets[-1], len(wanted) + offset)
+    targets: list[np.ndarray | None] = [None] * (len(bounds) - 1)
+    failed = threading.Event()
+
+    def parse(i: int) -> None:
+        if failed.is_set():
+            return
+        row, stop = offsets[i], offsets[i + 1]
+        text = bytearray(bounds[i + 1] - bounds[i])
+        try:
+            with path.open("rb", buffering=0) as fh:
+                fh.seek(bounds[i])
+                if fh.readinto(text) != len(text):
+                    return failed.set()
+        except OSError:
+            return failed.set()
+        columns = csvfast.parse(text, names, wanted, target, sep)
+        del text
+        if columns is None or failed.is_set() or len(columns[target]) != stop - row:
+            return failed.set()  # not plainly numbers, or a blank line or a quoted line end
+        for j, col in enumerate(wanted):
+            X[row:stop, offset + j] = columns.pop(col)
+        targets[i] = columns[target]
+
+    try:
+        _in_threads(parse, len(bounds) - 1)
+    finally:
+        _release_free_memory()
+    if failed.is_set() or len({value_kind(p) for p in targets}) != 1:
+        return None
+    return X, np.concatenate(targets), target, wanted
 
 
 def _read_large_csv(path: Path, target, features, intercept, header: CsvHeader | None = None):
@@ -691,12 +761,6 @@ def _plain_header(header: list[str]) -> bool:
 
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"-?\d+")
-#: Text that pandas reads as missing or as a boolean: a small file holding any of it in its
-#: target column goes to the general path, so that both paths read every file alike.
-_PANDAS_SPECIAL = frozenset(
-    "#N/A|#N/A N/A|#NA|-1.#IND|-1.#QNAN|-NaN|-nan|1.#IND|1.#QNAN|<NA>|N/A|NA|NULL|NaN|None|n/a|nan|null"
-    "|true|false|True|False|TRUE|FALSE".split("|")
-)
 
 
 def _read_small_csv(path: Path, target, features, intercept, header: CsvHeader | None = None):
@@ -739,7 +803,7 @@ def _read_small_csv(path: Path, target, features, intercept, header: CsvHeader |
         values = np.array(ints, dtype=np.int64)
     elif all(map(number, tokens)):
         values = np.array(tokens, dtype=np.float64)
-    elif any(not t or t != t.strip() or t[0] == "+" or t in _PANDAS_SPECIAL for t in tokens):
+    elif any(not t or t != t.strip() or t[0] == "+" or t in csvfast.PANDAS_SPECIAL for t in tokens):
         return None
     else:
         values = np.array(tokens, dtype=object)

@@ -91,7 +91,8 @@ ALLOWED = {
     "progress": set(),
     "linalg": {"numpy", "scipy", "parallel"},
     "families": {"numpy", "scipy", "errors", "families", "linalg"},
-    "data": {"numpy", "pandas", "errors", "families", "formulaic", "formula_check", "linalg", "parallel", "csvformat"},
+    "data": {"numpy", "pandas", "errors", "families", "formulaic", "formula_check", "linalg", "parallel", "csvformat",
+             "readers"},
     # what a formula may say: the standard library's ast only, never formulaic
     "formula_check": {"errors"},
     "checks": {"numpy", "scipy", "errors", "parallel"},

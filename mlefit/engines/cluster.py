@@ -336,8 +336,8 @@ def _load(client, dd, path, fam, target, features, intercept, roles, dropna, blo
 
 
 def _load_numeric(client, dd, path, fam, target, features, intercept, roles, blocksize, header) -> Source | None:
-    """One pass for a CSV whose columns are all complete numbers: every partition parsed once by
-    pandas' C parser with float64 columns (``dd.read_csv``), encoded on its worker into a column-major
+    """One pass for a CSV whose columns are all complete numbers: every partition parsed once with
+    float64 columns (``dd.read_csv``'s partitions, parsed by :func:`read_block`), encoded on its worker into a column-major
     design (the streamed engine's one-pass reader, :func:`mlefit.engines.stream._load_numeric`, on
     the workers); a family with classes learns its labels from every partition's distinct values,
     then the workers map their codes. Returns None for anything else (text, a missing value, a bad
@@ -353,8 +353,11 @@ def _load_numeric(client, dd, path, fam, target, features, intercept, roles, blo
         target, wanted, used = stream.header_columns(columns, target, features, intercept, roles)
         # class labels as text (each partition reads them as numbers when they all are)
         dtype = {c: (object if c == target and fam.classes else np.float64) for c in used}
-        ddf = dd.read_csv(
-            str(path), blocksize=blocksize, sep=header.sep, usecols=used, dtype=dtype,
+        # dd.read_csv's partitions, each parsed by pyarrow when it reads them plainly (read_block)
+        from dask.dataframe.io.csv import read_pandas
+
+        ddf = read_pandas(
+            read_block, str(path), blocksize=blocksize, sep=header.sep, usecols=used, dtype=dtype,
             float_precision=data.FLOAT_PRECISION,
         )
     except (DataError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
@@ -513,6 +516,37 @@ def _size(part) -> tuple[int, float]:
     """Rows and total weight of an encoded partition."""
     _, y, w, _ = part
     return len(y), float(len(y) if w is None else w.sum())
+
+
+#: The arguments of ``pandas.read_csv`` that :func:`read_block` parses with pyarrow.
+_ARROW_ARGUMENTS = {"sep", "usecols", "dtype", "float_precision", "header"}
+
+
+def read_block(source, **options):
+    """``pandas.read_csv(source, **options)`` of a partition's bytes (its header line first), as
+    dask's ``read_csv`` would parse them; pyarrow's CSV reader first (:mod:`mlefit.readers.csvfast`)
+    when the options are those of the numeric reader (``usecols``, each typed float64, or object for
+    at most one) and pyarrow reads the partition plainly; the same values either way."""
+    import pandas as pd
+
+    from ..readers import csvfast
+
+    usecols, dtype, sep = options.get("usecols"), options.get("dtype"), options.get("sep", ",")
+    if set(options) <= _ARROW_ARGUMENTS and options.get("header", "infer") in ("infer", 0) and usecols and dtype \
+            and hasattr(source, "getbuffer") and isinstance(sep, str) and len(sep) == 1:
+        text = source.getbuffer()
+        names = csvfast.header_names(bytes(text[: 1 << 16]), sep)
+        texts = [c for c in usecols if dtype.get(c) is object]
+        floats = [c for c in usecols if c not in texts]
+        if names is not None and set(usecols) <= set(names) and len(texts) <= 1 \
+                and all(np.dtype(dtype.get(c)) == np.float64 for c in floats):
+            columns = csvfast.parse(text, names, floats, texts[0] if texts else None, sep, header=True, text_target=True)
+            if columns is not None:
+                return pd.DataFrame({
+                    c: pd.Series(columns[c], dtype=object if c in texts else np.float64, copy=False)
+                    for c in names if c in columns
+                })
+    return pd.read_csv(source, **options)
 
 
 def _parse(frame):

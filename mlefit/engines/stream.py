@@ -259,11 +259,11 @@ def _class_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_numeric(
-    path: Path, fam: Family, target, features, intercept, roles, chunk_rows, folder, sep=","
+    path: Path, fam: Family, target, features, intercept, roles, chunk_rows, folder, sep=",", names=None
 ) -> Source | None:
     """One pass over a CSV whose feature (weight, offset and exposure) columns are all complete
-    numbers: every chunk parsed once, typed float64 by pandas' C parser, and written straight to the
-    cache.
+    numbers: every chunk parsed once, typed float64 (by pyarrow when it reads the file plainly,
+    :func:`_load_numeric_arrow`, else by pandas' C parser), and written straight to the cache.
 
     The target's levels are only known at the end, so a classification target is cached as each
     chunk's codes into its own distinct values, then mapped to the final codes (in place, and
@@ -272,6 +272,10 @@ def _load_numeric(
     typed differently from chunk to chunk, ...): the two-pass reader then reports exactly what is
     wrong, naming the row.
     """
+    if names is not None:
+        found = _load_numeric_arrow(path, fam, target, features, intercept, roles, chunk_rows, folder, sep, names)
+        if found is not None:
+            return found
     import pandas as pd
 
     from .. import data
@@ -292,6 +296,38 @@ def _load_numeric(
             for chunk in reader:
                 progress.read(source.tell(), size)
                 yield chunk
+
+    return cache_numeric(chunks(), fam, target, wanted, intercept, roles, chunk_rows, folder)
+
+
+def _load_numeric_arrow(path: Path, fam: Family, target, features, intercept, roles, chunk_rows, folder, sep, names):
+    """:func:`_load_numeric` with pyarrow's CSV reader (:mod:`mlefit.readers.csvfast`) on blocks of
+    whole lines of about ``chunk_rows`` rows, read one after another (the memory stays that of a
+    few blocks however long the file). None when pyarrow is not installed, the header's ``names``
+    are not plain or a block is not plainly numeric: the caller then reads the file with pandas."""
+    from ..readers import csvfast
+
+    names = list(names)
+    if not csvfast.plain_names(names) or not csvfast.available():
+        return None
+    try:
+        target, wanted, used = header_columns(names, target, features, intercept, roles)
+    except DataError:
+        return None
+    floats = [c for c in used if c != target]
+    with open(path, "rb") as fh:
+        start = len(fh.readline())
+    size = path.stat().st_size
+
+    def chunks():
+        import pandas as pd
+
+        for done, text in csvfast.line_blocks(path, csvfast.block_bytes(path, chunk_rows, start), start):
+            columns = csvfast.parse(text, names, floats, target, sep, threads=True)
+            if columns is None:
+                raise ValueError("not plainly numeric")
+            progress.read(done, size)
+            yield pd.DataFrame(columns, copy=False)
 
     return cache_numeric(chunks(), fam, target, wanted, intercept, roles, chunk_rows, folder)
 
@@ -730,7 +766,10 @@ class _CsvChunks:
         return _chunks(self.path, self.chunk_rows, self.header.sep, what)
 
     def numeric(self, fam, target, features, intercept, roles, folder) -> Source | None:
-        return _load_numeric(self.path, fam, target, features, intercept, roles, self.chunk_rows, folder, self.header.sep)
+        return _load_numeric(
+            self.path, fam, target, features, intercept, roles, self.chunk_rows, folder, self.header.sep,
+            self.header.names,
+        )
 
     def columns(self, target, features, intercept, roles):
         """The target, the features and the columns to read: resolved from the first chunk's header."""
