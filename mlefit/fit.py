@@ -848,6 +848,10 @@ def _se_method(l2: float | None, cov: str) -> str:
     return f"inverse of {bread} (observed information)"
 
 
+#: Rows of the sample the intercept-only model's start is computed from (see :func:`_null_model`).
+NULL_START_ROWS = 1 << 16
+
+
 def _null_model(
     src: Source, fam: Family, n_classes: int | None, counts: np.ndarray | None = None,
 ) -> "dict[str, Any] | None":
@@ -857,7 +861,8 @@ def _null_model(
     Newton's method over the rows' target alone (the design is one column of ones, never read),
     from the family's start: where that start is the intercept-only MLE in closed form (every
     family without an ancillary parameter to estimate), one pass confirms it. The start comes from
-    the rows in memory, or, for a family with classes and no offset, from ``counts`` (every
+    the first :data:`NULL_START_ROWS` rows of the sample (a few more passes over the targets then
+    reach the optimum), or, for a family with classes and no offset, from ``counts`` (every
     class's total weight over all the rows): a table of one row per class weighted by its total
     has the same intercept-only fit as all the rows, so an engine whose rows are not in memory
     needs no more passes than one.
@@ -870,9 +875,13 @@ def _null_model(
         classes = np.arange(len(counts)).astype(np.dtype(fam.target_dtype))
         x0 = fam.start_params(np.ones((len(counts), k)), classes, np.asarray(counts, dtype=float),
                               intercept=k > 0, n_classes=n_classes)
-    else:
-        x0 = fam.start_params(np.ones((s.n_obs, k)), s.y, s.weights, intercept=k > 0, n_classes=n_classes,
-                              offset=s.offset)
+    else:  # from the sample's first rows: Newton's passes over the targets alone cost less than a
+        # family's start on a million rows (gaussian's least squares took 0.18 s of a 0.43 s fit)
+        m = min(s.n_obs, NULL_START_ROWS)
+        x0 = fam.start_params(
+            np.ones((m, k)), s.y[:m], None if s.weights is None else s.weights[:m], intercept=k > 0,
+            n_classes=n_classes, offset=None if s.offset is None else s.offset[:m],
+        )
     if not np.all(np.isfinite(x0)):
         return None
     objective = RowsObjective(fam, src.rows, null_columns=k)
