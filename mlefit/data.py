@@ -1275,38 +1275,14 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
     formulaic = _formulaic()
     from formulaic.errors import FormulaicError
 
-    if features is not None:
-        raise UsageError("--features cannot be combined with --formula: the formula names the features.")
     # a family whose other parameters take the intercept's place (ordinal cutpoints) is handed
     # intercept=False: its formula keeps the intercept term, which sets how factors are coded
     # (reduced rank), and the intercept's column is dropped from the design below
     own_intercept = family.intercept_column
-    if not intercept and own_intercept:
-        raise UsageError(
-            "--no-intercept cannot be combined with --formula.", "Write '- 1' in the formula to drop the intercept."
-        )
-    parsed = _parse_formula(formula, [str(c) for c in frame.columns], formula_check.FIT)
-    lhs = getattr(parsed, "lhs", None)
-    if lhs is None or len(lhs) == 0:
-        raise UsageError(
-            f"--formula '{formula}' has no left side.", "Name the target before '~', as in 'y ~ x1 + x2'."
-        )
-    if len(lhs) != 1:
-        raise UsageError(f"the left side of --formula '{formula}' must be one column; it has {len(lhs)} terms.")
-    target_name = str(lhs)
-    if target is not None and target != target_name:
-        raise UsageError(f"--target '{target}' disagrees with the formula's left side '{target_name}'; leave --target out.")
     columns = list(frame.columns)
-    needed = formula_variables(parsed, columns)
-    absent = [v for v in needed if v not in columns]
-    if absent:
-        raise DataError(f"column '{absent[0]}' in --formula not found; available: {', '.join(columns)}.")
-    roles = {role: name for role, name in roles.items() if name is not None}
-    for role, name in roles.items():
-        if name not in columns:
-            raise DataError(f"{role} column '{name}' not found; available: {', '.join(columns)}.", f"Check --{role}.")
-        if name in needed:
-            raise DataError(f"column '{name}' holds the {role} and cannot also appear in --formula.")
+    parsed, target_name, needed, roles = read_formula(
+        formula, columns, family, target=target, features=features, intercept=intercept, roles=roles,
+    )
     frame, n_dropped, rows = _missing(frame, needed + list(roles.values()), dropna)
     weights, event = roles.get("weights"), roles.get("event")
     ev = event_values(frame[event], event, rows) if event else None
@@ -1327,7 +1303,7 @@ def _formula_dataset(frame, family, formula, *, target, features, intercept, rol
     if target_name in columns:
         y_raw = frame[target_name].to_numpy()
     else:
-        left = build(lhs)
+        left = build(parsed.lhs)
         if left.shape[1] != 1:
             raise UsageError(f"the left side of --formula, '{target_name}', gives {left.shape[1]} columns; it must give one.")
         y_raw = left.iloc[:, 0].to_numpy()
@@ -1701,6 +1677,44 @@ def parse_formula(text: str, columns: Sequence[str]):
     """formulaic's parse of ``--formula`` ``text`` for a table with ``columns``, every piece checked
     first (:mod:`mlefit.formula_check`); UsageError naming what is refused."""
     return _parse_formula(text, list(columns), formula_check.FIT)
+
+
+def read_formula(
+    formula: str, columns: Sequence[str], family, *, target: str | None, features: Any, intercept: bool,
+    roles: "dict[str, str | None] | None",
+) -> tuple[Any, str, list[str], dict[str, str]]:
+    """``--formula`` read against a table's ``columns`` with every check of a fit, in memory or of
+    chunked rows (:mod:`mlefit.readers.formula`): ``(parsed, target name, the variables it reads,
+    the roles given)``. UsageError or DataError naming what is wrong."""
+    if features is not None:
+        raise UsageError("--features cannot be combined with --formula: the formula names the features.")
+    if not intercept and family.intercept_column:
+        raise UsageError(
+            "--no-intercept cannot be combined with --formula.", "Write '- 1' in the formula to drop the intercept."
+        )
+    columns = [str(c) for c in columns]
+    parsed = parse_formula(formula, columns)
+    lhs = getattr(parsed, "lhs", None)
+    if lhs is None or len(lhs) == 0:
+        raise UsageError(
+            f"--formula '{formula}' has no left side.", "Name the target before '~', as in 'y ~ x1 + x2'."
+        )
+    if len(lhs) != 1:
+        raise UsageError(f"the left side of --formula '{formula}' must be one column; it has {len(lhs)} terms.")
+    target_name = str(lhs)
+    if target is not None and target != target_name:
+        raise UsageError(f"--target '{target}' disagrees with the formula's left side '{target_name}'; leave --target out.")
+    needed = formula_variables(parsed, columns)
+    absent = [v for v in needed if v not in columns]
+    if absent:
+        raise DataError(f"column '{absent[0]}' in --formula not found; available: {', '.join(columns)}.")
+    given = {role: name for role, name in (roles or {}).items() if name is not None}
+    for role, name in given.items():
+        if name not in columns:
+            raise DataError(f"{role} column '{name}' not found; available: {', '.join(columns)}.", f"Check --{role}.")
+        if name in needed:
+            raise DataError(f"column '{name}' holds the {role} and cannot also appear in --formula.")
+    return parsed, target_name, needed, given
 
 
 def formula_variables(parsed, columns: Sequence[str]) -> list[str]:

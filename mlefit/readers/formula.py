@@ -142,34 +142,10 @@ def plan_formula(
     """Read ``formula`` against a table's ``columns`` before any row, with the in-memory fit's checks
     and messages (:func:`mlefit.data.load_dataset`)."""
     columns = list(columns)
-    if features is not None:
-        raise UsageError("--features cannot be combined with --formula: the formula names the features.")
+    parsed, target_name, needed, roles = data.read_formula(
+        formula, columns, family, target=target, features=features, intercept=intercept, roles=roles,
+    )
     own_intercept = family.intercept_column
-    if not intercept and own_intercept:
-        raise UsageError(
-            "--no-intercept cannot be combined with --formula.", "Write '- 1' in the formula to drop the intercept."
-        )
-    parsed = data.parse_formula(formula, columns)
-    lhs = getattr(parsed, "lhs", None)
-    if lhs is None or len(lhs) == 0:
-        raise UsageError(
-            f"--formula '{formula}' has no left side.", "Name the target before '~', as in 'y ~ x1 + x2'."
-        )
-    if len(lhs) != 1:
-        raise UsageError(f"the left side of --formula '{formula}' must be one column; it has {len(lhs)} terms.")
-    target_name = str(lhs)
-    if target is not None and target != target_name:
-        raise UsageError(f"--target '{target}' disagrees with the formula's left side '{target_name}'; leave --target out.")
-    needed = data.formula_variables(parsed, columns)
-    absent = [v for v in needed if v not in columns]
-    if absent:
-        raise DataError(f"column '{absent[0]}' in --formula not found; available: {', '.join(columns)}.")
-    roles = {role: name for role, name in (roles or {}).items() if name is not None}
-    for role, name in roles.items():
-        if name not in columns:
-            raise DataError(f"{role} column '{name}' not found; available: {', '.join(columns)}.", f"Check --{role}.")
-        if name in needed:
-            raise DataError(f"column '{name}' holds the {role} and cannot also appear in --formula.")
     target_column = target_name in columns
     if family.classes and not target_column:
         raise UsageError(
