@@ -48,6 +48,21 @@ def fit_json(invoke):
     return run
 
 
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client of an in-process LocalCluster (one worker, two threads) for a test module;
+    the module is skipped when dask is not installed."""
+    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("dask.dataframe")
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0",
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

@@ -360,26 +360,13 @@ def test_streamed_fit_at_the_default_tolerance(tmp_path):
     assert rel(streamed.params, mem.params) < 1e-10
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    pytest.importorskip("dask.dataframe")
-    cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0",  # in-process
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
-
-
 @pytest.mark.parametrize("family", COUNT_FAMILIES)
 @pytest.mark.parametrize("options", ENGINE_OPTIONS)
-def test_dask_fit_equals_in_memory(tmp_path, dask_client, family, options):
+def test_dask_fit_equals_in_memory(tmp_path, client, family, options):
     path = tmp_path / "d.csv"
     count_data(family).to_csv(path, index=False)
     mem = mlefit.fit(path, family, tol=TIGHT, **ENGINE_OPTIONS[options])
-    remote = mlefit.fit(path, family, engine="dask", client=dask_client, chunk_rows=100, tol=TIGHT,
+    remote = mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100, tol=TIGHT,
                         **ENGINE_OPTIONS[options])
     assert remote.names == mem.names and remote.converged
     assert rel(remote.params, mem.params) < 1e-10

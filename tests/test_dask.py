@@ -22,17 +22,6 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("dask.dataframe")
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0",  # in-process
-    )
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("options", [{}, {"weights": "w", "cov": "robust"}], ids=["plain", "weights-robust"])
 def test_dask_fit_agrees_with_local(tmp_path, client, family, options):

@@ -134,7 +134,7 @@ def test_separation_screen_and_check_per_link(tmp_path, invoke, link, rng):
 @pytest.mark.parametrize("link", ["probit", "cloglog"])
 @pytest.mark.parametrize("options", [{}, {"weights": "w", "cov": "robust"}, {"l2": 0.5}, {"features": "x1,x2"}],
                          ids=["plain", "weights-robust", "l2", "one-pass"])
-def test_streamed_and_dask_fits_equal_in_memory(tmp_path, link, options):
+def test_streamed_and_dask_fits_equal_in_memory(tmp_path, client, link, options):
     from test_stream import make_csv
 
     path = make_csv(tmp_path / "b.csv", "bernoulli")
@@ -146,10 +146,7 @@ def test_streamed_and_dask_fits_equal_in_memory(tmp_path, link, options):
         assert _rel(other.nll, mem.nll) < 1e-10
     if options:
         return
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address="127.0.0.1:0") as cluster, distributed.Client(cluster) as client:
-        remote = mlefit.fit(path, "bernoulli", link=link, engine="dask", client=client, chunk_rows=100)
+    remote = mlefit.fit(path, "bernoulli", link=link, engine="dask", client=client, chunk_rows=100)
     assert _rel(remote.params, mem.params) < 1e-10 and _rel(remote.se, mem.se) < 1e-10
     assert _rel(remote.nll, mem.nll) < 1e-10
 

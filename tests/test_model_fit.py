@@ -343,15 +343,9 @@ def test_streamed_fit_equals_the_in_memory_fit(zip_csv, text):
     assert set(streamed.to_dict()) == set(memory.to_dict())
 
 
-def test_dask_fit_equals_the_in_memory_fit(zip_csv):
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0")
-    try:
-        with distributed.Client(cluster) as client:
-            memory = mlefit.fit(zip_csv, nll=ZIP, weights="w", cov="robust")
-            remote = mlefit.fit(zip_csv, nll=ZIP, weights="w", cov="robust", engine="dask", client=client, chunk_rows=100)
-    finally:
-        cluster.close()
+def test_dask_fit_equals_the_in_memory_fit(zip_csv, client):
+    memory = mlefit.fit(zip_csv, nll=ZIP, weights="w", cov="robust")
+    remote = mlefit.fit(zip_csv, nll=ZIP, weights="w", cov="robust", engine="dask", client=client, chunk_rows=100)
     assert rel(remote.params, memory.params) < 1e-10 and rel(remote.se, memory.se) < 1e-10
     assert rel(remote.nll, memory.nll) < 1e-10
 

@@ -294,14 +294,10 @@ def test_streamed_fit_equals_in_memory(tmp_path, options, features):
 
 
 @pytest.mark.parametrize("options", OPTIONS[:3] + OPTIONS[-1:], ids=OPTION_IDS[:3] + OPTION_IDS[-1:])
-def test_dask_fit_equals_in_memory(tmp_path, options):
-    distributed = pytest.importorskip("distributed")
+def test_dask_fit_equals_in_memory(tmp_path, client, options):
     path = ordinal_csv(tmp_path / "o.csv")
     mem = mlefit.fit(path, "ordinal", levels="low,mid,high", **options)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  dashboard_address="127.0.0.1:0") as cluster, distributed.Client(cluster) as client:
-        remote = mlefit.fit(path, "ordinal", levels="low,mid,high", engine="dask", client=client, chunk_rows=100,
-                            **options)
+    remote = mlefit.fit(path, "ordinal", levels="low,mid,high", engine="dask", client=client, chunk_rows=100, **options)
     assert remote.names == mem.names and remote.levels == mem.levels
     assert _rel(remote.params, mem.params) < 1e-10
     assert _rel(remote.se, mem.se) < 1e-10

@@ -67,19 +67,6 @@ def assert_same_fit(a, b, tol: float = RTOL) -> None:
     assert a.n_obs == b.n_obs and a.n_dropped == b.n_dropped
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    pytest.importorskip("dask.dataframe")
-    cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0",
-    )
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 # -- the same fit as the CSV ----------------------------------------------------------------------
 
 FAMILIES = ["bernoulli", "categorical", "gaussian", "poisson"]

@@ -96,19 +96,6 @@ def test_streamed_formula_fit_equals_the_in_memory_fit(tmp_path, family, fmt):
     assert streamed.converged and "rounded" not in streamed.message
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    pytest.importorskip("dask.dataframe")
-    cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0",
-    )
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 @pytest.mark.parametrize("family", list(FORMULAS))
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_dask_formula_fit_equals_the_in_memory_fit(tmp_path, client, family, fmt):

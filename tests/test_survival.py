@@ -345,19 +345,6 @@ def test_streamed_fit_equals_in_memory(tmp_path, family, options):
     assert set(streamed.to_dict()) == set(mem.to_dict())
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    pytest.importorskip("dask.dataframe")
-    cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0",
-    )
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 @pytest.mark.parametrize("family", SURVIVAL)
 @pytest.mark.parametrize("options", [{}, {"weights": "w", "cov": "robust", "offset": "o"}], ids=["plain", "w-robust-offset"])
 def test_dask_fit_equals_local(tmp_path, client, family, options):
