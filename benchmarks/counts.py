@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib.util
 import io
 import json
 import os
@@ -41,11 +40,14 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+# the helpers every benchmark of this folder shares (run as a script, the folder is on the path)
+from compare import Row, design, have, quiet, rel_diff, table
 
 SEED = 20240613
 COMPARISONS = ("poisson", "negbin", "gamma")
@@ -55,30 +57,7 @@ WARMUP = 1
 PAUSE = 0.5
 
 
-def have(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-@dataclass
-class Row:
-    comparison: str
-    tool: str
-    seconds: float
-    ratio: float | None = None
-    agreement: float | None = None
-    reference: bool = True
-    note: str = ""
-    runs: list[float] = field(default_factory=list)
-
-
 # -- data ------------------------------------------------------------------------------------------
-
-
-def design(rng: np.random.Generator, n: int, p: int) -> np.ndarray:
-    """Correlated standard-normal features (a mild, realistic condition number)."""
-    Z = rng.standard_normal((n, p))
-    Z[:, 1:] += 0.3 * Z[:, :-1]
-    return Z
 
 
 def mean(rng: np.random.Generator, X: np.ndarray) -> np.ndarray:
@@ -118,20 +97,6 @@ def interleave(runners: dict[str, Callable[[], np.ndarray]], repeat: int) -> dic
             estimates[name] = runners[name]()
             times[name].append(time.perf_counter() - start)
     return {name: (times[name], estimates[name]) for name in runners}
-
-
-def rel_diff(a, b) -> float:
-    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), np.finfo(float).tiny)))
-
-
-def quiet(fn: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
-    def run():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fn()
-
-    return run
 
 
 def rows_for(comparison: str, results, truth_name: str, notes: dict[str, str]) -> list[Row]:
@@ -294,23 +259,6 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "-"
     return out
-
-
-def table(rows: list[Row]) -> str:
-    header = ("comparison", "tool", "seconds", "ratio", "agreement", "note")
-    cells = [header]
-    for r in rows:
-        cells.append((
-            r.comparison, r.tool, f"{r.seconds:.3f}", "" if r.ratio is None else f"{r.ratio:.2f}x",
-            "" if r.agreement is None else f"{r.agreement:.1e}", r.note,
-        ))
-    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
-    lines = []
-    for i, c in enumerate(cells):
-        lines.append("| " + " | ".join(v.ljust(w) for v, w in zip(c, widths)) + " |")
-        if i == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
