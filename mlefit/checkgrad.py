@@ -247,8 +247,9 @@ def check_grad(
         offset=offset, exposure=exposure, sep=sep, event=event,
     )
     n_classes = len(ds.levels) if fam.classes and ds.levels is not None else None
-    objective = RowsObjective(fam, MemoryRows(ds.X, ds.y, ds.weights, ds.offset))
-    x0 = fam.start_params(ds.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes, offset=ds.offset)
+    rows = MemoryRows(ds.X, ds.y, ds.weights, ds.offset, ones=ds.ones)
+    objective = RowsObjective(fam, rows)
+    x0 = fam.start_params(rows.X, ds.y, ds.weights, intercept=ds.intercept, n_classes=n_classes, offset=ds.offset)
     if not np.all(np.isfinite(x0)):
         raise DataError(
             "every residual is zero, so the NLL has no finite minimum and its derivatives cannot be checked."

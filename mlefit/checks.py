@@ -113,6 +113,7 @@ def check_rank(
     weights: np.ndarray | None = None,
     *,
     intercept: bool = False,
+    gram: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Raise :class:`CollinearityError` when the columns of ``X`` are linearly dependent.
 
@@ -128,6 +129,9 @@ def check_rank(
         Frequency weights; rows of weight 0 do not count.
     intercept : bool
         Whether column 0 is the intercept (named as a constant in the message).
+    gram : ndarray of shape (n_features, n_features), optional
+        ``X' diag(weights) X`` when the caller has formed it (``X`` is then read only for a
+        design that the Gram matrix cannot clear).
 
     Returns
     -------
@@ -147,7 +151,9 @@ def check_rank(
         return block.T @ block
 
     n_blocks = -(-n // QR_BLOCK)
-    if isinstance(X, np.ndarray):  # in memory: the blocks on several threads, added up in order
+    if gram is not None:
+        parts = [gram]
+    elif isinstance(X, np.ndarray):  # in memory: the blocks on several threads, added up in order
         with parallel.one_blas_thread():
             parts = parallel.map_tasks(block_gram, n_blocks)
     else:  # rows read on demand (a streamed cache): one block at a time

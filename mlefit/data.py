@@ -52,7 +52,8 @@ class Dataset:
     Attributes
     ----------
     X : ndarray of shape (n_obs, n_features)
-        float64; column 0 is the intercept when ``intercept`` is true.
+        float64; column 0 is the intercept when ``intercept`` is true. With ``ones``, the design's
+        columns after its column of ones (which is not stored), any layout.
     y : ndarray of shape (n_obs,)
         Encoded by the family (see ``Family.encode_target``).
     feature_names : tuple of str
@@ -85,6 +86,12 @@ class Dataset:
     separator, separator_detected : str or None, bool
         The CSV's separator (None for a table or arrays), and whether it was detected from the
         header rather than given or the default comma.
+    ones : bool
+        The design is a column of ones followed by ``X``, the ones not stored (arrays given with an
+        intercept: the copy that would add the column is spared; see
+        ``mlefit.engines.memory.MemoryRows``).
+    ranges : ndarray of shape (n_features,) or None
+        Each design column's largest magnitude, when known (arrays: from the check of their values).
     """
 
     X: np.ndarray
@@ -104,6 +111,8 @@ class Dataset:
     exposure_name: str | None = None
     separator: str | None = None
     separator_detected: bool = False
+    ones: bool = False
+    ranges: np.ndarray | None = None
 
     @property
     def n_obs(self) -> int:
@@ -875,7 +884,14 @@ def dataset_from_arrays(
     if intercept:
         names = [INTERCEPT, *names]
     design["features"] = list(names)
-    X = as_design_array(X, intercept)
+    ranges = None
+    if intercept:  # the column of ones is not stored (see Dataset.ones); the values checked in passing
+        with np.errstate(invalid="ignore"):
+            ranges = np.concatenate([[1.0], column_range(X)])
+        if not np.all(np.isfinite(ranges)):
+            raise DataError("X has missing or infinite values.")
+    else:
+        X = as_design_array(X, False)
     ev = None
     if event is not None:
         import pandas as pd
@@ -889,6 +905,7 @@ def dataset_from_arrays(
         X, encoded.y, tuple(names), target, encoded.levels, encoded.note, intercept, w,
         None if w is None else "weights", 0, design, offset=o,
         offset_name=None if offset is None else "offset", exposure_name=None if exposure is None else "exposure",
+        ones=intercept, ranges=ranges,
     )
 
 
@@ -928,6 +945,27 @@ def as_design_array(X: np.ndarray, intercept: bool) -> np.ndarray:
     if not all(parallel.map_tasks(copy, -(-X.shape[0] // run))):
         raise DataError("X has missing or infinite values.")
     return out
+
+
+#: Rows per task of :func:`column_range`.
+RANGE_ROWS = 1 << 15
+
+
+def column_range(X: np.ndarray) -> np.ndarray:
+    """The largest absolute value of each column of ``X`` (NaN in a column with a missing value),
+    from runs of rows on several threads."""
+    if X.shape[0] == 0:
+        return np.zeros(X.shape[1])
+
+    def task(i: int) -> np.ndarray:
+        part = X[i * RANGE_ROWS:(i + 1) * RANGE_ROWS]
+        return np.maximum(np.abs(part.max(axis=0)), np.abs(part.min(axis=0)))
+
+    from . import parallel
+
+    with parallel.one_blas_thread():
+        parts = parallel.map_tasks(task, -(-X.shape[0] // RANGE_ROWS))
+    return np.maximum.reduce(parts)
 
 
 # -- missing values, weights ----------------------------------------------------------------------

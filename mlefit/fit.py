@@ -376,7 +376,7 @@ def _refuse_with_text_model(arrays: bool, **given: Any) -> None:
 def source_of(ds: Dataset) -> Source:
     """The :class:`Source` of a dataset in memory."""
     return Source(
-        MemoryRows(ds.X, ds.y, ds.weights, ds.offset, ds.X_lo), ds.feature_names, ds.target, ds.levels,
+        MemoryRows(ds.X, ds.y, ds.weights, ds.offset, ds.X_lo, ones=ds.ones, ranges=ds.ranges), ds.feature_names, ds.target, ds.levels,
         ds.target_note, ds.intercept, ds.weights_name, ds.offset_name, ds.exposure_name, ds.n_dropped, ds.design,
         ds.separator, ds.separator_detected,
     )
@@ -471,8 +471,8 @@ def fit_source(
     arrays = rows.arrays()
     # The closed form (gaussian least squares) is the unpenalised MLE.
     closed = None
-    if l2 is None and arrays is not None:
-        closed = fam.closed_form(arrays.X, arrays.y, arrays.weights, gram=gram, X_lo=arrays.X_lo, offset=arrays.offset)
+    if l2 is None and arrays is not None and type(fam).closed_form is not Family.closed_form:
+        closed = fam.closed_form(arrays.design(), arrays.y, arrays.weights, gram=gram, X_lo=arrays.X_lo, offset=arrays.offset)
     # An intercept-only model is its own null model: fitted once, the null figures are its own.
     own_null = l2 is None and fam.null_columns(src.intercept) == p
     null = None if own_null else _null_model(src, fam, n_classes, counts)
@@ -515,7 +515,7 @@ def fit_source(
             cov_model = embed(inference.covariance(hess[np.ix_(keep, keep)]), keep)
         else:
             cov_model = None
-            if l2 is None and arrays is not None:
+            if l2 is None and arrays is not None and type(fam).covariance is not Family.covariance:
                 cov_model = fam.covariance(opt.params, arrays.X, arrays.y, arrays.weights, offset=arrays.offset)
             if cov_model is None:
                 root = None

@@ -289,9 +289,10 @@ def test_an_intercept_fit_equals_the_fit_with_a_column_of_ones(rng, threads):
     y = (rng.random(n) < 1 / (1 + np.exp(-(0.5 + X @ [1.0, -0.5])))).astype(int)
     fam = get_family("bernoulli")
     ones = np.column_stack([np.ones(n), X])
-    np.testing.assert_array_equal(
-        data.dataset_from_arrays(X, y, fam).X, data.dataset_from_arrays(ones, y, fam, intercept=False).X
-    )
+    ds = data.dataset_from_arrays(X, y, fam)
+    assert ds.ones and ds.X is X  # the column of ones is not stored, nor X copied
+    rows = MemoryRows(ds.X, ds.y, ones=True)
+    np.testing.assert_array_equal(rows.X, data.dataset_from_arrays(ones, y, fam, intercept=False).X)
     implicit = mlefit.fit(X=X, y=y, family="bernoulli")
     explicit = mlefit.fit(X=ones, y=y, family="bernoulli", intercept=False)
     assert implicit.converged and explicit.converged
@@ -320,7 +321,7 @@ def test_null_model_from_blocks_equals_one_call(rng):
     X, y, _ = family_data("bernoulli", rng, n=300_000, p=2)
     ds = data.dataset_from_arrays(X[:, 1:], y, get_family("bernoulli"))
     null = _null_model(source_of(ds), get_family("bernoulli"), 2)
-    whole = get_family("bernoulli").evaluate(null["params"], ds.X[:, :1], ds.y, order=0).nll
+    whole = get_family("bernoulli").evaluate(null["params"], np.ones((len(ds.y), 1)), ds.y, order=0).nll
     assert null["n_params"] == 1 and -null["loglik"] == pytest.approx(whole, rel=1e-12)
     mean = ds.y.mean()
     assert null["params"][0] == pytest.approx(np.log(mean / (1 - mean)), rel=1e-12)
@@ -470,3 +471,48 @@ def test_the_warm_start_hessian_spares_the_first_hessian_pass(monkeypatch):
     assert fast.converged and slow.converged
     np.testing.assert_allclose(fast.params, slow.params, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fast.se, slow.se, rtol=1e-9)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_blocks_with_unstored_ones_equal_the_blocks_of_the_whole_design(order, rng, threads):
+    """map_sum over a design whose ones are not stored hands each block function the same rows as
+    the whole matrix would (the buffer reused between blocks), so the sums are equal to the bit."""
+    threads(2)
+    n = 50_003  # a short last block
+    X = np.asarray(rng.standard_normal((n, 4)), order=order)
+    y = rng.poisson(1.0, n).astype(float)
+    w = rng.random(n)
+    lazy = MemoryRows(X, y, w, ones=True, rows=997)
+    whole = MemoryRows(np.asfortranarray(np.column_stack([np.ones(n), X])), y, w, rows=997)
+    assert lazy.n_features == whole.n_features == 5
+
+    def sums(X, y, w, offset):
+        return np.concatenate([X.T @ (w * y), (X * X).sum(axis=0), [X.shape[0]]])
+
+    assert np.array_equal(lazy.map_sum(sums), whole.map_sum(sums))
+    assert np.array_equal(lazy.column_range(), whole.column_range())
+    names = [f"x{j}" for j in range(5)]
+    np.testing.assert_allclose(lazy.check_rank(names, True), whole.check_rank(names, True), rtol=1e-13)
+    dup = MemoryRows(np.column_stack([X, 2.0 * X[:, 1]]), y, ones=True, rows=997)
+    with pytest.raises(CollinearityError, match="'x5' is 2 times 'x2'"):
+        dup.check_rank([*names, "x5"], True)
+    starts = np.array([0, 1000, 49_990])
+    assert np.array_equal(lazy.runs(starts, 20).X, whole.runs(starts, 20).X)
+    # the operator least squares reads: products with vectors, anything else through the matrix
+    A, x = lazy.design(), rng.standard_normal(5)
+    assert A.shape == (n, 5) and whole.design() is whole.X
+    np.testing.assert_allclose(A @ x, whole.X @ x, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(A.T @ y, whole.X.T @ y, rtol=1e-13)
+    np.testing.assert_allclose(A.T @ whole.X, whole.X.T @ whole.X, rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(A), whole.X)
+    np.testing.assert_array_equal(lazy.X, whole.X)
+
+
+def test_arrays_with_a_missing_value_are_refused_with_an_intercept_too(rng):
+    X = rng.standard_normal((70_000, 3))
+    X[65_000, 2] = np.inf
+    with pytest.raises(DataError, match="missing or infinite"):
+        data.dataset_from_arrays(X, rng.random(70_000), get_family("gaussian"))
+    X[65_000, 2] = np.nan
+    with pytest.raises(DataError, match="missing or infinite"):
+        data.dataset_from_arrays(X, rng.random(70_000), get_family("gaussian"))

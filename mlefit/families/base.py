@@ -358,7 +358,9 @@ class Family:
 
     def closed_form(self, X, y, weights=None, *, gram=None, X_lo=None, offset=None) -> ClosedForm | None:
         """The MLE and its covariance in closed form, or None (the default) when an optimiser is
-        needed. ``gram``, when given, is ``X' diag(weights) X`` already formed (by the rank check).
+        needed. ``X``: the design, or an operator for its products with vectors where its column
+        of ones is not stored (``np.asarray(X)`` forms the matrix; see
+        ``mlefit.engines.memory.MemoryRows.design``). ``gram``, when given, is ``X' diag(weights) X`` already formed (by the rank check).
         ``X_lo``, when given, is a low-order part of the design (``X + X_lo`` exact, see
         ``Dataset.X_lo``); a family may use it or ignore it (only gaussian uses it)."""
         return None

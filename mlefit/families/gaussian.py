@@ -127,6 +127,10 @@ class Gaussian(Family):
         correction steps, which costs a few passes over the data; otherwise Householder QR with
         refinement in extended precision (:class:`mlefit.linalg.QR`). The note says which.
 
+        ``X`` may be an operator for the design's products with vectors (``X @ v``, ``X.T @ r``,
+        ``np.asarray(X)`` forming the matrix), as ``mlefit.fit`` passes a design whose column of
+        ones is not stored.
+
         ``X_lo`` (shape of ``X``, optional): a low-order part of the design, the exact columns
         being ``X + X_lo`` (power columns formed in double-double, see
         :func:`mlefit.data.exact_powers`). Where the normal equations are not accurate enough,
@@ -166,6 +170,7 @@ class Gaussian(Family):
                 f"scaled condition number {normal.cond:.2g}"
             )
         else:
+            A = np.asarray(A)  # the whole matrix (X may be an operator for products with vectors)
             qr = self._qr(A, A_lo)
             sol = qr.solve(b, b_lo=b_lo)
             coef, r, col_norms = sol.x, sol.r, qr.col_norms
