@@ -148,7 +148,7 @@ def check_rank(
         block = X[i * QR_BLOCK:(i + 1) * QR_BLOCK]
         if root_w is not None:
             block = block * root_w[i * QR_BLOCK:(i + 1) * QR_BLOCK, None]
-        return block.T @ block
+        return np.dot(block.T, block)  # np.dot: BLAS without the GIL (see mlefit.families.base)
 
     n_blocks = -(-n // QR_BLOCK)
     if gram is not None:

@@ -953,13 +953,27 @@ RANGE_ROWS = 1 << 15
 
 def column_range(X: np.ndarray) -> np.ndarray:
     """The largest absolute value of each column of ``X`` (NaN in a column with a missing value),
-    from runs of rows on several threads."""
+    from runs of rows on several threads.
+
+    A run of a matrix not column-major has its absolute values folded in halves with
+    ``np.maximum`` (whole rows against whole rows, one vectorised loop) rather than reduced along
+    the columns: for a row-major matrix of 20 columns ``max(axis=0)`` and ``min(axis=0)`` took
+    3x longer (7x on one thread).
+    """
     if X.shape[0] == 0:
         return np.zeros(X.shape[1])
 
     def task(i: int) -> np.ndarray:
         part = X[i * RANGE_ROWS:(i + 1) * RANGE_ROWS]
-        return np.maximum(np.abs(part.max(axis=0)), np.abs(part.min(axis=0)))
+        if X.flags.f_contiguous:  # each column's values contiguous: reduced as they are
+            return np.maximum(np.abs(part.max(axis=0)), np.abs(part.min(axis=0)))
+        a = np.abs(part)
+        n = a.shape[0]
+        while n > 64:
+            half = n // 2
+            np.maximum(a[:half], a[n - half:n], out=a[:half])
+            n -= half
+        return np.maximum.reduce(a[:n], axis=0)
 
     from . import parallel
 

@@ -456,9 +456,9 @@ def fit_source(
     fam.check_counts(target_counts)
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
     if l2 is None and fam.linear_predictor:  # with a penalty the optimum is unique even for collinear columns (ridge)
-        # A wide design of a family without a closed form (which would reuse the Gram matrix) may
-        # show its full rank from a subsample, for a fraction of the Gram's n p^2.
-        if type(fam).closed_form is Family.closed_form and full_rank_from_spread(rows):
+        # A design of a family without a closed form (which would reuse the Gram matrix) may show
+        # its full rank from a subsample, for a fraction of the Gram's n p^2.
+        if type(fam).closed_form is Family.closed_form and full_rank_from_spread(rows, n_weight):
             gram = None
         else:
             gram = rows.check_rank(src.feature_names, src.intercept)

@@ -765,8 +765,10 @@ def spd_solve(H: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
     if p <= SMALL_SPD:
         inv, cond = spd_inverse(H)
         return inv @ b, cond
-    factor = SPDFactor(H)
-    x = factor.solve(b)
+    with _one_thread(p):  # as spd_inverse: and the same factor, to the bit, on every run
+        factor = SPDFactor(H)
+        x = factor.solve(b)
+        cond = factor.cond()
     if not np.all(np.isfinite(x)):
         raise NotPositiveDefinite("not positive definite")
-    return x, factor.cond()
+    return x, cond

@@ -476,7 +476,9 @@ def test_the_warm_start_hessian_spares_the_first_hessian_pass(monkeypatch):
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_blocks_with_unstored_ones_equal_the_blocks_of_the_whole_design(order, rng, threads):
     """map_sum over a design whose ones are not stored hands each block function the same rows as
-    the whole matrix would (the buffer reused between blocks), so the sums are equal to the bit."""
+    the whole matrix would (the buffer reused between blocks): the sums are equal to the bit where
+    the stored columns are column-major like the whole matrix (row-major blocks may round BLAS
+    products differently)."""
     threads(2)
     n = 50_003  # a short last block
     X = np.asarray(rng.standard_normal((n, 4)), order=order)
@@ -489,7 +491,9 @@ def test_blocks_with_unstored_ones_equal_the_blocks_of_the_whole_design(order, r
     def sums(X, y, w, offset):
         return np.concatenate([X.T @ (w * y), (X * X).sum(axis=0), [X.shape[0]]])
 
-    assert np.array_equal(lazy.map_sum(sums), whole.map_sum(sums))
+    if order == "F":
+        assert np.array_equal(lazy.map_sum(sums), whole.map_sum(sums))
+    np.testing.assert_allclose(lazy.map_sum(sums), whole.map_sum(sums), rtol=1e-13)
     assert np.array_equal(lazy.column_range(), whole.column_range())
     names = [f"x{j}" for j in range(5)]
     np.testing.assert_allclose(lazy.check_rank(names, True), whole.check_rank(names, True), rtol=1e-13)

@@ -8,6 +8,7 @@ any engine's rows, which is all the optimisers see.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
@@ -165,21 +166,29 @@ def spread_runs(n_obs: int, n_rows: int) -> tuple[np.ndarray, int]:
     return starts.astype(np.int64), length
 
 
-#: :func:`full_rank_from_spread` from this many design columns on (narrower designs' Gram matrix
-#: costs little next to a fit) ...
-RANK_SAMPLE_FEATURES = 64
+#: :func:`full_rank_from_spread` from this many design columns on (the columns' norms, a pass of
+#: n p, and the subsample's Gram matrix against the Gram matrix of all rows, n p^2 / 2) ...
+RANK_SAMPLE_FEATURES = 12
 #: ... with 1 row in RANK_SAMPLE_STRIDE of the design, at least RANK_SAMPLE_ROWS_PER_FEATURE per
 #: column and at most half the rows.
 RANK_SAMPLE_STRIDE = 16
 RANK_SAMPLE_ROWS_PER_FEATURE = 2
 
 
-def full_rank_from_spread(rows: Rows) -> bool:
-    """True when a subsample of the rows (:meth:`Rows.spread`) proves that a wide design has full
+def full_rank_from_spread(rows: Rows, total_weight: float | None = None) -> bool:
+    """True when a subsample of the rows (:meth:`Rows.spread`) proves that the design has full
     column rank (:func:`mlefit.checks.sample_shows_full_rank`): the rank check of a fit that has no
-    use for the Gram matrix, for one pass of n p (the columns' norms) and the subsample's Gram
-    matrix instead of n p^2. False (run ``rows.check_rank``) for narrow designs, too few rows, an
-    engine without a subsample, or a subsample that does not show it."""
+    use for the Gram matrix, for the subsample's Gram matrix and the columns' norms instead of
+    n p^2. False (run ``rows.check_rank``) for narrow designs, too few rows, an engine without a
+    subsample, or a subsample that does not show it.
+
+    The columns' norms over all rows take a pass of n p, or none for rows in memory given their
+    ``total_weight``: ``sqrt(total_weight)`` times each column's largest magnitude
+    (``column_range``, known from the check of the values) bounds its norm from above, and the
+    subsample's distances scaled by a larger norm are smaller, so a subsample that passes with the
+    bound passes with the norms (a column whose largest value is far above its typical one may
+    then not pass, and the full check decides).
+    """
     from .. import checks
 
     n_obs, p = rows.n_obs, rows.n_features
@@ -189,7 +198,11 @@ def full_rank_from_spread(rows: Rows) -> bool:
     sample = rows.spread(n_rows)
     if sample is None:
         return False
-    norms = np.sqrt(rows.map_sum(_column_squares, n_params=1))
+    arrays = rows.arrays()
+    if arrays is not None and total_weight is not None:
+        norms = math.sqrt(total_weight) * arrays.column_range()
+    else:
+        norms = np.sqrt(rows.map_sum(_column_squares, n_params=1))
     return checks.sample_shows_full_rank(sample.X, sample.weights, norms)
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from .. import parallel
 from ..parallel import one_blas_thread
 from ..data import as_design_array, column_range
+from ..families.base import gram
 from .base import add_up, spread_runs
 
 #: Target size of one row block of ``X``. A block this small stays in the CPU cache while a family
@@ -122,7 +123,7 @@ class MemoryRows:
 
         def task(i: int):
             parts = []
-            buffer = np.empty((rows, p), order="F") if design and self._X is None else None
+            buffer = self.buffer(rows) if design and self._X is None else None
             for start in starts[i * per_task:(i + 1) * per_task]:
                 b = slice(start, start + rows)
                 X = self.block(b, buffer) if design else None
@@ -133,18 +134,23 @@ class MemoryRows:
             parts = parallel.map_tasks(task, -(-len(starts) // per_task))
         return add_up(parts)
 
+    def buffer(self, n_rows: int) -> np.ndarray:
+        """An empty block of ``n_rows`` rows of the design whose ones are not stored, laid out as
+        the stored columns are (row-major columns copy into a row-major block as whole rows, 1.5x
+        faster a pass than through a column-major one; column-major ones column by column)."""
+        order = "F" if self.columns.flags.f_contiguous and not self.columns.flags.c_contiguous else "C"
+        return np.empty((n_rows, self.n_features), order=order)
+
     def block(self, rows: slice, buffer: np.ndarray | None = None) -> np.ndarray:
         """The design's rows ``rows``: a view of the stored design, or with the ones not stored,
-        those rows of the columns copied after a column of ones, into ``buffer`` (column-major, at
-        least as many rows) when given. A block function must not keep the block it is given (the
+        those rows of the columns copied after a column of ones, into ``buffer`` (from
+        :meth:`buffer`, at least as many rows) when given. A block function must not keep the block it is given (the
         buffer is reused for the next)."""
         if self._X is not None:
             return self._X[rows]
         part = self.columns[rows]
         k = part.shape[0]
-        if buffer is None:
-            buffer = np.empty((k, part.shape[1] + 1), order="F")
-        out = buffer[:k]
+        out = (self.buffer(k) if buffer is None else buffer)[:k]
         out[:, 0] = 1.0
         out[:, 1:] = part
         return out
@@ -261,5 +267,4 @@ class _OnesFirstTransposed:
 
 
 def _weighted_gram(X, y, w, offset) -> np.ndarray:
-    A = X if w is None else X * np.sqrt(w)[:, None]
-    return A.T @ A
+    return gram(X, np.ones(len(y)) if w is None else w)

@@ -120,7 +120,7 @@ class Bernoulli(Family):
         #                  with q = 1 / (1 + e),
         #   p (1 - p)    = e q^2.
         # No term is a difference of nearly equal numbers, so each is exact for any eta.
-        eta = linalg.dot(X, params) if precise else X @ params
+        eta = linalg.dot(X, params) if precise else np.dot(X, params)
         if offset is not None:
             eta = eta + offset
         flip = 1.0 - 2.0 * y  # +1 where y = 0, -1 where y = 1
@@ -136,7 +136,7 @@ class Bernoulli(Family):
         q = 1.0 / (1.0 + e)
         r = np.where(s >= 0.0, q, e * q)  # sigmoid(s)
         r *= flip if weights is None else flip * weights  # (p - y), weighted
-        grad = linalg.tdot(X, r) if precise else X.T @ r
+        grad = linalg.tdot(X, r) if precise else np.dot(X.T, r)
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
         h = e * q
@@ -148,7 +148,7 @@ class Bernoulli(Family):
 
     def _evaluate_link(self, params, X, y, weights, order, precise, offset):
         """:meth:`evaluate` for the probit and cloglog links (see :func:`link_parts`)."""
-        eta = linalg.dot(X, params) if precise else X @ params
+        eta = linalg.dot(X, params) if precise else np.dot(X, params)
         if offset is not None:
             eta = eta + offset
         link = self.options["link"]
@@ -159,7 +159,7 @@ class Bernoulli(Family):
         if order == 0:
             return BlockSums(nll, weight=weight)
         gw = g if weights is None else g * weights
-        grad = linalg.tdot(X, gw) if precise else X.T @ gw
+        grad = linalg.tdot(X, gw) if precise else np.dot(X.T, gw)
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
         hw = h if weights is None else h * weights
@@ -217,7 +217,7 @@ class Bernoulli(Family):
 
 
 def _eta(params: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
-    eta = X @ params
+    eta = np.dot(X, params)
     return eta if offset is None else eta + offset
 
 

@@ -130,7 +130,7 @@ class Categorical(Family):
         R = R[1:]
         if weights is not None:
             R *= weights
-        grad = linalg.tdot(X, R.T).T.ravel() if precise else (R @ X).ravel()
+        grad = linalg.tdot(X, R.T).T.ravel() if precise else np.dot(R, X).ravel()
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
         return BlockSums(nll, grad, self._hessian(X, P[1:], weights), weight, low)
@@ -153,8 +153,8 @@ class Categorical(Family):
             # (K-1)K/2 rows of W (with K = 30 and the null model's 131,072-row blocks: 450 MB).
             root = np.abs(X[:, 0]) if weights is None else np.abs(X[:, 0]) * np.sqrt(weights)
             A = P * root
-            hess = -(A @ A.T)  # one symmetric product: exactly symmetric
-            hess[np.diag_indices(n_free)] += A @ root
+            hess = -np.dot(A, A.T)  # one symmetric product: exactly symmetric
+            hess[np.diag_indices(n_free)] += np.dot(A, root)
             return hess
         j, k, diagonal = _pairs(n_free)
         rows, cols, starts = _triangle(n_features)
@@ -176,7 +176,7 @@ class Categorical(Family):
             Wc[diagonal] += Pw[:, part]  # + w p_j on the diagonal blocks
             for a in range(n_features):  # x_a x_b for a <= b, column by column
                 np.multiply(X[part, a : a + 1], X[part, a:], out=Qc[:, starts[a] : starts[a + 1]])
-            upper += Wc @ Qc
+            upper += np.dot(Wc, Qc)
         G = np.empty((len(j), n_features, n_features))
         G[:, rows, cols] = upper
         G[:, cols, rows] = upper

@@ -80,7 +80,7 @@ class Gamma(Family):
         from scipy.special import digamma, gammaln, polygamma
 
         coef, t = params[:-1], float(params[-1])
-        eta = linalg.dot(X, coef) if precise else X @ coef
+        eta = linalg.dot(X, coef) if precise else np.dot(X, coef)
         if offset is not None:
             eta = eta + offset
         weight = total_weight(len(y), weights)
@@ -95,7 +95,7 @@ class Gamma(Family):
             d = k * (1.0 - z)  # d/d eta
             gt_rows = _excess(z, log_y, eta)  # d/dt, less k (digamma(k) - log(k)), over k
             dw = d if weights is None else weights * d
-            grad_b = linalg.tdot(X, dw) if precise else X.T @ dw
+            grad_b = linalg.tdot(X, dw) if precise else np.dot(X.T, dw)
             grad_t = k * (weighted_sum(gt_rows, weights) + weight * float(digamma(k) - t))
             grad = np.append(grad_b, grad_t)
             if order == 1:
@@ -137,7 +137,7 @@ def _excess(z: np.ndarray, log_y: np.ndarray, eta: np.ndarray) -> np.ndarray:
 
 
 def _eta(coef: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
-    eta = X @ coef
+    eta = np.dot(X, coef)
     return eta if offset is None else eta + offset
 
 

@@ -263,9 +263,9 @@ class Gaussian(Family):
         coef, log_sigma = params[:-1], float(params[-1])
         if offset is not None:
             y = y - offset
-        r = linalg.residual(X, coef, y) if precise else y - X @ coef
+        r = linalg.residual(X, coef, y) if precise else y - np.dot(X, coef)
         wr = r if weights is None else weights * r
-        rss = float(wr @ r)
+        rss = float(np.dot(wr, r))
         weight = float(len(y) if weights is None else weights.sum())
         inv_var = math.exp(-2.0 * log_sigma) if log_sigma > -350 else math.inf
         # rss * inv_var is 0 for an exact fit, not inf * 0.
@@ -273,19 +273,19 @@ class Gaussian(Family):
         nll = weight * (log_sigma + 0.5 * LOG_2PI) + 0.5 * scaled_rss
         if order == 0:
             return BlockSums(nll, weight=weight)
-        xr = linalg.tdot(X, wr) if precise else X.T @ wr
+        xr = linalg.tdot(X, wr) if precise else np.dot(X.T, wr)
         grad = np.append(-xr * inv_var, weight - scaled_rss)
         if order == 1:
             return BlockSums(nll, grad, weight=weight)
         k = X.shape[1]
         hess = np.empty((k + 1, k + 1))
-        hess[:k, :k] = (X.T @ X if weights is None else gram(X, weights)) * inv_var
+        hess[:k, :k] = gram(X, np.ones(len(y)) if weights is None else weights) * inv_var
         hess[:k, k] = hess[k, :k] = 2.0 * xr * inv_var
         hess[k, k] = 2.0 * scaled_rss
         return BlockSums(nll, grad, hess, weight)
 
     def scores(self, params, X, y, offset=None):
-        r = y - X @ params[:-1] - (0.0 if offset is None else offset)
+        r = y - np.dot(X, params[:-1]) - (0.0 if offset is None else offset)
         inv_var = math.exp(-2.0 * float(params[-1]))
         return np.column_stack([X * (-r * inv_var)[:, None], 1.0 - r * r * inv_var])
 
@@ -333,9 +333,9 @@ def _normal_equations(X, y, w, offset):
     if offset is not None:
         y = y - offset
     Xw = X if w is None else X * w[:, None]
-    return np.concatenate([(Xw.T @ X).ravel(), Xw.T @ y])
+    return np.concatenate([np.dot(Xw.T, X).ravel(), np.dot(Xw.T, y)])
 
 
 def _rss(coef, X, y, w, offset):
-    r = y - X @ coef - (0.0 if offset is None else offset)
+    r = y - np.dot(X, coef) - (0.0 if offset is None else offset)
     return np.array([float(r @ r) if w is None else float(w @ (r * r)), float(len(y) if w is None else w.sum())])

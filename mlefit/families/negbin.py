@@ -98,7 +98,7 @@ class NegBin(Family):
         from scipy.special import expit
 
         coef, a = params[:-1], float(params[-1])
-        eta = linalg.dot(X, coef) if precise else X @ coef
+        eta = linalg.dot(X, coef) if precise else np.dot(X, coef)
         if offset is not None:
             eta = eta + offset
         weight = total_weight(len(y), weights)
@@ -121,7 +121,7 @@ class NegBin(Family):
             d_eta = r * p - y * q  # (r + y) p - y without its cancellation for large y
             d_a = r * (dg - soft) + d_eta
             de = d_eta if weights is None else weights * d_eta
-            grad_b = linalg.tdot(X, de) if precise else X.T @ de
+            grad_b = linalg.tdot(X, de) if precise else np.dot(X.T, de)
             grad = np.append(grad_b, weighted_sum(d_a, weights))
             if order == 1:
                 return BlockSums(nll, grad, weight=weight)
@@ -132,7 +132,7 @@ class NegBin(Family):
             hess = np.empty((p_ + 1, p_ + 1))
             hess[:p_, :p_] = gram(X, h_ee if weights is None else weights * h_ee)
             hw = h_ea if weights is None else weights * h_ea
-            hess[:p_, p_] = hess[p_, :p_] = X.T @ hw
+            hess[:p_, p_] = hess[p_, :p_] = np.dot(X.T, hw)
             hess[p_, p_] = weighted_sum(h_aa, weights)
             return BlockSums(nll, grad, hess, weight)
 
@@ -178,7 +178,7 @@ class NegBin(Family):
 
 
 def _eta(coef: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
-    eta = X @ coef
+    eta = np.dot(X, coef)
     return eta if offset is None else eta + offset
 
 

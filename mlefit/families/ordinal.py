@@ -208,7 +208,7 @@ class Ordinal(Family):
         n_obs, p = X.shape
         coef, theta = params[:p], params[p:]
         n_classes = theta.size + 1
-        eta = linalg.dot(X, coef) if precise else X @ coef
+        eta = linalg.dot(X, coef) if precise else np.dot(X, coef)
         if offset is not None:
             eta = eta + offset
         weight = total_weight(n_obs, weights)
@@ -221,13 +221,13 @@ class Ordinal(Family):
             ge = t.g_eta * w
             grad_c = _by_cut(y, t.g_a * w, t.g_b * w, n_classes)
             jac = _jacobian(theta)
-            grad = np.concatenate([linalg.tdot(X, ge) if precise else X.T @ ge, jac.T @ grad_c])
+            grad = np.concatenate([linalg.tdot(X, ge) if precise else np.dot(X.T, ge), jac.T @ grad_c])
             if order == 1:
                 return BlockSums(nll, grad, weight=weight)
             hess = np.empty((params.size, params.size))
             hess[:p, :p] = gram(X, t.h_eta * w)
             cross = _spread(y, t.c_a * w, t.c_b * w, n_classes)  # (n_obs, K - 1): d2 / d eta d c
-            hess[:p, p:] = (X.T @ cross) @ jac
+            hess[:p, p:] = np.dot(X.T, cross) @ jac
             hess[p:, :p] = hess[:p, p:].T
             h_cc = np.diag(_by_cut(y, t.h_aa * w, t.h_bb * w, n_classes))
             if n_classes > 2:
@@ -341,7 +341,7 @@ def _quantile(link: str, p: np.ndarray) -> np.ndarray:
 
 
 def _eta(coef: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
-    eta = X @ coef
+    eta = np.dot(X, coef)
     return eta if offset is None else eta + offset
 
 

@@ -55,7 +55,7 @@ class Poisson(Family):
         return params
 
     def evaluate(self, params, X, y, weights=None, order=2, precise=False, offset=None):
-        eta = linalg.dot(X, params) if precise else X @ params
+        eta = linalg.dot(X, params) if precise else np.dot(X, params)
         if offset is not None:
             eta = eta + offset
         weight = total_weight(len(y), weights)
@@ -69,7 +69,7 @@ class Poisson(Family):
             if order == 0:
                 return BlockSums(nll, weight=weight)
             r = mu - y if weights is None else weights * (mu - y)
-            grad = linalg.tdot(X, r) if precise else X.T @ r
+            grad = linalg.tdot(X, r) if precise else np.dot(X.T, r)
             if order == 1:
                 return BlockSums(nll, grad, weight=weight)
             h = mu if weights is None else weights * mu
@@ -93,7 +93,7 @@ class Poisson(Family):
 
 
 def _eta(params: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
-    eta = X @ params
+    eta = np.dot(X, params)
     return eta if offset is None else eta + offset
 
 

@@ -139,7 +139,7 @@ class AcceleratedFailureTime(Family):
     def evaluate(self, params, X, y, weights=None, order=2, precise=False, offset=None):
         p = X.shape[1]
         coef, s = self._split(params, p)
-        eta = linalg.dot(X, coef) if precise else X @ coef
+        eta = linalg.dot(X, coef) if precise else np.dot(X, coef)
         if offset is not None:
             eta = eta + offset
         weight = total_weight(len(y), weights)
@@ -157,7 +157,7 @@ class AcceleratedFailureTime(Family):
                 return BlockSums(nll, weight=weight)
             d_eta = -g / scale
             de = d_eta if weights is None else weights * d_eta
-            grad_b = linalg.tdot(X, de) if precise else X.T @ de
+            grad_b = linalg.tdot(X, de) if precise else np.dot(X.T, de)
             grad = np.append(grad_b, [weighted_sum(delta - z * g, weights)] * len(self.ancillary))
             if order == 1:
                 return BlockSums(nll, grad, weight=weight)
@@ -166,7 +166,7 @@ class AcceleratedFailureTime(Family):
             hess[:p, :p] = gram(X, h_ee if weights is None else weights * h_ee)
             if self.ancillary:
                 h_es = (g + z * h) / scale
-                hess[:p, p] = hess[p, :p] = X.T @ (h_es if weights is None else weights * h_es)
+                hess[:p, p] = hess[p, :p] = np.dot(X.T, h_es if weights is None else weights * h_es)
                 hess[p, p] = weighted_sum(z * g + z * z * h, weights)
             return BlockSums(nll, grad, hess, weight)
 
@@ -214,7 +214,7 @@ class AcceleratedFailureTime(Family):
 
 
 def eta_of(coef: np.ndarray, X: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
-    eta = X @ coef
+    eta = np.dot(X, coef)
     return eta if offset is None else eta + offset
 
 

@@ -63,7 +63,7 @@ def unit_target(values: np.ndarray, column: str, rows: np.ndarray | None, family
 
 
 def _eta(coef: np.ndarray, X: np.ndarray, offset: np.ndarray | None, precise: bool = False) -> np.ndarray:
-    eta = linalg.dot(X, coef) if precise else X @ coef
+    eta = linalg.dot(X, coef) if precise else np.dot(X, coef)
     return eta if offset is None else eta + offset
 
 
@@ -127,7 +127,7 @@ class LocationScale(Family):
                 return BlockSums(nll, weight=weight)
             d_eta = -g / scale
             de = d_eta if weights is None else weights * d_eta
-            grad_b = linalg.tdot(X, de) if precise else X.T @ de
+            grad_b = linalg.tdot(X, de) if precise else np.dot(X.T, de)
             grad = np.append(grad_b, weight - weighted_sum(z * g, weights))
             if order == 1:
                 return BlockSums(nll, grad, weight=weight)
@@ -135,7 +135,7 @@ class LocationScale(Family):
             h_es = (g + z * h) / scale
             hess = np.empty((p + 1, p + 1))
             hess[:p, :p] = gram(X, h_ee if weights is None else weights * h_ee)
-            hess[:p, p] = hess[p, :p] = X.T @ (h_es if weights is None else weights * h_es)
+            hess[:p, p] = hess[p, :p] = np.dot(X.T, h_es if weights is None else weights * h_es)
             hess[p, p] = weighted_sum(z * g + z * z * h, weights)
             return BlockSums(nll, grad, hess, weight)
 
@@ -337,7 +337,7 @@ class StudentT(Family):
             l_nu = 0.5 * (u - (1.0 + 1.0 / nu) * r_ - c1)
             d_eta = -g / scale
             de = d_eta if weights is None else weights * d_eta
-            grad_b = linalg.tdot(X, de) if precise else X.T @ de
+            grad_b = linalg.tdot(X, de) if precise else np.dot(X.T, de)
             zg = weighted_sum(r_, weights) * (nu + 1.0)
             grad = np.append(grad_b, [weight - zg, nu * weighted_sum(l_nu, weights)])
             if order == 1:
@@ -350,9 +350,9 @@ class StudentT(Family):
             h_ee = h / (scale * scale)
             hess[:p, :p] = weighted_gram(X, h_ee if weights is None else weights * h_ee)
             h_es = (g + z * h) / scale
-            hess[:p, p] = hess[p, :p] = X.T @ (h_es if weights is None else weights * h_es)
+            hess[:p, p] = hess[p, :p] = np.dot(X.T, h_es if weights is None else weights * h_es)
             h_er = -nu * l_znu / scale
-            hess[:p, p + 1] = hess[p + 1, :p] = X.T @ (h_er if weights is None else weights * h_er)
+            hess[:p, p + 1] = hess[p + 1, :p] = np.dot(X.T, h_er if weights is None else weights * h_er)
             hess[p, p] = zg + weighted_sum(z2 * h, weights)
             hess[p, p + 1] = hess[p + 1, p] = -nu * weighted_sum(z * l_znu, weights)
             hess[p + 1, p + 1] = grad[p + 1] + nu * nu * weighted_sum(l_nunu, weights)
@@ -462,7 +462,7 @@ class Beta(Family):
             B = digamma(b) - dphi - log_1y
             d_eta = a * nu * A - b * mu * B
             de = d_eta if weights is None else weights * d_eta
-            grad_b = linalg.tdot(X, de) if precise else X.T @ de
+            grad_b = linalg.tdot(X, de) if precise else np.dot(X.T, de)
             grad = np.append(grad_b, weighted_sum(a * A + b * B, weights))
             if order == 1:
                 return BlockSums(nll, grad, weight=weight)
@@ -476,7 +476,7 @@ class Beta(Family):
             h_tt = kaa * a * a + kbb * b * b - 2.0 * tphi * a * b + a * A + b * B
             hess = np.empty((p + 1, p + 1))
             hess[:p, :p] = weighted_gram(X, h_ee if weights is None else weights * h_ee)
-            hess[:p, p] = hess[p, :p] = X.T @ (h_et if weights is None else weights * h_et)
+            hess[:p, p] = hess[p, :p] = np.dot(X.T, h_et if weights is None else weights * h_et)
             hess[p, p] = weighted_sum(h_tt, weights)
             return BlockSums(nll, grad, hess, weight)
 
@@ -538,7 +538,7 @@ class Geometric(Family):
             p, q = expit(eta), expit(-eta)
             d = p - y * q
             dw = d if weights is None else weights * d
-            grad = linalg.tdot(X, dw) if precise else X.T @ dw
+            grad = linalg.tdot(X, dw) if precise else np.dot(X.T, dw)
             if order == 1:
                 return BlockSums(nll, grad, weight=weight)
             h = (1.0 + y) * p * q
