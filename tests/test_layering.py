@@ -278,3 +278,26 @@ def test_nothing_outside_the_families_names_a_family():
                 assert not pattern.search(repr(node.value)) and node.value not in FAMILY_NAMES, (
                     f"{module_name(path)} names a family: {node.value!r}"
                 )
+
+
+def _design_matmuls(source: str) -> list[int]:
+    """Lines of ``@`` products with the design (an operand named ``X`` or ``X.T``) in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            sides = [s.value if isinstance(s, ast.Attribute) and s.attr == "T" else s for s in (node.left, node.right)]
+            if any(isinstance(side, ast.Name) and side.id == "X" for side in sides):
+                found.append(node.lineno)
+    return found
+
+
+def test_the_families_products_with_the_design_release_the_interpreter_lock():
+    """The engines evaluate blocks on several threads, and numpy's ``@`` holds the interpreter lock
+    through its BLAS call (the threads then take turns), where ``np.dot`` releases it: every
+    family's product with the design is written ``np.dot`` (see ``mlefit.families.base``)."""
+    offenders = [
+        f"{path.name}:{line}" for path in sorted((PACKAGE / "families").glob("*.py"))
+        for line in _design_matmuls(path.read_text())
+    ]
+    assert offenders == []
+    assert _design_matmuls("eta = X @ b\ng = X.T @ r\nc = b @ b\n") == [1, 2]  # the check sees them

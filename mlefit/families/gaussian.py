@@ -321,11 +321,11 @@ class Gaussian(Family):
         return out
 
     def simulate(self, params, X, rng, offset=None):
-        mu = X @ params[:-1] + (0.0 if offset is None else offset)
+        mu = np.dot(X, params[:-1]) + (0.0 if offset is None else offset)
         return mu + math.exp(params[-1]) * rng.standard_normal(X.shape[0])
 
     def predict(self, estimates, X, offset=None):
-        mu = X @ np.asarray(estimates, dtype=float)[:-1]
+        mu = np.dot(X, np.asarray(estimates, dtype=float)[:-1])
         return mu if offset is None else mu + offset
 
 
