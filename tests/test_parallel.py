@@ -520,3 +520,25 @@ def test_arrays_with_a_missing_value_are_refused_with_an_intercept_too(rng):
     X[65_000, 2] = np.nan
     with pytest.raises(DataError, match="missing or infinite"):
         data.dataset_from_arrays(X, rng.random(70_000), get_family("gaussian"))
+
+
+def test_a_wide_design_without_its_ones_is_formed_once_and_sums_as_the_whole(rng, threads):
+    """From STORE_FEATURES columns on, the design whose ones are not stored is formed whole (row-major)
+    at its first pass; its sums are those of the column-major design with the ones."""
+    from mlefit.engines import memory
+
+    threads(2)
+    n, p = 9_001, memory.STORE_FEATURES
+    X = rng.standard_normal((n, p))
+    y = (rng.random(n) < 0.4).astype(float)
+    lazy = MemoryRows(X, y, ones=True, rows=700)
+    whole = MemoryRows(np.asfortranarray(np.column_stack([np.ones(n), X])), y, rows=700)
+    fam = get_family("bernoulli")
+    params = rng.normal(0.0, 0.05, p + 1)
+    for order in (1, 2):
+        a = RowsObjective(fam, lazy).sums(params, order)
+        b = RowsObjective(fam, whole).sums(params, order)
+        assert a.nll == pytest.approx(b.nll, rel=1e-13)
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(a.hess, b.hess, rtol=1e-12, atol=1e-11)
+    np.testing.assert_array_equal(lazy.X, whole.X)  # formed, with its column of ones

@@ -22,6 +22,12 @@ MIN_BLOCK_ROWS = 512
 MAX_TASKS = 64
 MAX_TASK_BYTES = 1 << 26
 
+#: From this many design columns on, a design whose column of ones is not stored is formed whole,
+#: row-major, at its first pass (so its blocks are contiguous rows, read in place): a wide fit takes
+#: tens of gradient passes, each of which would copy every block (bernoulli 20,000 x 501: 0.14 s of
+#: copies in a 0.5 s fit), and their products with the design are the whole of the pass.
+STORE_FEATURES = 64
+
 #: A warm start's subsample: every WARM_START_STRIDE-th run of WARM_START_RUN consecutive rows.
 WARM_START_STRIDE = 16
 WARM_START_RUN = 256
@@ -30,11 +36,12 @@ WARM_START_RUN = 256
 #: A wide design's blocks have at least this many rows per column (up to WIDE_BLOCK_BYTES of ``X``):
 #: a block's Hessian is a Gram matrix, n_features^2 numbers from rows * n_features^2 products,
 #: added to the others', and with fewer rows than columns (a 1 MB block of a 1,000-column design has
-#: 131) making, writing and adding the Gram matrices costs more than the products. CPU time of a
-#: bernoulli Hessian pass on one thread, 10,000 x 1,001: 0.34 s in 512-row blocks, 0.24 s in
-#: 4,004-row blocks (one call on all rows: 0.36 s); 20,000 x 501: 0.27 s and 0.14 s; the gradient
-#: passes take the same time either way (the blocks' second read, for ``X.T @ r``, is from cache).
-WIDE_ROWS_PER_FEATURE = 8
+#: 131) making, writing and adding the Gram matrices costs more than the products; with more, a
+#: block outgrows the caches, and a gradient pass reads it from memory twice (``X @ b``, then
+#: ``X.T @ r``). Bernoulli passes on 2 threads (gradient / Hessian), row-major blocks: 10,000 x
+#: 1,001, 0.0036 / 0.15 s in 512-row blocks, 0.0053 / 0.136 s in 4,096, 0.0077 / 0.18 s in 8,008;
+#: 20,000 x 501, 0.0051 / 0.081 s in 1,024, 0.0058 / 0.077 s in 2,048, 0.0072 / 0.087 s in 4,008.
+WIDE_ROWS_PER_FEATURE = 4
 WIDE_BLOCK_BYTES = 1 << 25
 
 
@@ -115,6 +122,8 @@ class MemoryRows:
         y, w, o = self.y, self.weights, self.offset
         n_obs, p = len(y), self.n_features if design else 1
         rows = self.rows or block_rows(p)
+        if design and self._X is None and p >= STORE_FEATURES and n_obs > rows:
+            self._X = ones_first(self.columns)
         if n_obs <= rows:
             return fn(self.block(slice(None)) if design else None, y, w, o)
         starts = range(0, n_obs, rows)
@@ -123,7 +132,7 @@ class MemoryRows:
 
         def task(i: int):
             parts = []
-            buffer = self.buffer(rows) if design else None
+            buffer = self.buffer(rows) if design and not self._contiguous_rows() else None
             for start in starts[i * per_task:(i + 1) * per_task]:
                 b = slice(start, start + rows)
                 X = self.block(b, buffer) if design else None
@@ -133,6 +142,9 @@ class MemoryRows:
         with one_blas_thread():
             parts = parallel.map_tasks(task, -(-len(starts) // per_task))
         return add_up(parts)
+
+    def _contiguous_rows(self) -> bool:
+        return self._X is not None and self._X.flags.c_contiguous
 
     def buffer(self, n_rows: int) -> np.ndarray:
         """An empty block of ``n_rows`` rows of the design whose ones are not stored, laid out as
@@ -276,3 +288,18 @@ class _OnesFirstTransposed:
 
 def _weighted_gram(X, y, w, offset) -> np.ndarray:
     return gram(X, np.ones(len(y)) if w is None else w)
+
+
+def ones_first(columns: np.ndarray) -> np.ndarray:
+    """``[1, columns]`` as a row-major matrix, copied in runs of rows on several threads."""
+    n, p = columns.shape
+    out = np.empty((n, p + 1))
+    run = max(1, (1 << 22) // (8 * (p + 1)))
+
+    def copy(i: int) -> None:
+        rows = slice(i * run, (i + 1) * run)
+        out[rows, 0] = 1.0
+        out[rows, 1:] = columns[rows]
+
+    parallel.map_tasks(copy, -(-n // run))
+    return out
