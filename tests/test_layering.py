@@ -301,3 +301,18 @@ def test_the_families_products_with_the_design_release_the_interpreter_lock():
     ]
     assert offenders == []
     assert _design_matmuls("eta = X @ b\ng = X.T @ r\nc = b @ b\n") == [1, 2]  # the check sees them
+
+
+def test_a_streamed_numeric_csv_fit_does_not_import_pandas(tmp_path):
+    """pyarrow parses a plainly numeric CSV and its columns go straight to the cache: pandas (0.3 s
+    to import) is not loaded for a numeric target."""
+    pytest.importorskip("pyarrow")
+    rng = __import__("numpy").random.default_rng(3)
+    rows = ["y,a,b"] + [f"{int(rng.random() < 0.4)},{rng.normal():.6f},{rng.normal():.6f}" for _ in range(3000)]
+    path = tmp_path / "numeric.csv"
+    path.write_text("\n".join(rows) + "\n")
+    loaded = modules_after(
+        f"import mlefit\nr = mlefit.fit({str(path)!r}, family='bernoulli', stream=True, chunk_rows=1000)\n"
+        "assert r.converged and r.n_obs == 3000"
+    )
+    assert "pyarrow" in loaded and "pandas" not in loaded
