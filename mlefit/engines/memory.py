@@ -61,7 +61,7 @@ def task_count(n_blocks: int, n_params: int) -> int:
 
 
 class MemoryRows:
-    """Rows in memory: ``X`` of shape (n_obs, n_features) (column-major is fastest), the encoded
+    """Rows in memory: ``X`` of shape (n_obs, n_features) (any layout; see :meth:`block`), the encoded
     target ``y``, optional frequency ``weights`` and ``offset`` of shape (n_obs,), and optionally
     ``X_lo``, a low-order part of the design (``X + X_lo`` exact; see ``mlefit.data.Dataset``).
 
