@@ -207,7 +207,7 @@ def full_rank_from_spread(rows: Rows, total_weight: float | None = None) -> bool
 
 
 def _column_squares(X, y, w, offset) -> np.ndarray:
-    return np.einsum("ij,ij->j", X, X) if w is None else (X * X).T @ w
+    return np.einsum("ij,ij->j", X, X) if w is None else np.dot((X * X).T, w)
 
 
 class SampledHessian:

@@ -148,7 +148,7 @@ def _targets(part):
 
 def _weighted_gram(X, y, w, o):
     Xw = X if w is None else X * w[:, None]
-    return Xw.T @ X
+    return np.dot(Xw.T, X)
 
 
 def _client(scheduler: str | None):

@@ -260,7 +260,7 @@ class Derivatives:
                 for c, i in enumerate(var.coefs):
                     A[:, c] = coefs[i]
                 blocks.append(A)
-                values.append(A @ params[list(var.params)])
+                values.append(np.dot(A, params[list(var.params)]))
         return n, cols, blocks, values
 
     def rows(self, params: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -334,10 +334,12 @@ def _weighted(x: Any, w: np.ndarray | None, n: int) -> Any:
 
 
 def _t_dot(A: np.ndarray | None, h: Any, n: int) -> np.ndarray:
-    """``A.T @ h``, with None standing for a column of ones and a scalar ``h`` for a constant."""
+    """``A.T @ h``, with None standing for a column of ones and a scalar ``h`` for a constant
+    (products with the rows as ``np.dot``, which releases the interpreter lock for the engines'
+    threads where ``@`` holds it; see ``mlefit.families.base``)."""
     if np.ndim(h) == 0:
         return np.array([h * n]) if A is None else h * A.sum(axis=0)
-    return np.array([h.sum()]) if A is None else A.T @ h
+    return np.array([h.sum()]) if A is None else np.dot(A.T, h)
 
 
 def _quad(A: np.ndarray | None, h: Any, B: np.ndarray | None, n: int) -> np.ndarray:
@@ -350,14 +352,14 @@ def _quad(A: np.ndarray | None, h: Any, B: np.ndarray | None, n: int) -> np.ndar
             return h * B.sum(axis=0)[None, :]
         if B is None:
             return h * A.sum(axis=0)[:, None]
-        return h * (A.T @ B)
+        return h * np.dot(A.T, B)
     if A is None and B is None:
         return np.array([[h.sum()]])
     if A is None:
-        return (h @ B)[None, :]
+        return np.dot(h, B)[None, :]
     if B is None:
-        return (h @ A)[:, None]
-    return A.T @ (h[:, None] * B)
+        return np.dot(h, A)[:, None]
+    return np.dot(A.T, h[:, None] * B)
 
 
 def derive(nll: E.Expr, params: Sequence[str], columns: Sequence[str]) -> Derivatives:
