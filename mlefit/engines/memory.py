@@ -147,8 +147,8 @@ class MemoryRows:
         return self._X is not None and self._X.flags.c_contiguous
 
     def buffer(self, n_rows: int) -> np.ndarray:
-        """An empty block of ``n_rows`` rows of the design whose ones are not stored, laid out as
-        the stored columns are (row-major columns copy into a row-major block as whole rows, 1.5x
+        """An empty block of ``n_rows`` rows of the design (for :meth:`block`), laid out as the
+        stored columns are (row-major columns copy into a row-major block as whole rows, 1.5x
         faster a pass than through a column-major one; column-major ones column by column)."""
         order = "F" if self.columns.flags.f_contiguous and not self.columns.flags.c_contiguous else "C"
         return np.empty((n_rows, self.n_features), order=order)
