@@ -1,20 +1,21 @@
-"""mlefit: maximum-likelihood fits of bernoulli, categorical and gaussian models.
+"""mlefit: maximum-likelihood fits of the families in ``mlefit.families`` and of likelihoods
+written as text.
 
-The public API::
+The public API (``docs/python-api.md`` shows each call with its output)::
 
     import mlefit
-    result = mlefit.fit("data.csv", family="bernoulli")
+    result = mlefit.fit("data.csv", family=name)   # name: one of `mlefit families`
     result.params, result.se, result.to_dict()
     mlefit.save_model(result, "model.json")
     mlefit.predict("model.json", "new_rows.csv")      # a DataFrame: the rows plus predictions
-    mlefit.check_grad("data.csv", family="bernoulli").passed
-    mlefit.fit("data.csv", family="bernoulli", ci="profile", level=0.9)   # profile-likelihood intervals
+    mlefit.check_grad("data.csv", family=name).passed
+    mlefit.fit("data.csv", family=name, ci="profile", level=0.9)   # profile-likelihood intervals
     mlefit.lr_test("small.json", "big.json").p_value   # two fits saved by save_model / fit --save
-    fits = mlefit.fit_distributions("claims.csv", "amount")   # normal, gamma, ... ranked by AIC
-    fits.best.name, fits["gamma"].parameters, fits.to_dict()
+    fits = mlefit.fit_distributions("claims.csv", "amount")   # the default distributions, ranked by AIC
+    fits.best.name, fits.best.parameters, fits.to_dict()
 
-    data = mlefit.simulate("bernoulli", [1, -2], intercept=0.5, n=1000, seed=0)
-    study = mlefit.recover("bernoulli", [1, -2], n=500, reps=200, seed=0)
+    data = mlefit.simulate(name, [1, -2], intercept=0.5, n=1000, seed=0)
+    study = mlefit.recover(name, [1, -2], n=500, reps=200, seed=0)
     study.coverage, study.se_ratio, study.to_dict()
 
 Importing mlefit loads none of numpy, scipy and pandas: each public name is imported on first use,

@@ -1415,17 +1415,6 @@ def _int_literal(node) -> int | None:
     return None
 
 
-def _dotted(node) -> str | None:
-    import ast
-
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return None if base is None else f"{base}.{node.attr}"
-    return None
-
-
 def _power_of(node, columns) -> tuple[str, int] | None:
     """``(column, k)`` when the expression is ``column ** k`` (k >= 1) written as a name, ``**``,
     ``*``, ``np.power`` or ``I(...)`` of those; else None."""
@@ -1440,7 +1429,7 @@ def _power_of(node, columns) -> tuple[str, int] | None:
         a, b = _power_of(node.left, columns), _power_of(node.right, columns)
         return (a[0], a[1] + b[1]) if a and b and a[0] == b[0] else None
     if isinstance(node, ast.Call) and not any(isinstance(a, ast.Starred) for a in node.args):
-        func = _dotted(node.func)
+        func = formula_check.dotted_name(node.func)
         if func == "I" and len(node.args) == 1 and not node.keywords:
             return _power_of(node.args[0], columns)
         if func in ("np.power", "numpy.power") and len(node.args) == 2 and not node.keywords:
@@ -1454,7 +1443,7 @@ def _raw_poly(node, columns) -> tuple[str, list[int]] | None:
     ``x**1 .. x**degree``, of ``x`` itself a power of a column), else None."""
     import ast
 
-    if not (isinstance(node, ast.Call) and _dotted(node.func) == "poly" and node.args):
+    if not (isinstance(node, ast.Call) and formula_check.dotted_name(node.func) == "poly" and node.args):
         return None
     if any(isinstance(a, ast.Starred) for a in node.args) or any(kw.arg is None for kw in node.keywords):
         return None

@@ -441,6 +441,16 @@ class _Expression:
         return True
 
 
+def dotted_name(node) -> str | None:
+    """``a.b.c`` for a name or an attribute chain of names, else None (what a formula calls)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted_name(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -4,7 +4,7 @@ A model file is one JSON object (``mlefit fit ... --save model.json``)::
 
     {
       "format": "mlefit-model", "format_version": 1, "mlefit_version": "0.1.0",
-      "family": "bernoulli", "target": "admitted", "levels": ["no", "yes"],
+      "family": "<name>", "target": "admitted", "levels": ["no", "yes"],
       "intercept": true, "features": ["intercept", "gpa", ...],
       "design": {"kind": "columns", "intercept": true, "features": ["intercept", "gpa", ...],
                  "columns": [{"column": "gpa", "type": "numeric"}, ...]},

@@ -451,6 +451,16 @@ def cache_numeric(chunks, fam: Family, target, wanted, intercept, roles, chunk_r
     )
 
 
+def _stdin_file(path: Path, nothing: str) -> Path:
+    """Standard input copied to ``path`` (a streamed fit reads its data more than once); DataError
+    saying ``nothing`` when it is empty."""
+    with open(path, "wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    if path.stat().st_size == 0:
+        raise DataError(f"standard input is empty: {nothing}.")
+    return path
+
+
 def _any_missing(values: np.ndarray) -> bool:
     """Whether a target chunk has a value pandas reads as missing (NaN; None and the like in text)."""
     if values.dtype.kind == "f":
@@ -829,22 +839,13 @@ def _reader(source, folder: Path, chunk_rows: int, sep, input_format, parquet=No
         from ..readers.parquet import ParquetSource
 
         if str(source) == "-":
-            path = folder / "stdin.parquet"
-            with open(path, "wb") as out:
-                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-            if path.stat().st_size == 0:
-                raise DataError("standard input is empty: no Parquet data.")
-            table = ParquetSource(path)
+            table = ParquetSource(_stdin_file(folder / "stdin.parquet", "no Parquet data"))
             table.name = "standard input"
         else:
             table = ParquetSource(source)
         return _ParquetChunks(table, chunk_rows)
     if str(source) == "-":
-        path = folder / "stdin.csv"
-        with open(path, "wb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-        if path.stat().st_size == 0:
-            raise DataError("standard input is empty: no header and no rows.")
+        path = _stdin_file(folder / "stdin.csv", "no header and no rows")
     else:
         path = Path(source)
         if not path.exists():

@@ -85,15 +85,6 @@ class FormulaPlan:
     family_name: str = ""
 
 
-def _dotted(node) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return None if base is None else f"{base}.{node.attr}"
-    return None
-
-
 def _stateful_names() -> set[str]:
     """The names of formulaic's stateful transforms (``center``, ``bs``, ``poly``, ...), ``Q`` aside
     (a column lookup)."""
@@ -107,7 +98,7 @@ def _simple_column(node) -> bool:
     if isinstance(node, ast.Name):
         return True
     return (
-        isinstance(node, ast.Call) and _dotted(node.func) == "Q" and len(node.args) == 1
+        isinstance(node, ast.Call) and formula_check.dotted_name(node.func) == "Q" and len(node.args) == 1
         and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
     )
 
@@ -118,7 +109,7 @@ def _needs_every_row(expr: str, stateful: set[str]) -> bool:
     tree, _ = formula_check.parse_expression(expr)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            name = _dotted(node.func)
+            name = formula_check.dotted_name(node.func)
             if name in stateful:
                 return True
             if name == "C" and node.args and not _simple_column(node.args[0]):
@@ -328,7 +319,7 @@ def _check_levels(plan: FormulaPlan, spec, levels: dict, held_spec) -> None:
             node = formula_check.parse_expression(expr)[0].body
             variables = sorted(formula_check.expression_columns(expr, levels))
             simple = _simple_column(node) or (
-                isinstance(node, ast.Call) and _dotted(node.func) == "C" and bool(node.args)
+                isinstance(node, ast.Call) and formula_check.dotted_name(node.func) == "C" and bool(node.args)
                 and _simple_column(node.args[0])
             )
         if not simple:
