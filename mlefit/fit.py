@@ -518,10 +518,10 @@ def fit_source(
             if l2 is None and arrays is not None and type(fam).covariance is not Family.covariance:
                 cov_model = fam.covariance(opt.params, arrays.X, arrays.y, arrays.weights, offset=arrays.offset)
             if cov_model is None:
-                root = None
-                if l2 is None and inference.ill_conditioned(hess):
-                    root = analytic.hess_root(opt.params)
-                cov_model = inference.covariance(hess, root)
+                if l2 is None:
+                    cov_model = inference.covariance_or_root(hess, lambda: analytic.hess_root(opt.params))
+                else:
+                    cov_model = inference.covariance(hess)
     if fam.separable and l2 is None:
         opt = _check_separation(src, fam, analytic, opt, cov_model, n_classes, memory_limit)
     if own_null and opt.converged:

@@ -395,3 +395,27 @@ def test_l2_output_names_the_objective_and_standard_errors(fit_json, invoke):
 def test_l2_must_be_positive(invoke, value):
     result = invoke("fit", SAMPLES / "admissions.csv", "-f", "bernoulli", "--l2", value)
     assert result.exit_code == 2 and "--l2 must be a positive number" in result.stderr
+
+
+def test_covariance_or_root_takes_the_root_only_when_ill_conditioned(rng):
+    """One Cholesky factorisation gives the condition number and, for a well-conditioned Hessian,
+    the covariance; an ill-conditioned one is inverted from its square root (QR)."""
+    from mlefit import inference
+
+    Z = rng.normal(size=(200, 6))
+    H = Z.T @ Z
+    calls = []
+
+    def root():
+        calls.append(1)
+        return Z
+
+    np.testing.assert_allclose(inference.covariance_or_root(H, root), np.linalg.inv(H), rtol=1e-12)
+    assert calls == []
+    Z[:, 5] = Z[:, 4] + 1e-5 * Z[:, 5]  # condition of the unit-diagonal Hessian about 1e10
+    H = Z.T @ Z
+    assert inference.scaled_condition(H) > inference.ILL_CONDITIONED
+    cov = inference.covariance_or_root(H, root)
+    assert calls == [1]
+    np.testing.assert_allclose(cov, inference.covariance(H, Z), rtol=0, atol=0)
+    assert inference.covariance_or_root(np.array([[1.0, 2.0], [2.0, 1.0]]), lambda: None) is None

@@ -113,6 +113,37 @@ def test_task_runs_depend_on_the_shape_only():
     assert objective.task_count(1000, 4000) == 4
 
 
+
+def test_a_wide_gradient_pass_takes_smaller_blocks_and_the_same_sums(rng, threads):
+    """Without a Hessian a wide design's pass keeps cache-sized blocks (no Gram matrices to amortise);
+    its NLL and gradient are those of the Hessian pass's larger blocks up to rounding."""
+    p = 400
+    assert objective.block_rows(p, hessian=False) < objective.block_rows(p) == objective.WIDE_ROWS_PER_FEATURE * p
+    assert objective.block_rows(20, hessian=False) == objective.block_rows(20)
+    threads(2)
+    n = 6 * objective.block_rows(p)
+    X = rng.standard_normal((n, p))
+    y = (rng.random(n) < 0.4).astype(float)
+    calls = []
+
+    def sums(X, y, w, o):
+        calls.append(len(y))
+        return get_family("bernoulli").evaluate(params, X, y, order=1)
+
+    params = rng.normal(0.0, 0.02, p)
+    rows = MemoryRows(X, y)
+    first = rows.map_sum(sums, hessian=False)
+    assert max(calls) == objective.block_rows(p, hessian=False)
+    calls.clear()
+    second = rows.map_sum(sums)
+    assert max(calls) == objective.block_rows(p)
+    assert first.nll == pytest.approx(second.nll, rel=1e-13)
+    np.testing.assert_allclose(first.grad, second.grad, rtol=1e-10, atol=1e-10)
+    fam = get_family("bernoulli")
+    a, b = RowsObjective(fam, rows).sums(params, 1), RowsObjective(fam, rows).sums(params, 2)
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-10, atol=1e-10)
+
+
 # -- the thread pool ---------------------------------------------------------------------------------
 
 

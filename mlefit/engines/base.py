@@ -43,12 +43,14 @@ class Rows(Protocol):
     weighted: bool
     has_offset: bool
 
-    def map_sum(self, fn: BlockFn, *, design: bool = True, n_params: int | None = None) -> Any:
+    def map_sum(self, fn: BlockFn, *, design: bool = True, n_params: int | None = None, hessian: bool = True) -> Any:
         """``fn(X, y, weights, offset)`` added over blocks of rows, in an order that depends on the
-        data's shape only (so the sum is the same to the last bit on every run). With
-        ``design=False`` the design is not read and ``X`` is None (sums over the target alone).
-        Weights and offset are None where the rows have none. ``n_params``: the size of the
-        model whose sums these are (it bounds how many partial sums are held at once)."""
+        data's shape (and ``hessian``) only, so the sum is the same to the last bit on every run.
+        With ``design=False`` the design is not read and ``X`` is None (sums over the target
+        alone). Weights and offset are None where the rows have none. ``n_params``: the size of
+        the model whose sums these are (it bounds how many partial sums are held at once).
+        ``hessian=False``: ``fn`` forms no matrix of the model's size per block (an engine may
+        then take smaller blocks)."""
         ...
 
     def arrays(self) -> "MemoryRows | None":
@@ -253,7 +255,8 @@ class RowsObjective(ScreenMemory):
                 params, self.family.evaluate(params, a.X, a.y, a.weights, order=order, precise=True, offset=a.offset)
             )
         fn = partial(block_sums, self.family, params, order, self.null_columns)
-        return self._remember(params, self.rows.map_sum(fn, design=self.null_columns is None, n_params=params.size))
+        sums = self.rows.map_sum(fn, design=self.null_columns is None, n_params=params.size, hessian=order >= 2)
+        return self._remember(params, sums)
 
     def value(self, params: np.ndarray) -> float:
         return self.sums(params, 0).nll

@@ -57,9 +57,11 @@ class DaskParts:
         both = scale if self.scale is None else self.scale * scale
         return DaskParts(self.client, self.parts, self.n_obs, self.n_features, self.weighted, self.has_offset, both)
 
-    def map_sum(self, fn, *, design: bool = True, n_params: int | None = None):
+    def map_sum(self, fn, *, design: bool = True, n_params: int | None = None, hessian: bool = True):
         n = len(self.parts)
-        futures = self.client.map(_apply, [fn] * n, self.parts, [design] * n, [n_params] * n, [self.scale] * n, pure=False)
+        futures = self.client.map(
+            _apply, [fn] * n, self.parts, [design] * n, [n_params] * n, [self.scale] * n, [hessian] * n, pure=False
+        )
         return add_up(self.client.gather(futures))
 
     def arrays(self) -> None:
@@ -133,13 +135,13 @@ def _head(part, k: int):
     return X[:k], y[:k], None if w is None else w[:k], None if o is None else o[:k]
 
 
-def _apply(fn, part, design, n_params, scale=None):
+def _apply(fn, part, design, n_params, scale=None, hessian=True):
     X, y, w, o = part
     if not len(y):
         return None
     if scale is not None and design:
         X = X * scale
-    return MemoryRows(X, y, w, o).map_sum(fn, design=design, n_params=n_params)
+    return MemoryRows(X, y, w, o).map_sum(fn, design=design, n_params=n_params, hessian=hessian)
 
 
 def _targets(part):

@@ -45,11 +45,14 @@ WIDE_ROWS_PER_FEATURE = 4
 WIDE_BLOCK_BYTES = 1 << 25
 
 
-def block_rows(n_features: int) -> int:
-    """Rows per block: about :data:`BLOCK_BYTES` of ``X`` (more for a wide design, see
-    :data:`WIDE_ROWS_PER_FEATURE`)."""
+def block_rows(n_features: int, hessian: bool = True) -> int:
+    """Rows per block: about :data:`BLOCK_BYTES` of ``X``; more for a wide design's blocks whose
+    sums include a Hessian (``hessian``; see :data:`WIDE_ROWS_PER_FEATURE`), whose gradient passes
+    keep the smaller blocks (10,000 x 1,001: 0.0041 s a pass in 512-row blocks, 0.0055 s in 4,004)."""
     n_features = max(n_features, 1)
     rows = max(MIN_BLOCK_ROWS, BLOCK_BYTES // (8 * n_features))
+    if not hessian:
+        return rows
     return max(rows, min(WIDE_ROWS_PER_FEATURE * n_features, WIDE_BLOCK_BYTES // (8 * n_features)))
 
 
@@ -118,10 +121,10 @@ class MemoryRows:
     def has_offset(self) -> bool:
         return self.offset is not None
 
-    def map_sum(self, fn, *, design: bool = True, n_params: int | None = None):
+    def map_sum(self, fn, *, design: bool = True, n_params: int | None = None, hessian: bool = True):
         y, w, o = self.y, self.weights, self.offset
         n_obs, p = len(y), self.n_features if design else 1
-        rows = self.rows or block_rows(p)
+        rows = self.rows or block_rows(p, hessian)
         if design and self._X is None and p >= STORE_FEATURES and n_obs > rows:
             self._X = ones_first(self.columns)
         if n_obs <= rows:

@@ -157,14 +157,14 @@ class Cache:
         for start in range(0, self.n_obs, self.chunk_rows):
             yield self.read(start, min(start + self.chunk_rows, self.n_obs), design)
 
-    def map_sum(self, fn, *, design: bool = True, n_params: int | None = None):
+    def map_sum(self, fn, *, design: bool = True, n_params: int | None = None, hessian: bool = True):
         """``fn(X, y, w, o)`` summed over the chunks' cache-sized blocks, chunk after chunk (one
         pass over the cache), BLAS on one thread (see :func:`mlefit.parallel.one_blas_thread`)."""
         from ..parallel import one_blas_thread
 
         with one_blas_thread():
             return add_up(
-                MemoryRows(X, y, w, o).map_sum(fn, design=design, n_params=n_params)
+                MemoryRows(X, y, w, o).map_sum(fn, design=design, n_params=n_params, hessian=hessian)
                 for X, y, w, o in self.chunks(design)
             )
 
