@@ -37,6 +37,46 @@ def test_dask_fit_agrees_with_local(tmp_path, client, family, options):
     assert set(remote.to_dict()) == set(local.to_dict())
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_large_dask_fit_starts_from_a_subsample_on_the_client(tmp_path, client, family, monkeypatch):
+    """As in memory, a large Newton fit starts from the fit of a subsample (runs of rows from every
+    partition, brought to the client): fewer Hessian passes over the partitions, the same MLE."""
+    import importlib
+
+    import pandas as pd
+
+    from mlefit.engines import cluster
+    from mlefit.engines.base import RowsObjective
+
+    fit_module = importlib.import_module("mlefit.fit")
+    monkeypatch.setattr(fit_module, "WARM_START_ROWS", 1_000)
+    path = tmp_path / "d.csv"
+    pd.read_csv(make_csv(path, family, n=40_000)).drop(columns="g").to_csv(path, index=False)
+    local = mlefit.fit(path, family, weights="w")
+    hessians, samples = [], []
+    sums, subsample = RowsObjective.sums, cluster.DaskParts.subsample
+    monkeypatch.setattr(
+        RowsObjective, "sums",
+        lambda self, params, order, precise=False: (
+            hessians.append(type(self.rows).__name__) if order == 2 and self.null_columns is None else None
+        ) or sums(self, params, order, precise),
+    )
+    monkeypatch.setattr(
+        cluster.DaskParts, "subsample", lambda self, which: samples.append(which) or subsample(self, which)
+    )
+    warm = mlefit.fit(path, family, weights="w", engine="dask", client=client, chunk_rows=5_000)
+    assert samples == [0, 1] and warm.converged
+    assert _rel(warm.params, local.params) < RTOL and _rel(warm.se, local.se) < RTOL
+    on_parts = hessians.count("DaskParts")
+    hessians.clear()
+    monkeypatch.setattr(cluster, "SUBSAMPLE_BYTES", 0)  # no subsample: Newton from the usual start
+    cold = mlefit.fit(path, family, weights="w", engine="dask", client=client, chunk_rows=5_000)
+    assert "MemoryRows" not in hessians
+    # gaussian's Newton converges in a step or two from either start
+    assert hessians.count("DaskParts") > on_parts if family != "gaussian" else hessians.count("DaskParts") >= on_parts
+    assert _rel(cold.params, warm.params) < RTOL
+
+
 @pytest.mark.parametrize("family", ["bernoulli", "categorical"])
 def test_the_null_model_of_classes_takes_one_pass(tmp_path, client, family, monkeypatch):
     """The intercept-only model of a family with classes starts from every class's total weight
