@@ -24,11 +24,6 @@ def scaled_condition(hess: np.ndarray) -> float:
     return _scaled_inverse(hess)[1]
 
 
-def ill_conditioned(hess: np.ndarray) -> bool:
-    """True when :func:`covariance` should use the Hessian's square root (see ILL_CONDITIONED)."""
-    return scaled_condition(hess) > ILL_CONDITIONED
-
-
 def covariance(hess: np.ndarray, root: np.ndarray | None = None) -> np.ndarray | None:
     """Inverse of the Hessian of the NLL (the asymptotic covariance), or None if singular.
 
@@ -49,10 +44,10 @@ def covariance(hess: np.ndarray, root: np.ndarray | None = None) -> np.ndarray |
 
 
 def covariance_or_root(hess: np.ndarray, root: Callable[[], np.ndarray | None]) -> np.ndarray | None:
-    """:func:`covariance` of ``hess``, from its square root ``root()`` when it is ill-conditioned
-    (:func:`ill_conditioned`): the Cholesky factorisation that estimates the condition number
-    gives the inverse of a well-conditioned Hessian too (one factorisation instead of two; 0.045 s
-    of a 1,001-parameter fit). ``root`` returns None when the family has no square root."""
+    """:func:`covariance` of ``hess``, from its square root ``root()`` when its scaled condition
+    number exceeds :data:`ILL_CONDITIONED`: the Cholesky factorisation that estimates the condition
+    number gives the inverse of a well-conditioned Hessian too (one factorisation instead of two;
+    0.045 s of a 1,001-parameter fit). ``root`` returns None when the family has no square root."""
     cov, cond = _scaled_inverse(hess)
     if cond > ILL_CONDITIONED:
         Z = root()

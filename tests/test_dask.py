@@ -124,33 +124,26 @@ def test_numeric_files_take_the_one_pass_reader(tmp_path, client, family, monkey
     assert _rel(remote.params, local.params) < RTOL and _rel(remote.se, local.se) < RTOL
     assert remote.to_dict()["levels"] == local.to_dict()["levels"]  # 0/1 labels stay integers
     # without pyarrow, pandas parses the same partitions (dd.read_csv's): the same sums, bit for bit
-    monkeypatch.setattr(csvfast, "available", lambda: False)
-    by_pandas = mlefit.fit(path, family, weights="w", engine="dask", client=client, chunk_rows=100)
+    with monkeypatch.context() as without_pyarrow:
+        without_pyarrow.setattr(csvfast, "available", lambda: False)
+        by_pandas = mlefit.fit(path, family, weights="w", engine="dask", client=client, chunk_rows=100)
     assert taken[-1] == (None, False) and fallback[-1] is not None
     np.testing.assert_array_equal(by_pandas.params, remote.params)
     np.testing.assert_array_equal(by_pandas.se, remote.se)
-    monkeypatch.undo()
-    monkeypatch.setattr(cluster, "_load_numeric_arrow", lambda *a, **k: taken.append(arrow(*a, **k)) or taken[-1])
-    monkeypatch.setattr(cluster, "_load_numeric", lambda *a, **k: fallback.append(pandas_reader(*a, **k)) or fallback[-1])
-    frame["x1"] = frame["x1"].astype(object)
-    frame.loc[len(frame) - 3, "x1"] = "oops"
-    frame.to_csv(path, index=False)
     from mlefit.errors import DataError
 
-    fallback.clear()
-    with pytest.raises(DataError, match=f"data row {len(frame) - 2} has 'oops'"):
-        mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100)
-    # in the first 64 KiB: refused before a pass; pandas' numeric reader refuses it too
-    assert taken[-1] == (None, False) and fallback == [None]
     big = pd.read_csv(make_csv(tmp_path / "big.csv", family, n=3_000)).drop(columns="g")
-    big["x1"] = big["x1"].astype(object)
-    big.loc[len(big) - 3, "x1"] = "oops"
-    big.to_csv(path, index=False)
-    fallback.clear()
-    with pytest.raises(DataError, match=f"data row {len(big) - 2} has 'oops'"):
-        mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100)
-    # read once by pyarrow, not numeric in its last partition: the general reader said where
-    assert taken[-1] == (None, True) and not fallback
+    # a text value in the first 64 KiB: refused before a pass, and pandas' numeric reader refuses it
+    # too; in the last partition of a larger file: read once by pyarrow, then the general reader
+    # says where
+    for rows, arrow_said, pandas_said in ((frame, (None, False), [None]), (big, (None, True), [])):
+        rows["x1"] = rows["x1"].astype(object)
+        rows.loc[len(rows) - 3, "x1"] = "oops"
+        rows.to_csv(path, index=False)
+        fallback.clear()
+        with pytest.raises(DataError, match=f"data row {len(rows) - 2} has 'oops'"):
+            mlefit.fit(path, family, engine="dask", client=client, chunk_rows=100)
+        assert taken[-1] == arrow_said and fallback == pandas_said
 
 
 @pytest.mark.parametrize("family", FAMILIES)
