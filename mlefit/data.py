@@ -885,9 +885,17 @@ def dataset_from_arrays(
         names = [INTERCEPT, *names]
     design["features"] = list(names)
     ranges = None
-    if intercept:  # the column of ones is not stored (see Dataset.ones); the values checked in passing
+    ones = intercept
+    if intercept:
+        # a narrow design's column of ones is not stored (see Dataset.ones), a wide one is formed
+        # whole (ones_first); the values checked in passing
         with np.errstate(invalid="ignore"):
-            ranges = np.concatenate([[1.0], column_range(X)])
+            if X.shape[1] + 1 >= STORE_FEATURES:
+                X, top = ones_first(X)
+                ones = False
+            else:
+                top = column_range(X)
+            ranges = np.concatenate([[1.0], top])
         if not np.all(np.isfinite(ranges)):
             raise DataError("X has missing or infinite values.")
     else:
@@ -905,7 +913,7 @@ def dataset_from_arrays(
         X, encoded.y, tuple(names), target, encoded.levels, encoded.note, intercept, w,
         None if w is None else "weights", 0, design, offset=o,
         offset_name=None if offset is None else "offset", exposure_name=None if exposure is None else "exposure",
-        ones=intercept, ranges=ranges,
+        ones=ones, ranges=ranges,
     )
 
 
@@ -949,6 +957,12 @@ def as_design_array(X: np.ndarray, intercept: bool) -> np.ndarray:
 
 #: Rows per task of :func:`column_range`.
 RANGE_ROWS = 1 << 15
+#: From this many design columns on, arrays given with an intercept are copied once into a
+#: row-major design with its column of ones (:func:`ones_first`), so that the blocks of a pass are
+#: contiguous rows, read in place: a wide fit takes tens of gradient passes, each of which would
+#: copy every block with its ones (bernoulli 20,000 x 501: 0.14 s of copies in a 0.5 s fit), and
+#: their products with the design are the whole of the pass.
+STORE_FEATURES = 64
 
 
 def column_range(X: np.ndarray) -> np.ndarray:
@@ -980,6 +994,36 @@ def column_range(X: np.ndarray) -> np.ndarray:
     with parallel.one_blas_thread():
         parts = parallel.map_tasks(task, -(-X.shape[0] // RANGE_ROWS))
     return np.maximum.reduce(parts)
+
+
+def ones_first(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[1, columns]`` as a row-major matrix, and the largest absolute value of each column of
+    ``columns`` (NaN in a column with a missing value, as :func:`column_range`): copied in runs of
+    rows on several threads, each run's maxima taken from the copy while it is in cache (one read
+    of ``columns`` where the check of the values and the copy took two: 20,000 x 500 in 0.011 s
+    instead of 0.024 s)."""
+    from . import parallel
+
+    n, p = columns.shape
+    out = np.empty((n, p + 1))
+    run = max(1, (1 << 22) // (8 * (p + 1)))
+
+    def copy(i: int) -> np.ndarray:
+        rows = slice(i * run, (i + 1) * run)
+        out[rows, 0] = 1.0
+        block = out[rows, 1:]
+        block[...] = columns[rows]
+        a = np.abs(block)
+        m = a.shape[0]
+        while m > 64:  # folded in halves, as column_range does a row-major run
+            half = m // 2
+            np.maximum(a[:half], a[m - half:m], out=a[:half])
+            m -= half
+        return np.maximum.reduce(a[:m], axis=0)
+
+    if n == 0:
+        return out, np.zeros(p)
+    return out, np.maximum.reduce(parallel.map_tasks(copy, -(-n // run)))
 
 
 # -- missing values, weights ----------------------------------------------------------------------

@@ -573,3 +573,25 @@ def test_a_wide_design_without_its_ones_is_formed_once_and_sums_as_the_whole(rng
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(a.hess, b.hess, rtol=1e-12, atol=1e-11)
     np.testing.assert_array_equal(lazy.X, whole.X)  # formed, with its column of ones
+
+
+def test_wide_arrays_are_formed_with_their_ones_and_checked_in_one_pass(rng, threads):
+    """From STORE_FEATURES columns on, arrays given with an intercept are copied once into a row-major
+    design with its ones, the columns' ranges taken from the copy: those of column_range."""
+    threads(2)
+    n, p = 70_001, data.STORE_FEATURES - 1
+    X = rng.standard_normal((n, p)) * np.linspace(0.5, 40.0, p)
+    y = (rng.random(n) < 0.4).astype(float)
+    fam = get_family("bernoulli")
+    ds = data.dataset_from_arrays(X, y, fam)
+    assert not ds.ones and ds.X.flags.c_contiguous
+    np.testing.assert_array_equal(ds.X, np.column_stack([np.ones(n), X]))
+    np.testing.assert_array_equal(ds.ranges, np.concatenate([[1.0], data.column_range(X)]))
+    narrow = data.dataset_from_arrays(X[:, :5], y, fam)
+    assert narrow.ones  # a narrow design: its ones not stored
+    X[n - 2, p - 1] = np.inf
+    with pytest.raises(DataError, match="missing or infinite"):
+        data.dataset_from_arrays(X, y, fam)
+    X[n - 2, p - 1] = np.nan
+    with pytest.raises(DataError, match="missing or infinite"):
+        data.dataset_from_arrays(X, y, fam)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import parallel
 from ..parallel import one_blas_thread
-from ..data import as_design_array, column_range
+from ..data import STORE_FEATURES, as_design_array, column_range, ones_first
 from ..families.base import gram
 from .base import add_up, spread_runs
 
@@ -22,11 +22,6 @@ MIN_BLOCK_ROWS = 512
 MAX_TASKS = 64
 MAX_TASK_BYTES = 1 << 26
 
-#: From this many design columns on, a design whose column of ones is not stored is formed whole,
-#: row-major, at its first pass (so its blocks are contiguous rows, read in place): a wide fit takes
-#: tens of gradient passes, each of which would copy every block (bernoulli 20,000 x 501: 0.14 s of
-#: copies in a 0.5 s fit), and their products with the design are the whole of the pass.
-STORE_FEATURES = 64
 
 #: A warm start's subsample: every WARM_START_STRIDE-th run of WARM_START_RUN consecutive rows.
 WARM_START_STRIDE = 16
@@ -126,7 +121,7 @@ class MemoryRows:
         n_obs, p = len(y), self.n_features if design else 1
         rows = self.rows or block_rows(p, hessian)
         if design and self._X is None and p >= STORE_FEATURES and n_obs > rows:
-            self._X = ones_first(self.columns)
+            self._X = ones_first(self.columns)[0]  # (arrays given to mlefit.fit come formed: dataset_from_arrays)
         if n_obs <= rows:
             return fn(self.block(slice(None)) if design else None, y, w, o)
         starts = range(0, n_obs, rows)
@@ -291,18 +286,3 @@ class _OnesFirstTransposed:
 
 def _weighted_gram(X, y, w, offset) -> np.ndarray:
     return gram(X, np.ones(len(y)) if w is None else w)
-
-
-def ones_first(columns: np.ndarray) -> np.ndarray:
-    """``[1, columns]`` as a row-major matrix, copied in runs of rows on several threads."""
-    n, p = columns.shape
-    out = np.empty((n, p + 1))
-    run = max(1, (1 << 22) // (8 * (p + 1)))
-
-    def copy(i: int) -> None:
-        rows = slice(i * run, (i + 1) * run)
-        out[rows, 0] = 1.0
-        out[rows, 1:] = columns[rows]
-
-    parallel.map_tasks(copy, -(-n // run))
-    return out
