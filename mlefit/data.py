@@ -981,19 +981,24 @@ def column_range(X: np.ndarray) -> np.ndarray:
         part = X[i * RANGE_ROWS:(i + 1) * RANGE_ROWS]
         if X.flags.f_contiguous:  # each column's values contiguous: reduced as they are
             return np.maximum(np.abs(part.max(axis=0)), np.abs(part.min(axis=0)))
-        a = np.abs(part)
-        n = a.shape[0]
-        while n > 64:
-            half = n // 2
-            np.maximum(a[:half], a[n - half:n], out=a[:half])
-            n -= half
-        return np.maximum.reduce(a[:n], axis=0)
+        return _folded_max(np.abs(part))
 
     from . import parallel
 
     with parallel.one_blas_thread():
         parts = parallel.map_tasks(task, -(-X.shape[0] // RANGE_ROWS))
     return np.maximum.reduce(parts)
+
+
+def _folded_max(a: np.ndarray) -> np.ndarray:
+    """The maximum of each column of ``a`` (overwritten), its rows folded in halves with
+    ``np.maximum`` (see :func:`column_range`)."""
+    n = a.shape[0]
+    while n > 64:
+        half = n // 2
+        np.maximum(a[:half], a[n - half:n], out=a[:half])
+        n -= half
+    return np.maximum.reduce(a[:n], axis=0)
 
 
 def ones_first(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1013,13 +1018,7 @@ def ones_first(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out[rows, 0] = 1.0
         block = out[rows, 1:]
         block[...] = columns[rows]
-        a = np.abs(block)
-        m = a.shape[0]
-        while m > 64:  # folded in halves, as column_range does a row-major run
-            half = m // 2
-            np.maximum(a[:half], a[m - half:m], out=a[:half])
-            m -= half
-        return np.maximum.reduce(a[:m], axis=0)
+        return _folded_max(np.abs(block))
 
     if n == 0:
         return out, np.zeros(p)

@@ -22,7 +22,6 @@ MIN_BLOCK_ROWS = 512
 MAX_TASKS = 64
 MAX_TASK_BYTES = 1 << 26
 
-
 #: A warm start's subsample: every WARM_START_STRIDE-th run of WARM_START_RUN consecutive rows.
 WARM_START_STRIDE = 16
 WARM_START_RUN = 256
