@@ -106,6 +106,20 @@ def test_a_threaded_fit_equals_a_sequential_fit(name, threads):
         assert a.nll == b.nll and a.n_iter == b.n_iter
 
 
+@pytest.mark.parametrize("n_obs, rows", [(10_000, 4_004), (5_070, 4_004), (20_000, 2_004), (6_000, 1_200), (40_000, 655)])
+def test_few_blocks_come_in_a_multiple_of_the_threads_and_of_equal_size(n_obs, rows):
+    even = objective.even_rows(n_obs, rows)
+    n_blocks = -(-n_obs // even)
+    assert even <= rows and n_blocks % parallel.MAX_THREADS == 0 and n_blocks >= -(-n_obs // rows)
+    last = n_obs - (n_blocks - 1) * even
+    assert even - n_blocks < last <= even  # the last block is short by less than a row a block
+
+
+@pytest.mark.parametrize("n_obs, rows", [(3_000, 4_004), (4_004, 4_004), (1_000_000, 6_241), (64 * 100, 100)])
+def test_one_block_or_many_are_left_as_they_are(n_obs, rows):
+    assert objective.even_rows(n_obs, rows) == rows
+
+
 def test_task_runs_depend_on_the_shape_only():
     assert objective.task_count(1, 5) == 1
     assert objective.task_count(1000, 5) == objective.MAX_TASKS
@@ -133,10 +147,10 @@ def test_a_wide_gradient_pass_takes_smaller_blocks_and_the_same_sums(rng, thread
     params = rng.normal(0.0, 0.02, p)
     rows = MemoryRows(X, y)
     first = rows.map_sum(sums, hessian=False)
-    assert max(calls) == objective.block_rows(p, hessian=False)
+    assert max(calls) == objective.even_rows(n, objective.block_rows(p, hessian=False))
     calls.clear()
     second = rows.map_sum(sums)
-    assert max(calls) == objective.block_rows(p)
+    assert max(calls) == objective.even_rows(n, objective.block_rows(p))
     assert first.nll == pytest.approx(second.nll, rel=1e-13)
     np.testing.assert_allclose(first.grad, second.grad, rtol=1e-10, atol=1e-10)
     fam = get_family("bernoulli")
