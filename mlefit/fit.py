@@ -519,7 +519,7 @@ def fit_source(
                 cov_model = fam.covariance(opt.params, arrays.X, arrays.y, arrays.weights, offset=arrays.offset)
             if cov_model is None:
                 if l2 is None:
-                    cov_model = inference.covariance_or_root(hess, lambda: analytic.hess_root(opt.params))
+                    cov_model = inference.covariance_or_root(hess, lambda: analytic.hess_root(opt.params), opt.factor)
                 else:
                     cov_model = inference.covariance(hess)
     if fam.separable and l2 is None:

@@ -699,11 +699,7 @@ def _spd_inverse(H: np.ndarray) -> tuple[np.ndarray, float]:
         from scipy.linalg import lapack
 
         factor = SPDFactor(H)
-        upper, info = lapack.dpotri(factor.upper, lower=0)
-        if info != 0:
-            raise NotPositiveDefinite("not positive definite")
-        upper = np.triu(upper)
-        inv = upper + np.triu(upper, 1).T
+        inv = factor.inverse()
         cond = factor.cond()
     else:
         norm1 = float(np.abs(H).sum(axis=0).max())
@@ -739,6 +735,7 @@ class SPDFactor:
             except LinAlgError:
                 raise NotPositiveDefinite("not positive definite") from None
         self.upper = c  # U in the upper triangle (the strict lower one is not referenced)
+        self._cond: float | None = None
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``H^{-1} b``."""
@@ -748,27 +745,69 @@ class SPDFactor:
             return cho_solve((self.upper, False), b, check_finite=False)
 
     def cond(self) -> float:
-        """LAPACK's estimate of the 1-norm condition number (``dpocon``; inf when singular)."""
+        """LAPACK's estimate of the 1-norm condition number (``dpocon``, which reads the upper
+        triangle only; inf when singular), computed once."""
+        from scipy.linalg import lapack
+
+        if self._cond is None:
+            with _one_thread(self.p):
+                rcond = float(lapack.dpocon(self.upper, self.norm1)[0])
+            self._cond = 1.0 / rcond if rcond > 0 else math.inf
+        return self._cond
+
+    def inverse(self) -> np.ndarray:
+        """``H^{-1}`` from the factor (LAPACK's ``dpotri``, a third of the work of solving against
+        the identity), exactly symmetric."""
         from scipy.linalg import lapack
 
         with _one_thread(self.p):
-            rcond = float(lapack.dpocon(np.triu(self.upper), self.norm1)[0])
-        return 1.0 / rcond if rcond > 0 else math.inf
+            upper, info = lapack.dpotri(self.upper, lower=0)
+        if info != 0:
+            raise NotPositiveDefinite("not positive definite")
+        # dpotri fills the upper triangle; the strict lower one is its mirror image
+        return np.where(np.tri(self.p, k=-1, dtype=bool), upper.T, upper)
 
 
-def spd_solve(H: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
-    """``(H^{-1} b, cond_1(H))`` for a symmetric positive definite ``H`` (scaled by the caller):
-    through :func:`spd_inverse` up to SMALL_SPD (the exact condition number), through the Cholesky
-    factor and LAPACK's estimate beyond (p^3 / 3 operations instead of p^3). Raises
-    :class:`NotPositiveDefinite` when the factorisation fails or the solution is not finite."""
-    p = H.shape[0]
-    if p <= SMALL_SPD:
-        inv, cond = spd_inverse(H)
-        return inv @ b, cond
-    with _one_thread(p):  # as spd_inverse: and the same factor, to the bit, on every run
-        factor = SPDFactor(H)
-        x = factor.solve(b)
-        cond = factor.cond()
-    if not np.all(np.isfinite(x)):
-        raise NotPositiveDefinite("not positive definite")
-    return x, cond
+class ScaledSPD:
+    """A symmetric positive definite ``H`` scaled to unit diagonal, ``S = D H D`` with
+    ``D = diag(H)^(-1/2)`` (Jacobi: the factorisation no longer depends on how the columns are
+    scaled), and factorised once for solves with ``H``, its inverse and the condition number of
+    ``S``: :func:`spd_inverse`'s exact inverse up to SMALL_SPD, scipy's Cholesky factor beyond.
+    ``matrix`` is ``H`` itself, so a caller handed one can tell whether it is of the matrix it has.
+    Raises :class:`NotPositiveDefinite` when a diagonal entry is not positive, an entry is not
+    finite, or the factorisation fails.
+    """
+
+    def __init__(self, H: np.ndarray):
+        diag = np.diag(H)
+        if not (np.all(diag > 0) and np.all(np.isfinite(H))):
+            raise NotPositiveDefinite("not positive definite")
+        self.matrix = H
+        self.scale = 1.0 / np.sqrt(diag)
+        S = H * self.scale[:, None]
+        S *= self.scale
+        self._inv: np.ndarray | None = None
+        self._factor: SPDFactor | None = None
+        if H.shape[0] <= SMALL_SPD:
+            self._inv, self._cond = spd_inverse(S)
+        else:
+            self._factor = SPDFactor(S)
+
+    @property
+    def cond(self) -> float:
+        """The 1-norm condition number of ``S`` (exact up to SMALL_SPD, LAPACK's estimate beyond)."""
+        return self._cond if self._factor is None else self._factor.cond()
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """``H^{-1} b``."""
+        y = self.scale * b
+        y = self._inv @ y if self._factor is None else self._factor.solve(y)
+        return self.scale * y
+
+    def inverse(self) -> np.ndarray:
+        """``H^{-1}``, exactly symmetric; raises :class:`NotPositiveDefinite` when not finite."""
+        inv = self._inv if self._factor is None else self._factor.inverse()
+        inv = inv * np.outer(self.scale, self.scale)
+        if not np.all(np.isfinite(inv)):
+            raise NotPositiveDefinite("not positive definite")
+        return inv

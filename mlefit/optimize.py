@@ -17,12 +17,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
 from . import progress
 from .results import IterationRecord
+
+if TYPE_CHECKING:
+    from .linalg import ScaledSPD
 
 #: Default tolerance on the Newton decrement (distance to the optimum in standard errors).
 DEFAULT_TOL = {"newton": 1e-8, "lbfgs": 1e-6, "gd": 1e-6}
@@ -94,6 +97,9 @@ class OptimizeResult:
     n_iter: int
     decrement: float
     trace: tuple[IterationRecord, ...] = field(default_factory=tuple)
+    #: The factorisation of ``hess`` the verdict solved with (a :class:`mlefit.linalg.ScaledSPD`),
+    #: for the covariance to reuse; None when there is none.
+    factor: ScaledSPD | None = None
 
 
 def newton_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -104,35 +110,34 @@ def newton_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool]:
     eigen-decomposition with the eigenvalues replaced by their magnitudes, floored, which is still
     a descent direction.
     """
-    d, pd, _ = _cholesky_direction(g, H)
+    d, pd, _, _ = _factored_direction(g, H)
     return d, pd
 
 
-def _cholesky_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool, float]:
+def _factored_direction(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool, float, ScaledSPD | None]:
     """:func:`newton_direction` plus the estimated condition number of the unit-diagonal Hessian
-    (from its Cholesky factor, :func:`mlefit.linalg.spd_solve`; inf when it is not positive
-    definite)."""
+    (inf when it is not positive definite) and the factorisation the direction was solved with
+    (a :class:`mlefit.linalg.ScaledSPD` of ``H``; None when ``H`` is not positive definite)."""
     from . import linalg
 
-    diag = np.diag(H).copy()
+    try:
+        factor = linalg.ScaledSPD(H)
+        d = -factor.solve(g)
+        if np.all(np.isfinite(d)):
+            return d, True, factor.cond if g.size else 1.0, factor
+    except linalg.NotPositiveDefinite:
+        pass
+    diag = np.diag(H)
     scale = np.sqrt(np.where(diag > 0, diag, 1.0))
     Hs = H / np.outer(scale, scale)
     gs = g / scale
-    if np.all(diag > 0) and np.all(np.isfinite(Hs)):
-        try:
-            x, cond = linalg.spd_solve(Hs, gs)
-            d = -x / scale
-            if np.all(np.isfinite(d)):
-                return d, True, cond if g.size else 1.0
-        except linalg.NotPositiveDefinite:
-            pass
     if not np.all(np.isfinite(Hs)):
-        return -g, False, math.inf
+        return -g, False, math.inf, None
     vals, vecs = np.linalg.eigh(Hs)
     floor = max(np.abs(vals).max(), 1.0) * 1e-8
     vals = np.maximum(np.abs(vals), floor)
     d = -(vecs @ ((vecs.T @ gs) / vals)) / scale
-    return d, False, math.inf
+    return d, False, math.inf, None
 
 
 def root_direction(g: np.ndarray, Z: np.ndarray) -> np.ndarray | None:
@@ -175,6 +180,7 @@ class _Precision:
         self.objective = objective
         self.available = bool(getattr(objective, "refinable", False))
         self.precise = False
+        self.factor = None  # the last direction's factorisation (its ``matrix`` is the Hessian)
 
     def evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         if self.precise:
@@ -183,7 +189,7 @@ class _Precision:
 
     def direction(self, x: np.ndarray, g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, float, float]:
         """``(d, decrement, cond)`` at ``x``."""
-        d, pd, cond = _cholesky_direction(g, H)
+        d, pd, cond, self.factor = _factored_direction(g, H)
         if self.precise and cond > QR_COND:
             Z = self.objective.hess_root(x)
             root_d = root_direction(g, Z) if Z is not None else None
@@ -348,7 +354,9 @@ def newton(
                     it += 1
                     rec.add(f_new, g_new, float(np.max(np.abs(d))))
                     x, f, g, H, lam = x_new, f_new, g_new, H_new, lam_new
-            return OptimizeResult(x, f, g, H, True, _converged_message(lam, tol), it, lam, tuple(rec.records))
+            return OptimizeResult(
+                x, f, g, H, True, _converged_message(lam, tol), it, lam, tuple(rec.records), factor=prec.factor
+            )
         if it == max_iter:
             return OptimizeResult(
                 x, f, g, H, False, _stalled_message(f"iteration limit ({max_iter}) reached", lam), it, lam,

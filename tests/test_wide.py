@@ -363,21 +363,47 @@ def test_large_spd_inverse_and_solve_match_numpy(p, cond):
     ref = np.linalg.inv(H)
     np.testing.assert_allclose(inv, ref, rtol=0, atol=1e3 * cond * 1e-16 * np.abs(ref).max())
     assert np.array_equal(inv, inv.T)
-    x, est_solve = linalg.spd_solve(H, b)
-    np.testing.assert_allclose(x, np.linalg.solve(H, b), rtol=0, atol=1e3 * cond * 1e-16 * np.abs(x).max())
     exact = np.abs(H).sum(axis=0).max() * np.abs(ref).sum(axis=0).max()
-    # LAPACK's estimate, a lower bound; the same factorisation in both, up to OpenBLAS's rounding
-    # (which may differ with the arrays' alignment)
-    assert est == pytest.approx(est_solve, rel=1e-12) and exact / 10 <= est <= exact * (1 + 1e-6)
-    factor = linalg.SPDFactor(H)
-    np.testing.assert_allclose(factor.solve(b), x, rtol=1e-12, atol=1e-12 * np.abs(x).max())
+    # LAPACK's estimate, a lower bound, of the same factorisation
+    assert exact / 10 <= est <= exact * (1 + 1e-6) and linalg.SPDFactor(H).cond() == est
+    x = linalg.SPDFactor(H).solve(b)
+    np.testing.assert_allclose(x, np.linalg.solve(H, b), rtol=0, atol=1e3 * cond * 1e-16 * np.abs(x).max())
+
+
+@pytest.mark.parametrize("p", [40, 300])
+def test_one_scaled_factorisation_gives_solves_inverse_and_condition(p):
+    """ScaledSPD (the Newton direction's and the covariance's): H with columns of very different
+    scales, factorised at unit diagonal once; solves, inverse and the scaled condition number
+    against numpy's."""
+    rng = np.random.default_rng(p)
+    scales = np.geomspace(1e-3, 1e4, p)
+    H = spd(rng, p, 1e3) * np.outer(scales, scales)
+    b = rng.standard_normal(p)
+    factor = linalg.ScaledSPD(H)
+    assert factor.matrix is H
+    x = factor.solve(b)
+    ref_x = np.linalg.solve(H, b)
+    np.testing.assert_allclose(x * scales, ref_x * scales, rtol=0, atol=1e-9 * np.abs(ref_x * scales).max())
+    inv = factor.inverse()
+    ref = np.linalg.inv(H) * np.outer(scales, scales)
+    assert np.array_equal(inv, inv.T)
+    np.testing.assert_allclose(inv * np.outer(scales, scales), ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    d = 1.0 / np.sqrt(np.diag(H))
+    S = H * np.outer(d, d)
+    exact = np.abs(S).sum(axis=0).max() * np.abs(np.linalg.inv(S)).sum(axis=0).max()
+    assert exact / 10 <= factor.cond <= exact * (1 + 1e-6)
 
 
 def test_large_indefinite_matrices_are_refused():
     rng = np.random.default_rng(5)
     H = spd(rng, 300, 10.0)
     H[0, 0] = -1.0
-    for call in (linalg.spd_inverse, lambda M: linalg.spd_solve(M, np.ones(300)), linalg.SPDFactor):
+    for call in (linalg.spd_inverse, linalg.ScaledSPD, linalg.SPDFactor):
+        with pytest.raises(linalg.NotPositiveDefinite):
+            call(H)
+    H[0, 0] = 1.0
+    H[1, 0] = H[0, 1] = 2.0  # positive diagonal, not positive definite
+    for call in (linalg.spd_inverse, linalg.ScaledSPD, linalg.SPDFactor):
         with pytest.raises(linalg.NotPositiveDefinite):
             call(H)
     with pytest.raises(linalg.NotPositiveDefinite):
@@ -498,3 +524,26 @@ def test_the_many_class_hessian_in_chunks_is_the_sum_over_rows(n_features, weigh
     ref = np.einsum("ijk,ia,ib->jakb", M, X, X).reshape(H.shape)
     np.testing.assert_allclose(H, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
     assert np.array_equal(H, H.T)
+
+
+def test_the_covariance_reuses_the_verdicts_factorisation(rng, monkeypatch):
+    """The Cholesky factorisation of the final Hessian that decides convergence also gives the
+    covariance: no matrix is factorised twice, and the covariance is the inverse of the Hessian."""
+    n, p = 4000, 300
+    X = rng.standard_normal((n, p))
+    beta = rng.normal(0.0, 0.1, p)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(X @ beta)))).astype(float)
+    made = []
+    init = linalg.ScaledSPD.__init__
+
+    def counted(self, H):
+        made.append(H)
+        init(self, H)
+
+    monkeypatch.setattr(linalg.ScaledSPD, "__init__", counted)
+    fit = mlefit.fit(X=X, y=y, family="bernoulli")
+    assert fit.converged and len(made) >= 1
+    assert len({id(H) for H in made}) == len(made)  # the list keeps them alive: ids are unique
+    final = made[-1]
+    assert final.shape == (p + 1, p + 1)
+    np.testing.assert_allclose(fit.cov @ final, np.eye(p + 1), rtol=0, atol=1e-9)
