@@ -232,10 +232,12 @@ class MemoryRows:
         return self.runs(*spread_runs(self.n_obs, n_rows))
 
     def runs(self, starts: np.ndarray, length: int) -> "MemoryRows":
-        """The runs of ``length`` rows from each of ``starts`` (increasing), copied."""
+        """The runs of ``length`` rows from each of ``starts`` (increasing), copied, in the stored
+        columns' layout (:meth:`buffer`: row-major rows copy as whole rows, and the copy's blocks
+        are then evaluated in place)."""
         stops = np.minimum(starts + length, self.n_obs)
         m = int(np.sum(stops - starts))
-        X = np.empty((m, self.n_features), order="F")
+        X = self.buffer(m)
         if self.ones:
             X[:, 0] = 1.0
         y = np.empty(m, dtype=self.y.dtype)
