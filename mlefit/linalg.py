@@ -722,7 +722,7 @@ class SPDFactor:
     solves at p^2 each, with BLAS on one thread for ``p >= ONE_THREAD_SPD``. Raises
     :class:`NotPositiveDefinite` when the factorisation fails."""
 
-    def __init__(self, H: np.ndarray):
+    def __init__(self, H: np.ndarray, overwrite: bool = False):
         from scipy.linalg import LinAlgError, cho_factor
 
         self.p = H.shape[0]
@@ -730,8 +730,8 @@ class SPDFactor:
         if not np.all(np.isfinite(H)):
             raise NotPositiveDefinite("not positive definite")
         with _one_thread(self.p):
-            try:
-                c, _ = cho_factor(H, lower=False, check_finite=False)
+            try:  # overwrite: H is the caller's scratch copy, factorised in its own memory
+                c, _ = cho_factor(H, lower=False, overwrite_a=overwrite, check_finite=False)
             except LinAlgError:
                 raise NotPositiveDefinite("not positive definite") from None
         self.upper = c  # U in the upper triangle (the strict lower one is not referenced)
@@ -784,14 +784,14 @@ class ScaledSPD:
             raise NotPositiveDefinite("not positive definite")
         self.matrix = H
         self.scale = 1.0 / np.sqrt(diag)
-        S = H * self.scale[:, None]
+        S = np.multiply(H, self.scale[:, None], order="F")  # LAPACK's layout: factorised in place
         S *= self.scale
         self._inv: np.ndarray | None = None
         self._factor: SPDFactor | None = None
         if H.shape[0] <= SMALL_SPD:
             self._inv, self._cond = spd_inverse(S)
         else:
-            self._factor = SPDFactor(S)
+            self._factor = SPDFactor(S, overwrite=True)
 
     @property
     def cond(self) -> float:
@@ -806,8 +806,8 @@ class ScaledSPD:
 
     def inverse(self) -> np.ndarray:
         """``H^{-1}``, exactly symmetric; raises :class:`NotPositiveDefinite` when not finite."""
-        inv = self._inv if self._factor is None else self._factor.inverse()
-        inv = inv * np.outer(self.scale, self.scale)
+        inv = self._inv.copy() if self._factor is None else self._factor.inverse()
+        inv *= np.outer(self.scale, self.scale)  # s_i s_j = s_j s_i: the product stays symmetric
         if not np.all(np.isfinite(inv)):
             raise NotPositiveDefinite("not positive definite")
         return inv

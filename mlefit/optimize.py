@@ -414,12 +414,8 @@ class _Secant:
     def __init__(self, B: np.ndarray) -> None:
         from . import linalg
 
-        diag = np.diag(B)
-        if not (np.all(diag > 0) and np.all(np.isfinite(B))):
-            raise linalg.NotPositiveDefinite("not positive definite")
         self.B = B
-        self.scale = 1.0 / np.sqrt(diag)
-        self.factor = linalg.SPDFactor(B * np.outer(self.scale, self.scale))  # of the unit-diagonal B
+        self.factor = linalg.ScaledSPD(B)
         self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
 
     def add(self, s: np.ndarray, y: np.ndarray) -> None:
@@ -437,7 +433,7 @@ class _Secant:
             a = rho * float(s @ q)
             alphas.append(a)
             q -= a * y
-        r = self.scale * self.factor.solve(self.scale * q)
+        r = self.factor.solve(q)
         for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
             r += (a - rho * float(y @ r)) * s
         return r
