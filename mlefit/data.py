@@ -898,6 +898,13 @@ def dataset_from_arrays(
             ranges = np.concatenate([[1.0], top])
         if not np.all(np.isfinite(ranges)):
             raise DataError("X has missing or infinite values.")
+    elif X.flags.c_contiguous and not X.flags.f_contiguous:
+        # row-major, as given: the engine reads its blocks in place (a column-major copy would be
+        # copied back block by block on every pass); the values checked on the way to the ranges
+        with np.errstate(invalid="ignore"):
+            ranges = column_range(X)
+        if not np.all(np.isfinite(ranges)):
+            raise DataError("X has missing or infinite values.")
     else:
         X = as_design_array(X, False)
     ev = None

@@ -347,6 +347,27 @@ def test_an_intercept_fit_equals_the_fit_with_a_column_of_ones(rng, threads):
     assert implicit.nll == pytest.approx(explicit.nll, rel=1e-14)
 
 
+def test_a_row_major_design_without_an_intercept_is_fitted_as_given(rng, threads):
+    """intercept=False: a row-major matrix is neither copied nor changed, its values are checked,
+    and its fit is that of the same matrix column-major."""
+    threads(2)
+    n, p = 20_000, 80
+    X = np.column_stack([np.ones(n), rng.standard_normal((n, p - 1))])
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X @ rng.normal(0.0, 0.1, p))))).astype(int)
+    before = X.copy()
+    ds = data.dataset_from_arrays(X, y, get_family("bernoulli"), intercept=False)
+    assert ds.X is X and not ds.ones
+    rowwise = mlefit.fit(X=X, y=y, family="bernoulli", intercept=False)
+    columnwise = mlefit.fit(X=np.asfortranarray(X), y=y, family="bernoulli", intercept=False)
+    assert rowwise.converged and columnwise.converged
+    np.testing.assert_allclose(rowwise.params, columnwise.params, rtol=1e-10)
+    np.testing.assert_allclose(rowwise.se, columnwise.se, rtol=1e-10)
+    np.testing.assert_array_equal(X, before)
+    X[12_345, 7] = np.nan
+    with pytest.raises(DataError, match="missing or infinite"):
+        data.dataset_from_arrays(X, y, get_family("bernoulli"), intercept=False)
+
+
 def test_rank_check_on_threads(rng, threads):
     n = 3 * checks.QR_BLOCK + 5
     X = np.column_stack([np.ones(n), rng.standard_normal((n, 2))])
