@@ -107,6 +107,39 @@ def sample_shows_full_rank(X: np.ndarray, weights: np.ndarray | None, norms: np.
 
     with parallel.one_blas_thread():
         G = sum(parallel.map_tasks(part, -(-A.shape[0] // step)))
+    return _shows_full_rank(G)
+
+
+def hessian_shows_full_rank(hess: np.ndarray, bound: float, norms: np.ndarray) -> bool:
+    """Whether the Hessian ``hess`` of the NLL over some rows proves that the design has full
+    column rank, when the second derivative of a row's NLL with respect to its first linear
+    predictor is at most ``bound`` (``Family.curvature_bound``; that predictor's coefficients
+    first): the check of :func:`sample_shows_full_rank` without a Gram matrix of its own.
+
+    The leading ``p x p`` block of ``hess`` is ``sum_i w_i a_i x_i x_i'`` with ``a_i <= bound``,
+    at most ``bound`` times the rows' weighted Gram matrix, itself at most the Gram matrix of all
+    rows; so each column's distance from the span of the columns before it is at least that of
+    ``hess / bound``, and the test of :func:`sample_shows_full_rank` on it proves what the Gram
+    matrix's would.
+
+    Parameters
+    ----------
+    hess : ndarray of shape (n_params, n_params)
+        Unscaled: the sums over the rows it was computed from.
+    bound : float
+    norms : ndarray of shape (p,)
+        ``sqrt(sum_i w_i x_ij^2)`` over all rows, or upper bounds of them.
+    """
+    p = len(norms)
+    if not (bound > 0 and np.all(norms > 0) and np.all(np.isfinite(hess[:p, :p]))):
+        return False
+    return _shows_full_rank(hess[:p, :p] / (bound * np.outer(norms, norms)))
+
+
+def _shows_full_rank(G: np.ndarray) -> bool:
+    """Every squared diagonal entry of the Cholesky factor of ``G`` (a Gram matrix scaled by the
+    columns' norms over all rows) above SAMPLE_RANK_TOL."""
+    with parallel.one_blas_thread():
         try:
             L = np.linalg.cholesky(G)
         except np.linalg.LinAlgError:

@@ -19,7 +19,9 @@ import numpy as np
 
 from . import checks, inference, progress
 from .data import Dataset, column_names, dataset_from_arrays, load_dataset, stdin_as_file
-from .engines.base import RowsObjective, Source, full_rank_from_spread
+from .engines.base import (
+    QUASI_PARAMS, RowsObjective, SampledHessian, Source, full_rank_from_hessian, full_rank_from_spread,
+)
 from .engines.memory import WARM_START_STRIDE as WARM_STRIDE, MemoryRows
 from .errors import ConvergenceWarning, DataError, UsageError
 from .families import DEFAULT_FAMILY, get_family
@@ -455,7 +457,14 @@ def fit_source(
         raise DataError(f"class '{label}' has no rows with a positive weight, so its probability cannot be estimated.")
     fam.check_counts(target_counts)
     gram = None  # X'WX, formed by the rank check and reused by gaussian least squares
-    if l2 is None and fam.linear_predictor:  # with a penalty the optimum is unique even for collinear columns (ridge)
+    # A wide Newton fit of a family that bounds its curvature takes its rank check from the
+    # subsample's Hessian its quasi-Newton steps start with (_rank_from_hessian), after the start.
+    rank_later = (
+        l2 is None and fam.linear_predictor and type(fam).closed_form is Family.closed_form
+        and method == "newton" and gradient == "analytic" and n_params >= QUASI_PARAMS
+        and fam.curvature_bound() is not None and not wants_warm_start(rows.n_obs, n_params)
+    )
+    if l2 is None and fam.linear_predictor and not rank_later:  # with a penalty the optimum is unique even for collinear columns (ridge)
         # A design of a family without a closed form (which would reuse the Gram matrix) may show
         # its full rank from a subsample, for a fraction of the Gram's n p^2.
         if type(fam).closed_form is Family.closed_form and full_rank_from_spread(rows, n_weight):
@@ -497,6 +506,8 @@ def fit_source(
             options["chord"] = rows.n_obs >= CHORD_ROWS
             # a wide design: quasi-Newton steps from gradient passes, a Hessian pass at the end
             options["approx"] = analytic.hessian_approximation(x0.size, n_weight)
+            if rank_later:
+                options["hess0"] = _rank_from_hessian(src, fam, options["approx"], x0, n_weight)
         if type(fam).boundary is not Family.boundary and l2 is None and method == "newton":
             options["stop"] = lambda x: fam.boundary(x) is not None
         opt = OPTIMIZERS[method](objective, x0, tol=tol, max_iter=max_iter, **options)
@@ -816,6 +827,21 @@ def warm_start(
     rows = sample.rows
     part = float(rows.n_obs if rows.weights is None else rows.weights.sum())
     return opt.params, opt.hess * (total_weight / part)
+
+
+def _rank_from_hessian(src: Source, fam: Family, approx, x0: np.ndarray, total_weight: float) -> np.ndarray | None:
+    """The rank check of a wide design whose family bounds its curvature: the subsample's Hessian at
+    the start (``approx(x0)``, which the quasi-Newton steps start with) when it proves the full rank
+    (``full_rank_from_hessian``), else the checks every other design has (a subsample's Gram
+    matrix, then ``rows.check_rank``, which names collinear columns). Returns that Hessian, scaled
+    to all rows, or None when the engine has no subsample."""
+    rows = src.rows
+    hess0 = approx(x0) if isinstance(approx, SampledHessian) else None
+    if hess0 is not None and full_rank_from_hessian(rows, hess0 / approx.scale, fam.curvature_bound(), total_weight):
+        return hess0
+    if not full_rank_from_spread(rows, total_weight):
+        rows.check_rank(src.feature_names, src.intercept)
+    return hess0
 
 
 def _warm_start(rows, fam: Family, x0: np.ndarray, total_weight: float) -> tuple[np.ndarray, np.ndarray | None]:

@@ -547,3 +547,73 @@ def test_the_covariance_reuses_the_verdicts_factorisation(rng, monkeypatch):
     final = made[-1]
     assert final.shape == (p + 1, p + 1)
     np.testing.assert_allclose(fit.cov @ final, np.eye(p + 1), rtol=0, atol=1e-9)
+
+
+# -- the rank check from the subsample's Hessian ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name, options", [("bernoulli", {}), ("bernoulli", {"link": "probit"}), ("categorical", {})])
+def test_the_curvature_bounds_hold(name, options):
+    """Family.curvature_bound: the second derivative of one row's NLL with respect to its first
+    linear predictor, over a grid of predictors and every target value, never exceeds it."""
+    fam = get_family(name, **options)
+    bound = fam.curvature_bound()
+    X = np.ones((1, 1))
+    highest = 0.0
+    for eta in np.linspace(-40.0, 40.0, 801):
+        params = np.array([eta]) if name == "bernoulli" else np.array([eta, 0.3 * eta - 1.0, -2.0])
+        for y in ((0.0, 1.0) if name == "bernoulli" else (0, 1, 2, 3)):
+            h = fam.evaluate(params, X, np.array([y]), order=2).hess[0, 0]
+            highest = max(highest, h)
+    assert 0.0 < highest <= bound and highest > 0.9 * bound  # a bound, and not a loose one
+    assert get_family("bernoulli", link="cloglog").curvature_bound() is None  # exp(eta): unbounded
+    assert get_family("poisson").curvature_bound() is None
+
+
+def test_the_rank_from_a_hessian_never_passes_what_the_gram_matrix_refuses(rng):
+    """hessian_shows_full_rank on the Hessian of some rows (any curvature up to the bound) says yes
+    only where sample_shows_full_rank on the same rows does; a nearly dependent column is refused
+    by both."""
+    from mlefit import checks
+
+    n, p = 3000, 120
+    fam = get_family("bernoulli")
+    for spread, eps in ((0.1, 1.0), (3.0, 1.0), (8.0, 1e-4), (0.5, 1e-7), (0.5, 0.0)):
+        X = with_intercept(rng.standard_normal((n, p - 1)))
+        X[:, 9] = X[:, 3] - X[:, 4] + eps * rng.standard_normal(n)
+        y = (rng.random(n) < 0.3).astype(float)
+        beta = rng.normal(0.0, spread / np.sqrt(p), p)
+        hess = fam.evaluate(beta, X, y).hess
+        norms = np.sqrt((X * X).sum(axis=0))
+        by_hessian = checks.hessian_shows_full_rank(hess, fam.curvature_bound(), norms)
+        by_gram = checks.sample_shows_full_rank(X, None, norms)
+        assert by_gram or not by_hessian
+        if eps <= 1e-4:
+            assert not by_hessian
+        if spread <= 0.1 and eps == 1.0:
+            assert by_hessian  # near zero every row's curvature is close to the bound
+
+
+def test_a_wide_fit_takes_its_rank_check_from_the_subsample_hessian(rng, monkeypatch):
+    """A wide bernoulli Newton fit: no Gram matrix of a rank sample (the quasi-Newton steps' first
+    Hessian shows the rank), the estimates those of statsmodels; a wide design with a dependent
+    column is still refused before the fit, naming the column."""
+    from mlefit import checks
+    from mlefit.errors import CollinearityError
+
+    n, p = 6000, 150
+    X = rng.standard_normal((n, p))
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(0.3 + X @ rng.normal(0.0, 0.08, p))))).astype(float)
+    grams, hessians = [], []
+    gram_check, hessian_check = checks.sample_shows_full_rank, checks.hessian_shows_full_rank
+    monkeypatch.setattr(checks, "sample_shows_full_rank", lambda *a: grams.append(1) or gram_check(*a))
+    monkeypatch.setattr(checks, "hessian_shows_full_rank", lambda *a: hessians.append(hessian_check(*a)) or hessians[-1])
+    fit = mlefit.fit(X=X, y=y, family="bernoulli")
+    assert fit.converged and hessians == [True] and not grams
+    reference = sm.Logit(y, sm.add_constant(X)).fit(method="newton", disp=0, tol=1e-12)
+    assert np.max(np.abs(fit.params - reference.params) / reference.bse) < 1e-6
+    D = X.copy()
+    D[:, 40] = D[:, 10] - 2.0 * D[:, 20]
+    with pytest.raises(CollinearityError, match="x41"):
+        mlefit.fit(X=D, y=y, family="bernoulli")
+    assert hessians[-1] is False

@@ -319,6 +319,15 @@ class Family:
         """The weighted counts named by :attr:`count_names` over these rows (a sum over blocks)."""
         return np.zeros(0)
 
+    def curvature_bound(self) -> float | None:
+        """An upper bound, over every row and every parameter vector, of the second derivative of a
+        row's NLL (per unit of weight) with respect to its first linear predictor, whose
+        coefficients are the first ``n_features`` parameters; None (the default) when there is
+        none. With one, the leading block of a subsample's Hessian is at most the bound times the
+        subsample's weighted Gram matrix, so it proves the design's full rank as that Gram matrix
+        would (``mlefit.checks.hessian_shows_full_rank``), for no product of its own."""
+        return None
+
     def check_counts(self, counts: dict[str, float]) -> None:
         """Raise a DataError when the counts of :meth:`count_rows` over all the rows leave the model
         without a maximum-likelihood estimate (survival: no observed event); by default, nothing."""

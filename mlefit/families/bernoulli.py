@@ -110,6 +110,11 @@ class Bernoulli(Family):
                 params[0] -= float(np.average(offset, weights=weights))
         return params
 
+    def curvature_bound(self):
+        """logit: ``p (1 - p) <= 1/4``; probit: the second derivative of ``-log Phi`` lies below 1;
+        cloglog: none (``exp(eta)`` for a 0)."""
+        return {"logit": 0.25, "probit": 1.0}.get(self.options["link"])
+
     def evaluate(self, params, X, y, weights=None, order=2, precise=False, offset=None):
         if self.options["link"] != "logit":
             return self._evaluate_link(params, X, y, weights, order, precise, offset)

@@ -96,6 +96,10 @@ class Categorical(Family):
             np.matmul(X, B.T, out=eta[:, 1:])
         return eta
 
+    def curvature_bound(self):
+        """The first class's ``p_1 (1 - p_1) <= 1/4`` (its coefficients come first)."""
+        return 0.25
+
     def evaluate(self, params, X, y, weights=None, order=2, precise=False, offset=None):
         n_obs, n_features = X.shape
         # Class-major (n_classes, n_obs) throughout: the sums over the classes run along whole
