@@ -464,7 +464,8 @@ def fit_source(
         and method == "newton" and gradient == "analytic" and n_params >= QUASI_PARAMS
         and fam.curvature_bound() is not None and not wants_warm_start(rows.n_obs, n_params)
     )
-    if l2 is None and fam.linear_predictor and not rank_later:  # with a penalty the optimum is unique even for collinear columns (ridge)
+    # (with a penalty the optimum is unique even for collinear columns: ridge)
+    if l2 is None and fam.linear_predictor and not rank_later:
         # A design of a family without a closed form (which would reuse the Gram matrix) may show
         # its full rank from a subsample, for a fraction of the Gram's n p^2.
         if type(fam).closed_form is Family.closed_form and full_rank_from_spread(rows, n_weight):
