@@ -886,27 +886,23 @@ def dataset_from_arrays(
     design["features"] = list(names)
     ranges = None
     ones = intercept
-    if intercept:
-        # a narrow design's column of ones is not stored (see Dataset.ones), a wide one is formed
-        # whole (ones_first); the values checked in passing
-        with np.errstate(invalid="ignore"):
-            if X.shape[1] + 1 >= STORE_FEATURES:
-                X, top = ones_first(X)
-                ones = False
-            else:
-                top = column_range(X)
+    # A narrow design's column of ones is not stored (see Dataset.ones), a wide one is formed whole
+    # (ones_first); without an intercept a row-major matrix is taken as given (the engine reads its
+    # blocks in place, where a column-major copy would be copied back block by block on every
+    # pass). The values are checked on the way to the columns' ranges.
+    with np.errstate(invalid="ignore"):
+        if intercept and X.shape[1] + 1 >= STORE_FEATURES:
+            X, top = ones_first(X)
+            ones = False
             ranges = np.concatenate([[1.0], top])
-        if not np.all(np.isfinite(ranges)):
-            raise DataError("X has missing or infinite values.")
-    elif X.flags.c_contiguous and not X.flags.f_contiguous:
-        # row-major, as given: the engine reads its blocks in place (a column-major copy would be
-        # copied back block by block on every pass); the values checked on the way to the ranges
-        with np.errstate(invalid="ignore"):
+        elif intercept:
+            ranges = np.concatenate([[1.0], column_range(X)])
+        elif X.flags.c_contiguous and not X.flags.f_contiguous:
             ranges = column_range(X)
-        if not np.all(np.isfinite(ranges)):
-            raise DataError("X has missing or infinite values.")
-    else:
-        X = as_design_array(X, False)
+        else:
+            X = as_design_array(X, False)
+    if ranges is not None and not np.all(np.isfinite(ranges)):
+        raise DataError("X has missing or infinite values.")
     ev = None
     if event is not None:
         import pandas as pd

@@ -466,12 +466,7 @@ def fit_source(
     )
     # (with a penalty the optimum is unique even for collinear columns: ridge)
     if l2 is None and fam.linear_predictor and not rank_later:
-        # A design of a family without a closed form (which would reuse the Gram matrix) may show
-        # its full rank from a subsample, for a fraction of the Gram's n p^2.
-        if type(fam).closed_form is Family.closed_form and full_rank_from_spread(rows, n_weight):
-            gram = None
-        else:
-            gram = rows.check_rank(src.feature_names, src.intercept)
+        gram = _check_rank(src, fam, n_weight)
 
     analytic = RowsObjective(fam, rows)
     exact = analytic
@@ -836,13 +831,20 @@ def _rank_from_hessian(src: Source, fam: Family, approx, x0: np.ndarray, total_w
     (``full_rank_from_hessian``), else the checks every other design has (a subsample's Gram
     matrix, then ``rows.check_rank``, which names collinear columns). Returns that Hessian, scaled
     to all rows, or None when the engine has no subsample."""
-    rows = src.rows
     hess0 = approx(x0) if isinstance(approx, SampledHessian) else None
-    if hess0 is not None and full_rank_from_hessian(rows, hess0 / approx.scale, fam.curvature_bound(), total_weight):
-        return hess0
-    if not full_rank_from_spread(rows, total_weight):
-        rows.check_rank(src.feature_names, src.intercept)
+    if hess0 is None or not full_rank_from_hessian(src.rows, hess0 / approx.scale, fam.curvature_bound(), total_weight):
+        _check_rank(src, fam, total_weight)
     return hess0
+
+
+def _check_rank(src: Source, fam: Family, total_weight: float) -> np.ndarray | None:
+    """The rank check (CollinearityError naming a dependent column): for a family without a closed
+    form (which would reuse the Gram matrix) from a subsample when it shows the full rank, for a
+    fraction of the Gram's n p^2 (``full_rank_from_spread``), else ``rows.check_rank``; its Gram
+    matrix ``X'WX`` when it formed one."""
+    if type(fam).closed_form is Family.closed_form and full_rank_from_spread(src.rows, total_weight):
+        return None
+    return src.rows.check_rank(src.feature_names, src.intercept)
 
 
 def _warm_start(rows, fam: Family, x0: np.ndarray, total_weight: float) -> tuple[np.ndarray, np.ndarray | None]:

@@ -414,7 +414,6 @@ class _Secant:
     def __init__(self, B: np.ndarray) -> None:
         from . import linalg
 
-        self.B = B
         self.factor = linalg.ScaledSPD(B)
         self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
 
@@ -440,7 +439,7 @@ class _Secant:
 
     def distance(self, dx: np.ndarray) -> float:
         """``sqrt(dx' B dx)``: a move in standard errors, as ``B`` measures them."""
-        return math.sqrt(max(float(dx @ (self.B @ dx)), 0.0))
+        return math.sqrt(max(float(dx @ (self.factor.matrix @ dx)), 0.0))
 
 
 def quasi_newton(
