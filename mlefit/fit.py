@@ -502,6 +502,8 @@ def fit_source(
             options["chord"] = rows.n_obs >= CHORD_ROWS
             # a wide design: quasi-Newton steps from gradient passes, a Hessian pass at the end
             options["approx"] = analytic.hessian_approximation(x0.size, n_weight)
+            if isinstance(options["approx"], SampledHessian):  # (else the approximation is the Hessian)
+                options["hess_cost"] = analytic.hessian_pass_cost(x0.size)
             if rank_later:
                 options["hess0"] = _rank_from_hessian(src, fam, options["approx"], x0, n_weight)
         if type(fam).boundary is not Family.boundary and l2 is None and method == "newton":

@@ -70,7 +70,8 @@ def test_a_wide_bernoulli_fit_matches_statsmodels(monkeypatch):
     orders = full_passes(monkeypatch, X)
     res = mlefit.fit(X=X, y=y, family="bernoulli")
     assert res.n_params >= base.QUASI_PARAMS  # the quasi-Newton path
-    assert orders.count(2) == 1 and orders[-1] == 2  # one Hessian pass, at the end
+    # the verdict's Hessian pass at the end, and one near the optimum where it pays (hess_cost)
+    assert orders[-1] == 2 and orders.count(2) <= 2 and len(orders) < 30
     ref = sm.Logit(y, with_intercept(X)).fit(method="newton", tol=1e-12, maxiter=100, disp=0)
     assert res.converged and res.decrement <= res.tol
     np.testing.assert_allclose(res.params, ref.params, rtol=RTOL)
@@ -83,7 +84,7 @@ def test_a_many_class_fit_matches_statsmodels(monkeypatch):
     orders = full_passes(monkeypatch, X)
     res = mlefit.fit(X=X, y=y, family="categorical")
     assert res.n_params >= base.QUASI_PARAMS
-    assert orders.count(2) == 1 and orders[-1] == 2
+    assert orders[-1] == 2 and orders.count(2) <= 2 and len(orders) < 30
     ref = sm.MNLogit(y, with_intercept(X)).fit(method="newton", tol=1e-12, maxiter=100, disp=0)
     assert res.converged and res.decrement <= res.tol
     # statsmodels' params are (n_features, K-1); mlefit's are class-major
@@ -107,7 +108,7 @@ def test_the_quasi_newton_path_gives_plain_newtons_estimates_and_verdict(name, w
     monkeypatch.setattr(base, "QUASI_PARAMS", 10**9)
     plain = mlefit.fit(X=X, y=y, family=name, weights=w)
     assert plain.n_iter < quasi.n_iter  # the paths differ ...
-    assert quasi_hessians == 1 < orders.count(2)  # ... and the quasi path spares Hessian passes
+    assert quasi_hessians <= 2 and quasi_hessians < orders.count(2)  # ... and the quasi path spares Hessian passes
     assert quasi.converged and plain.converged
     assert quasi.decrement <= quasi.tol and plain.decrement <= plain.tol
     assert quasi.message.startswith("converged") and plain.message.startswith("converged")
@@ -188,6 +189,84 @@ def test_quasi_newton_steps_need_only_gradient_passes(factor):
     assert np.max(np.abs(res.params - plain.params) / se) < 3e-8
     assert [r.iteration for r in res.trace] == list(range(res.n_iter + 1))
     assert all(b.nll <= a.nll + 1e-9 * abs(a.nll) for a, b in zip(res.trace, res.trace[1:]))
+
+
+@pytest.mark.parametrize("hess_cost", [None, 1e9])
+def test_no_hessian_pass_before_the_end_when_it_costs_more_than_it_saves(hess_cost):
+    inner, x0 = bernoulli_objective()
+    obj = Counting(inner)
+    res = optimize.newton(obj, x0, tol=1e-8, max_iter=100, approx=lambda x: 1.5 * inner.value_grad_hess(x)[2], hess_cost=hess_cost)
+    assert res.converged and obj.orders.count(2) == 1 and obj.orders[-1] == 2
+
+
+def test_a_hessian_pass_near_the_optimum_when_it_saves_more_passes_than_it_costs():
+    """An approximation off by half: its steps shrink the decrement by about a third each. With a
+    Hessian pass as cheap as a gradient pass, the first point within QUASI_FULL_DECREMENT standard
+    errors takes the Hessian of all rows; the steps after it converge as Newton's, in fewer passes
+    in all, to the same optimum and the same verdict."""
+    inner, x0 = bernoulli_objective()
+    approx = lambda x: 1.5 * inner.value_grad_hess(x)[2]  # noqa: E731
+    slow, fast = Counting(inner), Counting(inner)
+    without = optimize.newton(slow, x0, tol=1e-8, max_iter=100, approx=approx)
+    points = []
+    original = inner.value_grad_hess
+
+    def hessian(params, precise=False):
+        points.append(params.copy())
+        return original(params, precise)
+
+    fast.inner = type("Seen", (), {"value": inner.value, "value_grad": inner.value_grad, "value_grad_hess": staticmethod(hessian)})()
+    res = optimize.newton(fast, x0, tol=1e-8, max_iter=100, approx=approx, hess_cost=1.0)
+    assert res.converged and res.decrement <= 1e-8
+    assert fast.orders.count(2) == 2 and fast.orders[-1] == 2  # one near the optimum, the verdict's
+    first = fast.orders.index(2)
+    assert 0 < first < len(fast.orders) - 1
+    # taken where the decrement (with the point's own Hessian) is within QUASI_FULL_DECREMENT
+    f, g, H = inner.value_grad_hess(points[0])
+    assert optimize.decrement(g, H) <= 1.2 * optimize.QUASI_FULL_DECREMENT
+    # at most QUASI_FULL_PASSES + 1 gradient passes after it, and fewer in all than without it
+    assert fast.orders[first + 1:-1].count(1) <= optimize.QUASI_FULL_PASSES + 1
+    assert len(fast.orders) + 1 < len(slow.orders)
+    np.testing.assert_array_equal(res.hess, inner.value_grad_hess(res.params)[2])
+    se = np.sqrt(np.diag(np.linalg.inv(res.hess)))
+    assert np.max(np.abs(res.params - without.params) / se) < 3e-8
+
+
+def test_whether_a_hessian_pass_pays():
+    tol = 1e-8
+    # from 0.5 standard errors at a rate of 0.3 a step: log(1.5e8) / log(1/0.3) = 15.6 passes left
+    left = math.log(0.5 * optimize.QUASI_MARGIN / tol) / math.log(1 / 0.3)
+    assert left == pytest.approx(15.6, abs=0.05)
+    assert optimize._full_hessian_pays(0.5, 0.3, tol, left - optimize.QUASI_FULL_PASSES - 0.1)
+    assert not optimize._full_hessian_pays(0.5, 0.3, tol, left - optimize.QUASI_FULL_PASSES + 0.1)
+    assert not optimize._full_hessian_pays(0.5, 1.0, tol, 0.0)  # no progress: no estimate
+    assert not optimize._full_hessian_pays(0.5, 0.0, tol, 0.0)
+
+
+def test_a_hessian_passes_cost_by_shape(rng):
+    """n_params^2 / (n_features * HESSIAN_PASS_RATIO): the parameters' products against the
+    features read; a categorical model's classes multiply the products, not the reads."""
+    X = np.asfortranarray(rng.standard_normal((500, 201)))
+    y = (rng.random(500) < 0.5).astype(float)
+    obj = RowsObjective(get_family("bernoulli"), MemoryRows(X, y))
+    assert obj.hessian_pass_cost(201) == pytest.approx(201 / base.HESSIAN_PASS_RATIO, rel=1e-15)
+    assert obj.hessian_pass_cost(9 * 201) == pytest.approx(81 * 201 / base.HESSIAN_PASS_RATIO, rel=1e-15)
+
+
+def test_a_wide_fit_takes_a_hessian_pass_near_the_optimum_by_the_cost_model(monkeypatch):
+    """The fit passes the engine's cost of a Hessian pass on: a free one is taken near the optimum,
+    one that costs a thousand gradient passes is not; both fits give the same estimates."""
+    X, y = wide_bernoulli()
+    orders = full_passes(monkeypatch, X)
+    monkeypatch.setattr(base, "HESSIAN_PASS_RATIO", math.inf)
+    cheap = mlefit.fit(X=X, y=y, family="bernoulli")
+    assert orders.count(2) == 2 and orders[-1] == 2
+    orders.clear()
+    monkeypatch.setattr(base, "HESSIAN_PASS_RATIO", 1e-3)
+    dear = mlefit.fit(X=X, y=y, family="bernoulli")
+    assert orders.count(2) == 1 and orders[-1] == 2
+    assert np.max(np.abs(cheap.params - dear.params) / dear.se) < 3e-8
+    np.testing.assert_allclose(cheap.se, dear.se, rtol=1e-7)
 
 
 def test_an_approximation_that_is_not_positive_definite_hands_over_to_newton():
@@ -293,14 +372,15 @@ def test_the_hessian_approximation_by_shape(rng):
 
 def test_a_streamed_wide_fit_takes_the_quasi_newton_path_too(tmp_path, monkeypatch):
     """The streamed cache gives its subsample from the file (``Cache.spread``): one Hessian pass
-    over the cache, and the in-memory fit's estimates."""
+    over the cache at the end (and one near the optimum, as in memory), and the in-memory fit's
+    estimates."""
     X, y = wide_bernoulli()
     names = [f"x{j}" for j in range(X.shape[1])]
     path = tmp_path / "wide.csv"
     np.savetxt(path, np.column_stack([y, X]), delimiter=",", header=",".join(["y", *names]), comments="", fmt="%.17g")
     orders = full_passes(monkeypatch, X)
     streamed = mlefit.fit(str(path), "bernoulli", target="y", stream=True, chunk_rows=997)
-    assert orders.count(2) == 1 and orders[-1] == 2
+    assert orders[-1] == 2 and orders.count(2) <= 2 and len(orders) < 30
     memory_fit = mlefit.fit(X=X, y=y, family="bernoulli")
     assert streamed.converged and streamed.decrement <= streamed.tol
     assert np.max(np.abs(streamed.params - memory_fit.params) / memory_fit.se) < 3e-8
