@@ -578,6 +578,36 @@ def test_blocks_with_unstored_ones_equal_the_blocks_of_the_whole_design(order, r
     np.testing.assert_array_equal(lazy.X, whole.X)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_passes_tasks_share_as_many_block_buffers_as_run_at_once(n_threads, rng, threads, monkeypatch):
+    """51 tasks of one block each, copied with their ones: the buffers finished tasks give back
+    serve the next, so a pass makes at most one per thread, and the sums are the whole design's."""
+    threads(n_threads)
+    n = 50_003
+    X = np.asfortranarray(rng.standard_normal((n, 4)))
+    y = rng.poisson(1.0, n).astype(float)
+    lazy = MemoryRows(X, y, ones=True, rows=997)
+    whole = MemoryRows(np.asfortranarray(np.column_stack([np.ones(n), X])), y, rows=997)
+    made = []
+    original = MemoryRows.buffer
+
+    def counting(self, n_rows):
+        made.append(n_rows)
+        return original(self, n_rows)
+
+    monkeypatch.setattr(MemoryRows, "buffer", counting)
+
+    def sums(X, y, w, offset):
+        return np.concatenate([X.T @ y, (X * X).sum(axis=0)])
+
+    first = lazy.map_sum(sums)
+    assert 1 <= len(made) <= n_threads and set(made) == {997}
+    assert np.array_equal(first, whole.map_sum(sums))
+    made.clear()
+    assert np.array_equal(lazy.map_sum(sums), first)  # a new pass, new buffers: none kept between passes
+    assert 1 <= len(made) <= n_threads
+
+
 def test_arrays_with_a_missing_value_are_refused_with_an_intercept_too(rng):
     X = rng.standard_normal((70_000, 3))
     X[65_000, 2] = np.inf

@@ -71,6 +71,17 @@ def task_count(n_blocks: int, n_params: int) -> int:
     return max(1, min(n_blocks, MAX_TASKS, max(by_memory, 4)))
 
 
+def _take(spare: list, new):
+    """A buffer from ``spare`` (a finished task's), else ``new()``: a pass's tasks share as many
+    buffers as run at once, not one each (a fresh buffer per task of 1 MB blocks, 64 tasks a pass,
+    cost a bernoulli fit at 1,000,000 x 21 0.27 s instead of 0.24 s, poisson 0.28 s instead of
+    0.23 s)."""
+    try:
+        return spare.pop()  # (atomic: another thread may have taken the last one)
+    except IndexError:
+        return new()
+
+
 class MemoryRows:
     """Rows in memory: ``X`` of shape (n_obs, n_features) (any layout; see :meth:`block`), the encoded
     target ``y``, optional frequency ``weights`` and ``offset`` of shape (n_obs,), and optionally
@@ -141,13 +152,18 @@ class MemoryRows:
         size = n_params if n_params is not None else p
         per_task = -(-len(starts) // task_count(len(starts), size))
 
+        copies = design and not self._contiguous_rows()
+        spare: list[np.ndarray] = []  # the buffers of finished tasks, for the next ones
+
         def task(i: int):
             parts = []
-            buffer = self.buffer(rows) if design and not self._contiguous_rows() else None
+            buffer = _take(spare, lambda: self.buffer(rows)) if copies else None
             for start in starts[i * per_task:(i + 1) * per_task]:
                 b = slice(start, start + rows)
                 X = self.block(b, buffer) if design else None
                 parts.append(fn(X, y[b], None if w is None else w[b], None if o is None else o[b]))
+            if buffer is not None:
+                spare.append(buffer)
             return add_up(parts)
 
         with one_blas_thread():
