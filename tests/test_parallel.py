@@ -618,43 +618,56 @@ def test_arrays_with_a_missing_value_are_refused_with_an_intercept_too(rng):
         data.dataset_from_arrays(X, rng.random(70_000), get_family("gaussian"))
 
 
-def test_a_wide_design_without_its_ones_is_formed_once_and_sums_as_the_whole(rng, threads):
-    """From STORE_FEATURES columns on, the design whose ones are not stored is formed whole (row-major)
-    at its first pass; its sums are those of the column-major design with the ones."""
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_wide_design_without_its_ones_sums_as_the_whole(order, rng, threads):
+    """From STORE_FEATURES columns on, a design whose ones are not stored is formed whole (row-major)
+    at its first pass unless it is row-major already (its rows are then copied block by block with
+    their ones); either way its sums are those of the column-major design with the ones."""
     from mlefit.engines import memory
 
     threads(2)
-    n, p = 9_001, memory.STORE_FEATURES
-    X = rng.standard_normal((n, p))
+    n, p = 9_001, data.STORE_FEATURES
+    X = np.asarray(rng.standard_normal((n, p)), order=order)
     y = (rng.random(n) < 0.4).astype(float)
     lazy = MemoryRows(X, y, ones=True, rows=700)
     whole = MemoryRows(np.asfortranarray(np.column_stack([np.ones(n), X])), y, rows=700)
     fam = get_family("bernoulli")
     params = rng.normal(0.0, 0.05, p + 1)
-    for order in (1, 2):
-        a = RowsObjective(fam, lazy).sums(params, order)
-        b = RowsObjective(fam, whole).sums(params, order)
+    for order_ in (1, 2):
+        a = RowsObjective(fam, lazy).sums(params, order_)
+        b = RowsObjective(fam, whole).sums(params, order_)
         assert a.nll == pytest.approx(b.nll, rel=1e-13)
         np.testing.assert_allclose(a.grad, b.grad, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(a.hess, b.hess, rtol=1e-12, atol=1e-11)
-    np.testing.assert_array_equal(lazy.X, whole.X)  # formed, with its column of ones
+    assert (lazy._X is not None) == (order == "F") == data.forms_whole(X)
+    assert not data.forms_whole(X[:, :data.STORE_FEATURES - 2])  # narrow: never formed
+    np.testing.assert_array_equal(lazy.X, whole.X)  # (formed here if not before), with its column of ones
+    assert memory.MemoryRows(X, y, ones=True).n_features == p + 1
 
 
-def test_wide_arrays_are_formed_with_their_ones_and_checked_in_one_pass(rng, threads):
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_wide_arrays_are_formed_with_their_ones_unless_row_major(order, rng, threads):
     """From STORE_FEATURES columns on, arrays given with an intercept are copied once into a row-major
-    design with its ones, the columns' ranges taken from the copy: those of column_range."""
+    design with its ones unless they are row-major (then fitted as given, the ones added block by
+    block); the columns' ranges are those of column_range either way, and missing values refused."""
     threads(2)
     n, p = 70_001, data.STORE_FEATURES - 1
-    X = rng.standard_normal((n, p)) * np.linspace(0.5, 40.0, p)
+    X = np.asarray(rng.standard_normal((n, p)) * np.linspace(0.5, 40.0, p), order=order)
     y = (rng.random(n) < 0.4).astype(float)
     fam = get_family("bernoulli")
     ds = data.dataset_from_arrays(X, y, fam)
-    assert not ds.ones and ds.X.flags.c_contiguous
-    np.testing.assert_array_equal(ds.X, np.column_stack([np.ones(n), X]))
+    if order == "F":
+        assert not ds.ones and ds.X.flags.c_contiguous
+        np.testing.assert_array_equal(ds.X, np.column_stack([np.ones(n), X]))
+    else:
+        assert ds.ones and ds.X is X  # not copied
     np.testing.assert_array_equal(ds.ranges, np.concatenate([[1.0], data.column_range(X)]))
     narrow = data.dataset_from_arrays(X[:, :5], y, fam)
     assert narrow.ones  # a narrow design: its ones not stored
     X[n - 2, p - 1] = np.inf
+    with pytest.raises(DataError, match="missing or infinite"):
+        data.dataset_from_arrays(X, y, fam)
+    X[n - 2, p - 1] = np.nan
     with pytest.raises(DataError, match="missing or infinite"):
         data.dataset_from_arrays(X, y, fam)
     X[n - 2, p - 1] = np.nan

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import parallel
 from ..parallel import one_blas_thread
-from ..data import STORE_FEATURES, as_design_array, column_range, ones_first
+from ..data import as_design_array, column_range, forms_whole, ones_first
 from ..families.base import gram
 from .base import add_up, spread_runs
 
@@ -93,7 +93,8 @@ class MemoryRows:
     fitted so, without the copy of the whole matrix that adding the column would take (0.10 s of a
     0.46 s poisson fit on a million rows: mostly the first touch of 168 MB of fresh pages), for
     about 0.01 s a pass. The whole design is formed only where a computation needs it at once
-    (:attr:`X`: gaussian least squares, the exact separation check, extended precision).
+    (:attr:`X`: gaussian least squares, the exact separation check, extended precision), and at
+    the first pass of a wide design that is not row-major (:func:`mlefit.data.forms_whole`).
     ``ranges``: each design column's largest magnitude, when already known.
 
     :meth:`map_sum` evaluates blocks of :func:`block_rows` rows, evened out (:func:`even_rows`);
@@ -144,7 +145,7 @@ class MemoryRows:
         y, w, o = self.y, self.weights, self.offset
         n_obs, p = len(y), self.n_features if design else 1
         rows = self.rows or even_rows(n_obs, block_rows(p, hessian))
-        if design and self._X is None and p >= STORE_FEATURES and n_obs > rows:
+        if design and self._X is None and n_obs > rows and forms_whole(self.columns):
             self._X = ones_first(self.columns)[0]  # (arrays given to mlefit.fit come formed: dataset_from_arrays)
         if n_obs <= rows:
             return fn(self.block(slice(None)) if design else None, y, w, o)
