@@ -581,7 +581,8 @@ def test_blocks_with_unstored_ones_equal_the_blocks_of_the_whole_design(order, r
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_a_passes_tasks_share_as_many_block_buffers_as_run_at_once(n_threads, rng, threads, monkeypatch):
     """51 tasks of one block each, copied with their ones: the buffers finished tasks give back
-    serve the next, so a pass makes at most one per thread, and the sums are the whole design's."""
+    serve the next, so a pass makes at most one per thread and the next pass none (a pass of
+    larger blocks makes new ones); the sums are the whole design's."""
     threads(n_threads)
     n = 50_003
     X = np.asfortranarray(rng.standard_normal((n, 4)))
@@ -604,8 +605,15 @@ def test_a_passes_tasks_share_as_many_block_buffers_as_run_at_once(n_threads, rn
     assert 1 <= len(made) <= n_threads and set(made) == {997}
     assert np.array_equal(first, whole.map_sum(sums))
     made.clear()
-    assert np.array_equal(lazy.map_sum(sums), first)  # a new pass, new buffers: none kept between passes
-    assert 1 <= len(made) <= n_threads
+    assert np.array_equal(lazy.map_sum(sums), first)
+    assert made == []  # the first pass's buffers, taken again
+    lazy.rows = 2000
+    np.testing.assert_allclose(lazy.map_sum(sums), first, rtol=1e-13)
+    assert 1 <= len(made) <= n_threads and set(made) == {2000}
+    lazy.rows = 997
+    made.clear()
+    assert np.array_equal(lazy.map_sum(sums), first)  # smaller blocks in the larger buffers
+    assert made == []
 
 
 def test_arrays_with_a_missing_value_are_refused_with_an_intercept_too(rng):

@@ -71,15 +71,20 @@ def task_count(n_blocks: int, n_params: int) -> int:
     return max(1, min(n_blocks, MAX_TASKS, max(by_memory, 4)))
 
 
-def _take(spare: list, new):
-    """A buffer from ``spare`` (a finished task's), else ``new()``: a pass's tasks share as many
-    buffers as run at once, not one each (a fresh buffer per task of 1 MB blocks, 64 tasks a pass,
-    cost a bernoulli fit at 1,000,000 x 21 0.27 s instead of 0.24 s, poisson 0.28 s instead of
-    0.23 s)."""
-    try:
-        return spare.pop()  # (atomic: another thread may have taken the last one)
-    except IndexError:
-        return new()
+def _take(spare: list, n_rows: int, new) -> np.ndarray:
+    """A buffer of at least ``n_rows`` rows from ``spare`` (given back by a finished task), else
+    ``new(n_rows)``. A pass's tasks share as many buffers as run at once, not one each (a fresh
+    buffer per task of 1 MB blocks, 64 tasks a pass, cost a bernoulli fit at 1,000,000 x 21
+    0.27-0.30 s instead of 0.24 s, poisson 0.28-0.31 s instead of 0.23-0.24 s), and the next
+    passes take them again: a wide Hessian pass's blocks are 4 rows per column (20 MB at 1,001
+    columns), whose first touch cost every pass 0.137 s instead of 0.121-0.125 s at 10,000 rows."""
+    while True:
+        try:
+            buffer = spare.pop()  # (atomic: another thread may have taken the last one)
+        except IndexError:
+            return new(n_rows)
+        if buffer.shape[0] >= n_rows:
+            return buffer
 
 
 class MemoryRows:
@@ -112,6 +117,9 @@ class MemoryRows:
         self.rows = rows
         self._X = None if ones else X
         self._ranges = ranges
+        #: Block buffers that finished tasks gave back (:func:`_take`): at most one per thread, of
+        #: at most WIDE_BLOCK_BYTES each, kept with the rows.
+        self._spare: list[np.ndarray] = []
 
     @property
     def X(self) -> np.ndarray:
@@ -154,11 +162,11 @@ class MemoryRows:
         per_task = -(-len(starts) // task_count(len(starts), size))
 
         copies = design and not self._contiguous_rows()
-        spare: list[np.ndarray] = []  # the buffers of finished tasks, for the next ones
+        spare = self._spare
 
         def task(i: int):
             parts = []
-            buffer = _take(spare, lambda: self.buffer(rows)) if copies else None
+            buffer = _take(spare, rows, self.buffer) if copies else None
             for start in starts[i * per_task:(i + 1) * per_task]:
                 b = slice(start, start + rows)
                 X = self.block(b, buffer) if design else None
