@@ -110,7 +110,7 @@ def sample_shows_full_rank(X: np.ndarray, weights: np.ndarray | None, norms: np.
     return _shows_full_rank(G)
 
 
-def hessian_shows_full_rank(hess: np.ndarray, bound: float, norms: np.ndarray) -> bool:
+def hessian_shows_full_rank(hess: np.ndarray, bound: float, norms: np.ndarray, pivots: np.ndarray | None = None) -> bool:
     """Whether the Hessian ``hess`` of the NLL over some rows proves that the design has full
     column rank, when the second derivative of a row's NLL with respect to its first linear
     predictor is at most ``bound`` (``Family.curvature_bound``; that predictor's coefficients
@@ -129,10 +129,17 @@ def hessian_shows_full_rank(hess: np.ndarray, bound: float, norms: np.ndarray) -
     bound : float
     norms : ndarray of shape (p,)
         ``sqrt(sum_i w_i x_ij^2)`` over all rows, or upper bounds of them.
+    pivots : ndarray of shape (n_params,), optional
+        The squared diagonal of the Cholesky factor of ``hess`` scaled to unit diagonal
+        (``linalg.ScaledSPD.pivots``), when it is factorised already: the leading block's factor is
+        the leading block of the whole one, and scaling the columns scales its diagonal, so the
+        test needs no factorisation of its own (0.01-0.02 s at 1,001 parameters).
     """
     p = len(norms)
     if not (bound > 0 and np.all(norms > 0) and np.all(np.isfinite(hess[:p, :p]))):
         return False
+    if pivots is not None:
+        return bool(np.min(pivots[:p] * np.diag(hess)[:p] / (bound * np.square(norms))) > SAMPLE_RANK_TOL)
     return _shows_full_rank(hess[:p, :p] / (bound * np.outer(norms, norms)))
 
 

@@ -827,16 +827,28 @@ def warm_start(
     return opt.params, opt.hess * (total_weight / part)
 
 
-def _rank_from_hessian(src: Source, fam: Family, approx, x0: np.ndarray, total_weight: float) -> np.ndarray | None:
+def _rank_from_hessian(src: Source, fam: Family, approx, x0: np.ndarray, total_weight: float):
     """The rank check of a wide design whose family bounds its curvature: the subsample's Hessian at
     the start (``approx(x0)``, which the quasi-Newton steps start with) when it proves the full rank
-    (``full_rank_from_hessian``), else the checks every other design has (a subsample's Gram
-    matrix, then ``rows.check_rank``, which names collinear columns). Returns that Hessian, scaled
-    to all rows, or None when the engine has no subsample."""
-    hess0 = approx(x0) if isinstance(approx, SampledHessian) else None
-    if hess0 is None or not full_rank_from_hessian(src.rows, hess0 / approx.scale, fam.curvature_bound(), total_weight):
+    (``full_rank_from_hessian``, from the factorisation the steps solve with), else the checks
+    every other design has (a subsample's Gram matrix, then ``rows.check_rank``, which names
+    collinear columns). Returns that Hessian, scaled to all rows, factorised
+    (``linalg.ScaledSPD``) when it is positive definite; None when the engine has no subsample."""
+    from . import linalg
+
+    if not isinstance(approx, SampledHessian):
         _check_rank(src, fam, total_weight)
-    return hess0
+        return None
+    hess0 = approx(x0)
+    try:
+        factor = linalg.ScaledSPD(hess0)
+    except linalg.NotPositiveDefinite:
+        factor = None
+    # hess0 is the subsample's Hessian times approx.scale: at most bound * scale times its Gram matrix
+    bound = fam.curvature_bound() * approx.scale
+    if not full_rank_from_hessian(src.rows, hess0, bound, total_weight, None if factor is None else factor.pivots()):
+        _check_rank(src, fam, total_weight)
+    return hess0 if factor is None else factor
 
 
 def _check_rank(src: Source, fam: Family, total_weight: float) -> np.ndarray | None:

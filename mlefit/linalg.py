@@ -798,6 +798,12 @@ class ScaledSPD:
         """The 1-norm condition number of ``S`` (exact up to SMALL_SPD, LAPACK's estimate beyond)."""
         return self._cond if self._factor is None else self._factor.cond()
 
+    def pivots(self) -> np.ndarray | None:
+        """The squared diagonal of the Cholesky factor of ``S`` (each column's squared distance
+        from the span of the columns before it, in the inner product ``S``), or None up to
+        SMALL_SPD, where ``S`` is not factorised so."""
+        return None if self._factor is None else np.square(np.diag(self._factor.upper))
+
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``H^{-1} b``."""
         y = self.scale * b

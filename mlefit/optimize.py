@@ -286,7 +286,7 @@ def _trial(evaluate: Callable[[np.ndarray], tuple], x: np.ndarray) -> tuple[floa
 
 def newton(
     objective: Objective, x0: np.ndarray, *, tol: float, max_iter: int, chord: bool = False,
-    hess0: np.ndarray | None = None, stop: Callable[[np.ndarray], bool] | None = None,
+    hess0: "np.ndarray | ScaledSPD | None" = None, stop: Callable[[np.ndarray], bool] | None = None,
     approx: Callable[[np.ndarray], np.ndarray] | None = None, hess_cost: float | None = None,
 ) -> OptimizeResult:
     """Newton's method on the analytic Hessian with a backtracking line search.
@@ -321,7 +321,7 @@ def newton(
     convergence test; the Hessian pass at that point gives the verdict and, almost always, ends the
     fit (its Hessian is the covariance's). From a point that fails the test, or where the
     quasi-Newton steps stop gaining, the iterations go on as Newton's. With ``hess0`` too, the first
-    approximation is ``hess0``.
+    approximation is ``hess0`` (which may come factorised, a :class:`mlefit.linalg.ScaledSPD`).
 
     ``hess_cost``: what a Hessian pass costs in gradient passes (None: never mid-way). Near the
     optimum the quasi-Newton steps take the Hessian of all rows in place of the approximation when
@@ -339,6 +339,8 @@ def newton(
             f, g, H = prec.evaluate(x)
             return OptimizeResult(x, f, g, H, False, "stopped at a boundary", it, math.nan, tuple(rec.records))
         hess0 = None
+    elif hess0 is not None and not isinstance(hess0, np.ndarray):
+        hess0 = hess0.matrix  # (a factorisation: Newton's steps factorise each Hessian themselves)
     stale = hess0 is not None  # H is not this point's own (after a chord step, or hess0)
     if stale:
         f, g = objective.value_grad(x)
@@ -428,10 +430,10 @@ class _Secant:
     ``(s, y)`` (steps and gradient changes): L-BFGS's two-loop recursion with ``B^{-1}`` as its
     initial matrix instead of a multiple of the identity."""
 
-    def __init__(self, B: np.ndarray) -> None:
+    def __init__(self, B: "np.ndarray | ScaledSPD") -> None:
         from . import linalg
 
-        self.factor = linalg.ScaledSPD(B)
+        self.factor = B if isinstance(B, linalg.ScaledSPD) else linalg.ScaledSPD(B)
         self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
 
     def add(self, s: np.ndarray, y: np.ndarray) -> None:
@@ -461,7 +463,7 @@ class _Secant:
 
 def quasi_newton(
     objective: Objective, x0: np.ndarray, approx: Callable[[np.ndarray], np.ndarray], *, tol: float,
-    max_iter: int, rec: "_Recorder", hess0: np.ndarray | None = None,
+    max_iter: int, rec: "_Recorder", hess0: "np.ndarray | ScaledSPD | None" = None,
     stop: Callable[[np.ndarray], bool] | None = None, hess_cost: float | None = None,
 ) -> tuple[np.ndarray, int, bool]:
     """Quasi-Newton steps towards the optimum from NLL and gradient passes only; ``(x, n_iter,

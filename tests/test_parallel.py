@@ -593,7 +593,8 @@ def test_a_passes_tasks_share_as_many_block_buffers_as_run_at_once(n_threads, rn
     original = MemoryRows.buffer
 
     def counting(self, n_rows):
-        made.append(n_rows)
+        if self is lazy:
+            made.append(n_rows)
         return original(self, n_rows)
 
     monkeypatch.setattr(MemoryRows, "buffer", counting)
@@ -602,18 +603,18 @@ def test_a_passes_tasks_share_as_many_block_buffers_as_run_at_once(n_threads, rn
         return np.concatenate([X.T @ y, (X * X).sum(axis=0)])
 
     first = lazy.map_sum(sums)
-    assert 1 <= len(made) <= n_threads and set(made) == {997}
     assert np.array_equal(first, whole.map_sum(sums))
+    for _ in range(4):  # the first pass's buffers, taken again (a thread may join later)
+        assert np.array_equal(lazy.map_sum(sums), first)
+    assert 1 <= len(made) <= n_threads and set(made) == {997}
     made.clear()
-    assert np.array_equal(lazy.map_sum(sums), first)
-    assert made == []  # the first pass's buffers, taken again
-    lazy.rows = 2000
-    np.testing.assert_allclose(lazy.map_sum(sums), first, rtol=1e-13)
-    assert 1 <= len(made) <= n_threads and set(made) == {2000}
+    lazy.rows = 2000  # larger blocks: larger buffers, which then serve smaller blocks too
+    for _ in range(4):
+        np.testing.assert_allclose(lazy.map_sum(sums), first, rtol=1e-13)
     lazy.rows = 997
-    made.clear()
-    assert np.array_equal(lazy.map_sum(sums), first)  # smaller blocks in the larger buffers
-    assert made == []
+    for _ in range(4):
+        assert np.array_equal(lazy.map_sum(sums), first)
+    assert 1 <= made.count(2000) <= n_threads and made.count(2000) + made.count(997) <= n_threads
 
 
 def test_arrays_with_a_missing_value_are_refused_with_an_intercept_too(rng):

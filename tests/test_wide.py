@@ -674,6 +674,32 @@ def test_the_rank_from_a_hessian_never_passes_what_the_gram_matrix_refuses(rng):
             assert by_hessian  # near zero every row's curvature is close to the bound
 
 
+def test_the_rank_from_a_factorised_hessian_is_the_rank_from_its_own_factor(rng):
+    """The squared pivots of the unit-diagonal Hessian's Cholesky factor (ScaledSPD.pivots) decide
+    as hessian_shows_full_rank's own factorisation of the scaled leading block does, for a Hessian
+    given scaled to all rows with the bound scaled alike."""
+    from mlefit import checks
+
+    n, p = 3000, 300
+    fam = get_family("bernoulli")
+    decisions = []
+    for eps in (1.0, 3e-3, 1e-3, 3e-4):
+        X = with_intercept(rng.standard_normal((n, p - 1)))
+        X[:, 9] = X[:, 3] - X[:, 4] + eps * rng.standard_normal(n)
+        y = (rng.random(n) < 0.3).astype(float)
+        hess = fam.evaluate(rng.normal(0.0, 0.3 / np.sqrt(p), p), X, y).hess
+        norms = np.sqrt((X * X).sum(axis=0))
+        factor = linalg.ScaledSPD(hess * 7.0)  # scaled to "all rows"
+        S = hess / np.sqrt(np.outer(np.diag(hess), np.diag(hess)))
+        np.testing.assert_allclose(factor.pivots(), np.diag(np.linalg.cholesky(S)) ** 2, rtol=1e-10, atol=1e-14)
+        own = checks.hessian_shows_full_rank(hess, fam.curvature_bound(), norms)
+        shared = checks.hessian_shows_full_rank(hess * 7.0, 7.0 * fam.curvature_bound(), norms, factor.pivots())
+        assert own == shared
+        decisions.append(own)
+    assert decisions[0] and not decisions[-1]  # both answers occur
+    assert linalg.ScaledSPD(np.eye(linalg.SMALL_SPD)).pivots() is None  # small: not factorised so
+
+
 def test_a_wide_fit_takes_its_rank_check_from_the_subsample_hessian(rng, monkeypatch):
     """A wide bernoulli Newton fit: no Gram matrix of a rank sample (the quasi-Newton steps' first
     Hessian shows the rank), the estimates those of statsmodels; a wide design with a dependent

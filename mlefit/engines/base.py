@@ -210,16 +210,19 @@ def full_rank_from_spread(rows: Rows, total_weight: float | None = None) -> bool
     return checks.sample_shows_full_rank(sample.X, sample.weights, _column_norms(rows, total_weight))
 
 
-def full_rank_from_hessian(rows: Rows, hess: np.ndarray, bound: float, total_weight: float | None = None) -> bool:
+def full_rank_from_hessian(
+    rows: Rows, hess: np.ndarray, bound: float, total_weight: float | None = None, pivots: np.ndarray | None = None,
+) -> bool:
     """True when ``hess``, the Hessian of the NLL summed over some of the rows (not scaled to all of
     them), proves that the design has full column rank, for a family whose rows' curvature is at
     most ``bound`` (:func:`mlefit.checks.hessian_shows_full_rank`): the subsample's Hessian that
     the quasi-Newton steps start with serves as the rank check, for no Gram matrix of its own
     (a 2,002 x 1,001 one and its Cholesky factor: 0.06 s of a 1,001-parameter fit). The columns'
-    norms as :func:`full_rank_from_spread` takes them."""
+    norms as :func:`full_rank_from_spread` takes them; ``pivots`` from the factorisation of
+    ``hess`` the steps solve with, when there is one."""
     from .. import checks
 
-    return checks.hessian_shows_full_rank(hess, bound, _column_norms(rows, total_weight))
+    return checks.hessian_shows_full_rank(hess, bound, _column_norms(rows, total_weight), pivots)
 
 
 def _column_norms(rows: Rows, total_weight: float | None) -> np.ndarray:
