@@ -134,6 +134,10 @@ def test_a_wide_gradient_pass_takes_smaller_blocks_and_the_same_sums(rng, thread
     p = 400
     assert objective.block_rows(p, hessian=False) < objective.block_rows(p) == objective.WIDE_ROWS_PER_FEATURE * p
     assert objective.block_rows(20, hessian=False) == objective.block_rows(20)
+    # (about 4 MB for more than 128 columns, 1 MB up to 128)
+    assert objective.block_rows(p, hessian=False) == objective.WIDE_GRADIENT_BYTES // (8 * p)
+    assert objective.block_rows(128, hessian=False) == objective.BLOCK_BYTES // (8 * 128)
+    assert objective.block_rows(2000, hessian=False) == objective.MIN_BLOCK_ROWS
     threads(2)
     n = 6 * objective.block_rows(p)
     X = rng.standard_normal((n, p))

@@ -37,15 +37,26 @@ WARM_START_RUN = 256
 #: 20,000 x 501, 0.0051 / 0.081 s in 1,024, 0.0058 / 0.077 s in 2,048, 0.0072 / 0.087 s in 4,008.
 WIDE_ROWS_PER_FEATURE = 4
 WIDE_BLOCK_BYTES = 1 << 25
+#: A gradient pass whose BLOCK_BYTES blocks would have fewer than WIDE_GRADIENT_ROWS rows (a design
+#: of more than 128 columns) takes blocks of WIDE_GRADIENT_BYTES: a block's dozen vector operations
+#: of a few hundred values each cost their calls rather than their arithmetic, two threads' calls
+#: take turns at the interpreter, and 4 MB still stays in cache between ``X @ b`` and ``X.T @ r``
+#: (interleaved fits, median of 8-10: 20,000 x 501 0.270 s instead of 0.292 s, 100,000 x 201
+#: 0.303 s instead of 0.336 s; 10,000 x 1,001 keeps its blocks of 512 rows, 4 MB).
+WIDE_GRADIENT_ROWS = 1024
+WIDE_GRADIENT_BYTES = 1 << 22
 
 
 def block_rows(n_features: int, hessian: bool = True) -> int:
-    """Rows per block: about :data:`BLOCK_BYTES` of ``X``; more for a wide design's blocks whose
-    sums include a Hessian (``hessian``; see :data:`WIDE_ROWS_PER_FEATURE`), whose gradient passes
-    keep the smaller blocks (10,000 x 1,001: 0.0041 s a pass in 512-row blocks, 0.0055 s in 4,004)."""
+    """Rows per block: about :data:`BLOCK_BYTES` of ``X`` (a wide design's gradient passes:
+    :data:`WIDE_GRADIENT_BYTES`); more for a wide design's blocks whose sums include a Hessian
+    (``hessian``; see :data:`WIDE_ROWS_PER_FEATURE`), whose gradient passes keep the smaller blocks
+    (10,000 x 1,001: 0.0041 s a pass in 512-row blocks, 0.0055 s in 4,004)."""
     n_features = max(n_features, 1)
     rows = max(MIN_BLOCK_ROWS, BLOCK_BYTES // (8 * n_features))
     if not hessian:
+        if rows < WIDE_GRADIENT_ROWS:
+            rows = max(rows, WIDE_GRADIENT_BYTES // (8 * n_features))
         return rows
     return max(rows, min(WIDE_ROWS_PER_FEATURE * n_features, WIDE_BLOCK_BYTES // (8 * n_features)))
 
