@@ -321,7 +321,7 @@ def newton(
     convergence test; the Hessian pass at that point gives the verdict and, almost always, ends the
     fit (its Hessian is the covariance's). From a point that fails the test, or where the
     quasi-Newton steps stop gaining, the iterations go on as Newton's. With ``hess0`` too, the first
-    approximation is ``hess0`` (which may come factorised, a :class:`mlefit.linalg.ScaledSPD`).
+    approximation is ``hess0``, which may then come factorised (a :class:`mlefit.linalg.ScaledSPD`).
 
     ``hess_cost``: what a Hessian pass costs in gradient passes (None: never mid-way). Near the
     optimum the quasi-Newton steps take the Hessian of all rows in place of the approximation when
@@ -339,8 +339,6 @@ def newton(
             f, g, H = prec.evaluate(x)
             return OptimizeResult(x, f, g, H, False, "stopped at a boundary", it, math.nan, tuple(rec.records))
         hess0 = None
-    elif hess0 is not None and not isinstance(hess0, np.ndarray):
-        hess0 = hess0.matrix  # (a factorisation: Newton's steps factorise each Hessian themselves)
     stale = hess0 is not None  # H is not this point's own (after a chord step, or hess0)
     if stale:
         f, g = objective.value_grad(x)
@@ -494,7 +492,7 @@ def quasi_newton(
         return x, 0, False
     anchor = x
     it, slow, renewed, lam_prev = 0, 0, 0, math.inf
-    rates: list[float] = []  # each step's factor on the estimated decrement
+    rates: list[float] = []  # the last two steps' factors on the estimated decrement
     full = hess_cost is not None  # the Hessian of all rows may still be taken
     while it < max_iter:
         d = -secant.solve(g)
@@ -503,10 +501,10 @@ def quasi_newton(
         if not (slope < 0.0 and math.isfinite(lam)) or lam <= tol / QUASI_MARGIN:
             break
         if math.isfinite(lam_prev):
-            rates.append(lam / lam_prev)
-        if full and lam <= QUASI_FULL_DECREMENT and len(rates) >= 2:
+            rates = [*rates[-1:], lam / lam_prev]
+        if full and lam <= QUASI_FULL_DECREMENT and len(rates) == 2:
             full = False
-            if _full_hessian_pays(lam, max(rates[-2:]), tol, hess_cost):
+            if _full_hessian_pays(lam, max(rates), tol, hess_cost):
                 try:
                     secant = _Secant(objective.value_grad_hess(x)[2])
                 except linalg.NotPositiveDefinite:
