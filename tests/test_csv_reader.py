@@ -234,3 +234,17 @@ def test_bad_values_are_named_by_the_table_path(tmp_path, rng, monkeypatch, row,
     with pytest.raises(DataError) as err:
         data.load_dataset(str(path), get_family("bernoulli"))
     assert message.format(row=row) in str(err.value)
+
+
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MAP_POPULATE"), reason="MAP_POPULATE is Linux's")
+def test_the_matrix_is_mapped_before_the_threads_write_it():
+    """The reader's matrix comes with its pages mapped (MAP_POPULATE): writing every value of a
+    32 MB matrix takes almost no page faults, where a fresh map would take one per 4 KB page."""
+    import resource
+
+    X = data._empty_matrix(200_000, 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    X[:] = 1.0
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert X.flags.f_contiguous and X.shape == (200_000, 20) and np.all(X == 1.0)
+    assert faults < 200  # 7,813 pages
