@@ -409,7 +409,7 @@ def _load_numeric_csv(
 
     Small files are read by :func:`_read_small_csv`; larger ones by :func:`_read_arrow_csv` when
     pyarrow is installed and reads them plainly, else by :func:`_read_large_csv`: pandas' C parser on pieces of the file in parallel threads, every feature column typed
-    float64, straight into one preallocated column-major design matrix: no per-value Python
+    float64, straight into one preallocated row-major design matrix: no per-value Python
     objects, no type inference on the features, and no whole-file table next to the matrix, so the
     peak memory is the matrix plus one piece per thread. Returns None when the file is anything
     but that clean case (a text or boolean feature, a missing or infinite value, a target column
@@ -430,8 +430,6 @@ def _load_numeric_csv(
     if found is None:
         return None
     X, values, target, wanted = found
-    if intercept:
-        X[:, 0] = 1.0
     encoded = family.encode_target(values, target)
     names = ((INTERCEPT,) if intercept else ()) + tuple(wanted)
     design = {
@@ -457,60 +455,89 @@ def _read_arrow_csv(path: Path, target, features, intercept, header: CsvHeader):
     is not installed, the header's names are not plain, or any piece is not plainly numeric (the
     caller then reads the file with pandas).
 
-    The same pieces at line ends, counted first, so that each thread writes straight into the
-    preallocated matrix; each piece is read whole into one buffer (:data:`ARROW_PIECE_BYTES`, small
-    next to the matrix) and parsed by pyarrow on its thread, without the GIL. pandas is not imported.
+    The pieces are cut at line ends (:func:`_cuts`); each is read whole into one buffer
+    (:data:`ARROW_PIECE_BYTES`, small next to the matrix) and parsed by pyarrow on its thread,
+    without the GIL, every line one row (a blank line refuses the piece). The rows are not counted
+    beforehand: the matrix is the first rows of room reserved for as many as the file could hold,
+    and each piece writes its rows after those of the pieces before it
+    (:mod:`mlefit.readers.rowspace`). ``X`` is row-major, its column of ones stored: the fit
+    evaluates its blocks in place (1,000,000 x 21: 0.21 s, against 0.25 s column-major). pandas is
+    not imported.
     """
     from concurrent.futures import ThreadPoolExecutor
+
+    from .readers import rowspace
 
     names, sep = list(header.names), header.sep
     if not csvfast.plain_names(names):
         return None
     with ThreadPoolExecutor(1) as pool:
-        # the rows are counted while pyarrow imports
-        layout = pool.submit(_pieces, path, ARROW_PIECE_BYTES, sep)
+        cuts = pool.submit(_cuts, path, ARROW_PIECE_BYTES, sep)  # while pyarrow imports
         ready = csvfast.available()
         try:
-            layout = layout.result()
+            cuts = cuts.result()
         except (OSError, ValueError):
             return None
     chosen = _columns(names, target, features, intercept)
-    if not ready or chosen is None or layout is None or any(n != len(names) for n in layout[2]):
+    if not ready or chosen is None or cuts is None or any(n != len(names) for n in cuts[1]):
         return None
     target, wanted = chosen
-    bounds, offsets, _ = layout
+    bounds = cuts[0]
     offset = 1 if intercept else 0
-    X = _empty_matrix(offsets[-1], len(wanted) + offset)
+    # A line of the plain case holds a separator or line end after each field and at least one
+    # character in each field read (the rest may be empty); the last line lacks its line end.
+    most = (bounds[-1] - bounds[0] + 1) // (len(names) + len(wanted) + 1) + 1
+    room = rowspace.reserve_rows(most, len(wanted) + offset)
+    if room is None:
+        return None
+    starts = rowspace.RowStarts(len(bounds) - 1)
     targets: list[np.ndarray | None] = [None] * (len(bounds) - 1)
-    failed = threading.Event()
 
     def parse(i: int) -> None:
-        if failed.is_set():
-            return
-        row, stop = offsets[i], offsets[i + 1]
-        text = bytearray(bounds[i + 1] - bounds[i])
+        columns = None
         try:
-            with path.open("rb", buffering=0) as fh:
-                fh.seek(bounds[i])
-                if fh.readinto(text) != len(text):
-                    return failed.set()
-        except OSError:
-            return failed.set()
-        columns = csvfast.parse(text, names, wanted, target, sep)
-        del text
-        if columns is None or failed.is_set() or len(columns[target]) != stop - row:
-            return failed.set()  # not plainly numbers, or a blank line or a quoted line end
+            columns = _parse_piece(path, bounds[i], bounds[i + 1], names, wanted, target, sep)
+        finally:  # the pieces after this one wait for its rows
+            rows = None if columns is None else len(columns[target])
+            first = starts.take(i, rows)
+        if first is None or first + rows > most:
+            return
+        block = room[first:first + rows]
+        rowspace.populate(block)
+        if intercept:
+            block[:, 0] = 1.0
         for j, col in enumerate(wanted):
-            X[row:stop, offset + j] = columns.pop(col)
+            block[:, offset + j] = columns.pop(col)
         targets[i] = columns[target]
 
     try:
         _in_threads(parse, len(bounds) - 1)
     finally:
         _release_free_memory()
-    if failed.is_set() or len({value_kind(p) for p in targets}) != 1:
+    n_rows = starts.total
+    if n_rows is None or n_rows > most or len({value_kind(p) for p in targets}) != 1:
         return None
-    return X, np.concatenate(targets), target, wanted
+    return room[:n_rows], np.concatenate(targets), target, wanted
+
+
+def _parse_piece(path: Path, begin: int, end: int, names, wanted, target, sep) -> dict[str, np.ndarray] | None:
+    """pyarrow's columns of bytes ``begin:end`` of the file (:func:`mlefit.readers.csvfast.parse`),
+    every line one row: None when a line is blank, or when a quoted value holds a line end (the
+    table path reads those files as pandas does; a cut may fall within the quotes)."""
+    text = bytearray(end - begin)
+    try:
+        with path.open("rb", buffering=0) as fh:
+            fh.seek(begin)
+            if fh.readinto(text) != len(text):
+                return None
+    except OSError:
+        return None
+    columns = csvfast.parse(text, names, wanted, target, sep, skip_blank=False)
+    if columns is not None and b'"' in text:  # a quoted line end is part of the value to pyarrow
+        lines = int(np.count_nonzero(np.frombuffer(text, np.uint8) == ord("\n"))) + (not text.endswith(b"\n"))
+        if len(columns[target]) != lines:
+            return None
+    return columns
 
 
 def _read_large_csv(path: Path, target, features, intercept, header: CsvHeader | None = None):
@@ -520,7 +547,7 @@ def _read_large_csv(path: Path, target, features, intercept, header: CsvHeader |
     The data rows are cut into pieces of about :data:`CSV_PIECE_BYTES` at line ends and the
     newlines of each counted first (numpy on blocks of it, without the GIL), so every piece knows
     its rows in the matrix before it is parsed: the threads write straight into one preallocated
-    column-major matrix, and no piece waits for another. Each piece is read by pandas' C parser
+    row-major matrix, and no piece waits for another. Each piece is read by pandas' C parser
     in chunks of :data:`CSV_CHUNK_ROWS` rows (features typed float64; the parser releases the GIL
     while it tokenises and converts, so the pieces go in parallel). Reading a piece as a file of
     its own is only exact when every line is one data row, so anything else (a blank or ragged
@@ -552,7 +579,8 @@ def _read_large_csv(path: Path, target, features, intercept, header: CsvHeader |
     target, wanted = chosen
     bounds, offsets, _ = layout
     offset = 1 if intercept else 0
-    X = _empty_matrix(offsets[-1], len(wanted) + offset)
+    X = _empty_matrix(offsets[-1], len(wanted) + offset, order="C")  # as _read_arrow_csv's
+    X[:, :offset] = 1.0
     used = None if len(wanted) + 1 == len(columns) else [target, *wanted]
     dtype = {c: np.float64 for c in wanted}
     targets: list[list[np.ndarray]] = [[] for _ in range(len(bounds) - 1)]
@@ -597,8 +625,8 @@ def _read_large_csv(path: Path, target, features, intercept, header: CsvHeader |
     return X, values, target, wanted
 
 
-def _empty_matrix(n_rows: int, n_columns: int) -> np.ndarray:
-    """``np.empty((n_rows, n_columns), order="F")``, in an anonymous memory map of its own.
+def _empty_matrix(n_rows: int, n_columns: int, order: str = "F") -> np.ndarray:
+    """``np.empty((n_rows, n_columns), order=order)``, in an anonymous memory map of its own.
 
     numpy asks the kernel for transparent huge pages for large arrays, and where faulting those in
     is slow (on virtual machines especially) the first write to a fresh 168 MB matrix took 0.42 s
@@ -618,7 +646,7 @@ def _empty_matrix(n_rows: int, n_columns: int) -> np.ndarray:
         memory = mmap.mmap(-1, max(size, 1) * 8, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
     else:
         memory = mmap.mmap(-1, max(size, 1) * 8)
-    return np.frombuffer(memory, dtype=np.float64, count=size).reshape((n_rows, n_columns), order="F")
+    return np.frombuffer(memory, dtype=np.float64, count=size).reshape((n_rows, n_columns), order=order)
 
 
 class _ByteRange(io.RawIOBase):
@@ -689,16 +717,48 @@ def _in_threads(work, n_tasks: int) -> None:
 
 
 def _pieces(path: Path, piece_bytes: int, sep: str = ",") -> tuple[list[int], list[int], list[int]] | None:
-    """Cut the data rows of a CSV file into pieces at line ends: ``(bounds, offsets, widths)``,
-    the byte ranges ``bounds[i]:bounds[i + 1]`` and the matrix rows ``offsets[i]:offsets[i + 1]``
-    of piece ``i`` (one row per newline; the last row may lack its newline, trailing line ends are
-    dropped), and the number of fields in the first line of each. None when there are no data
-    rows or the first line is blank. (A cut within a quoted field is found by the parser: the
-    piece before it ends inside quotes, which pandas reports.)
+    """Cut the data rows of a CSV file into pieces at line ends (:func:`_cuts`) and count their
+    rows: ``(bounds, offsets, widths)``, with the matrix rows ``offsets[i]:offsets[i + 1]`` of piece
+    ``i`` (one row per newline; the last row may lack its newline). None as :func:`_cuts`.
 
     The file is read in blocks into a buffer per thread, not memory-mapped: the pages of a map
     count in the process's resident memory as long as it is mapped.
     """
+    cuts = _cuts(path, piece_bytes, sep)
+    if cuts is None:
+        return None
+    bounds, widths = cuts
+    n_pieces = len(bounds) - 1
+    counts = [0] * n_pieces
+
+    def count(i: int) -> None:
+        # a block at a time into one buffer: no copy of the file is ever whole in memory
+        buffer = bytearray(min(1 << 22, bounds[i + 1] - bounds[i]))
+        equal = np.empty(len(buffer), dtype=bool)
+        with path.open("rb", buffering=0) as f:
+            f.seek(bounds[i])
+            left = bounds[i + 1] - bounds[i]
+            while left > 0:
+                with memoryview(buffer) as view:
+                    got = f.readinto(view[: min(left, len(buffer))])
+                if not got:
+                    raise OSError(f"{path} changed while it was read")
+                left -= got
+                block = np.frombuffer(buffer, np.uint8, got)
+                counts[i] += int(np.count_nonzero(np.equal(block, ord("\n"), out=equal[:got])))
+
+    _in_threads(count, n_pieces)
+    counts[-1] += 1  # the last row's newline was dropped (see _cuts)
+    return bounds, np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist(), widths
+
+
+def _cuts(path: Path, piece_bytes: int, sep: str = ",") -> tuple[list[int], list[int]] | None:
+    """Cut the data rows of a CSV file into pieces of about ``piece_bytes`` at line ends:
+    ``(bounds, widths)``, the byte ranges ``bounds[i]:bounds[i + 1]`` of piece ``i`` (trailing line
+    ends dropped: the last piece's last row lacks its newline) and the number of fields in the
+    first line of each. None when there are no data rows or the first line is blank. (A cut within
+    a quoted field is found by the parser: the piece before it ends inside quotes.) Reads only
+    near the cuts."""
     import csv
 
     with path.open("rb") as fh:
@@ -730,28 +790,7 @@ def _pieces(path: Path, piece_bytes: int, sep: str = ",") -> tuple[list[int], li
         widths = [len(next(csv.reader([line.decode("utf-8").rstrip("\r\n")], delimiter=sep), [])) for line in firsts]
     except (UnicodeDecodeError, csv.Error):
         return None
-    n_pieces = len(bounds) - 1
-    counts = [0] * n_pieces
-
-    def count(i: int) -> None:
-        # a block at a time into one buffer: no copy of the file is ever whole in memory
-        buffer = bytearray(min(1 << 22, bounds[i + 1] - bounds[i]))
-        equal = np.empty(len(buffer), dtype=bool)
-        with path.open("rb", buffering=0) as f:
-            f.seek(bounds[i])
-            left = bounds[i + 1] - bounds[i]
-            while left > 0:
-                with memoryview(buffer) as view:
-                    got = f.readinto(view[: min(left, len(buffer))])
-                if not got:
-                    raise OSError(f"{path} changed while it was read")
-                left -= got
-                block = np.frombuffer(buffer, np.uint8, got)
-                counts[i] += int(np.count_nonzero(np.equal(block, ord("\n"), out=equal[:got])))
-
-    _in_threads(count, n_pieces)
-    counts[-1] += 1  # the last row's newline was dropped above
-    return bounds, np.concatenate([[0], np.cumsum(counts)]).astype(int).tolist(), widths
+    return bounds, widths
 
 
 def _next_line(fh, position: int, end: int) -> int:
@@ -805,6 +844,7 @@ def _read_small_csv(path: Path, target, features, intercept, header: CsvHeader |
     index = {name: j for j, name in enumerate(names)}
     offset = 1 if intercept else 0
     X = np.empty((len(body), len(wanted) + offset), order="F")
+    X[:, :offset] = 1.0
     number = _NUMBER.fullmatch
     for j, col in enumerate(wanted):
         tokens = [row[index[col]] for row in body]

@@ -1,7 +1,7 @@
-"""The parallel reader of large numeric CSV files (``data._read_large_csv``): pieces of the file
-parsed on their own, in threads, give exactly what one plain ``pd.read_csv`` of the whole file
-gives, wherever the cuts fall; and every file it cannot read that way goes to the table path,
-whose errors name the right row."""
+"""The parallel readers of large numeric CSV files (``data._read_large_csv``, pandas' parser, and
+``data._read_arrow_csv``, pyarrow's): pieces of the file parsed on their own, in threads, give
+exactly what one plain ``pd.read_csv`` of the whole file gives, wherever the cuts fall; and every
+file they cannot read that way goes to the table path, whose errors name the right row."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlefit import data
+from mlefit import csvformat, data
 from mlefit.errors import DataError
 from mlefit.families import get_family
 
@@ -47,8 +47,24 @@ def text_of(frame: pd.DataFrame, *, quoted_header=False, crlf=False, ending="\n"
     return eol.join([header, *rows]) + ending.replace("\n", eol)
 
 
+READER = {"which": "pandas"}
+
+
+@pytest.fixture(autouse=True, params=["pandas", "pyarrow"])
+def reader(request, monkeypatch):
+    """Every test reads with both parallel readers: pandas' C parser on pieces counted first, and
+    pyarrow's on pieces whose rows go into reserved room (in pieces of CSV_PIECE_BYTES too)."""
+    if request.param == "pyarrow":
+        pytest.importorskip("pyarrow")
+    monkeypatch.setitem(READER, "which", request.param)
+
+
 def read_fast(path, target="y", features=None, intercept=True):
-    return data._read_large_csv(path, target, features, intercept)
+    if READER["which"] == "pandas":
+        return data._read_large_csv(path, target, features, intercept)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(data, "ARROW_PIECE_BYTES", data.CSV_PIECE_BYTES)
+        return data._read_arrow_csv(path, target, features, intercept, csvformat.read_header(path))
 
 
 def assert_reads_as_pandas(path, target="y", features=None, intercept=True):
@@ -58,9 +74,9 @@ def assert_reads_as_pandas(path, target="y", features=None, intercept=True):
     whole = read_exact(path)
     assert target_ == target
     assert wanted == [c for c in whole.columns if c != target] if features is None else wanted == features
-    assert X.flags.f_contiguous and X.dtype == np.float64
+    assert X.flags.c_contiguous and X.dtype == np.float64
     offset = 1 if intercept else 0
-    assert X.shape == (len(whole), len(wanted) + offset)
+    assert X.shape == (len(whole), len(wanted) + offset) and np.all(X[:, :offset] == 1.0)
     np.testing.assert_array_equal(X[:, offset:], whole[wanted].to_numpy(dtype=np.float64), strict=True)
     expected = whole[target].to_numpy()
     assert values.dtype == expected.dtype

@@ -64,7 +64,7 @@ def header_names(text: bytes, sep: str) -> list[str] | None:
 
 def parse(
     text, names: Sequence[str], floats: Sequence[str], target: str | None, sep: str, *,
-    header: bool = False, text_target: bool = False, threads: bool = False,
+    header: bool = False, text_target: bool = False, threads: bool = False, skip_blank: bool = True,
 ) -> dict[str, np.ndarray] | None:
     """The columns ``floats`` (float64) and ``target`` of the CSV ``text``, or None.
 
@@ -82,6 +82,9 @@ def parse(
         pandas reads as missing.
     threads : bool
         Let pyarrow parse on its own threads (for a caller that reads one piece at a time).
+    skip_blank : bool
+        Skip blank lines, as pandas does; else a blank line is a row of missing values, and so
+        None: a caller that needs each line to be one row.
 
     Returns
     -------
@@ -102,7 +105,7 @@ def parse(
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(text)),
             read_options=pacsv.ReadOptions(column_names=list(names), skip_rows=1 if header else 0, use_threads=threads),
-            parse_options=pacsv.ParseOptions(delimiter=sep),
+            parse_options=pacsv.ParseOptions(delimiter=sep, ignore_empty_lines=skip_blank),
             convert_options=pacsv.ConvertOptions(
                 column_types=types, include_columns=wanted, strings_can_be_null=False, quoted_strings_can_be_null=False,
             ),
