@@ -514,7 +514,7 @@ def _read_arrow_csv(path: Path, target, features, intercept, header: CsvHeader):
         _in_threads(parse, len(bounds) - 1)
     finally:
         _release_free_memory()
-    n_rows = starts.total
+    n_rows = starts.total  # None, or beyond the room, when a piece wrote nothing (its target None)
     if n_rows is None or n_rows > most or len({value_kind(p) for p in targets}) != 1:
         return None
     return room[:n_rows], np.concatenate(targets), target, wanted

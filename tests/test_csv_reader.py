@@ -50,10 +50,11 @@ def text_of(frame: pd.DataFrame, *, quoted_header=False, crlf=False, ending="\n"
 READER = {"which": "pandas"}
 
 
-@pytest.fixture(autouse=True, params=["pandas", "pyarrow"])
+@pytest.fixture(params=["pandas", "pyarrow"])
 def reader(request, monkeypatch):
-    """Every test reads with both parallel readers: pandas' C parser on pieces counted first, and
-    pyarrow's on pieces whose rows go into reserved room (in pieces of CSV_PIECE_BYTES too)."""
+    """A test that asks for it reads with both parallel readers (:func:`read_fast`): pandas' C
+    parser on pieces counted first, and pyarrow's on pieces whose rows go into reserved room (in
+    pieces of CSV_PIECE_BYTES too)."""
     if request.param == "pyarrow":
         pytest.importorskip("pyarrow")
     monkeypatch.setitem(READER, "which", request.param)
@@ -96,7 +97,7 @@ def assert_reads_as_pandas(path, target="y", features=None, intercept=True):
     ],
     ids=["plain", "quoted-header", "crlf", "no-final-newline", "blank-last-line", "crlf-blank-lines"],
 )
-def test_pieces_read_exactly_as_the_whole_file(tmp_path, rng, monkeypatch, shape, piece_bytes):
+def test_pieces_read_exactly_as_the_whole_file(reader, tmp_path, rng, monkeypatch, shape, piece_bytes):
     monkeypatch.setattr(data, "CSV_PIECE_BYTES", piece_bytes)
     path = tmp_path / "t.csv"
     path.write_bytes(text_of(table(rng, 40), **shape).encode())
@@ -105,7 +106,7 @@ def test_pieces_read_exactly_as_the_whole_file(tmp_path, rng, monkeypatch, shape
 
 @pytest.mark.parametrize("n", [1, 2, 7])
 @pytest.mark.parametrize("ending", ["", "\n", "\r\n\r\n"])
-def test_one_and_few_rows(tmp_path, rng, monkeypatch, n, ending):
+def test_one_and_few_rows(reader, tmp_path, rng, monkeypatch, n, ending):
     path = tmp_path / "t.csv"
     frame = table(rng, max(n, 2)).iloc[:n]
     path.write_bytes(text_of(frame, ending=ending).encode())
@@ -114,7 +115,7 @@ def test_one_and_few_rows(tmp_path, rng, monkeypatch, n, ending):
         assert_reads_as_pandas(path)
 
 
-def test_every_cut_in_a_line(tmp_path, rng, monkeypatch):
+def test_every_cut_in_a_line(reader, tmp_path, rng, monkeypatch):
     """Cuts one byte apart across two whole lines: each lands on a different character."""
     path = tmp_path / "t.csv"
     path.write_bytes(text_of(table(rng, 12)).encode())
@@ -124,7 +125,7 @@ def test_every_cut_in_a_line(tmp_path, rng, monkeypatch):
         assert_reads_as_pandas(path)
 
 
-def test_many_rows_many_pieces_any_thread_count(tmp_path, rng, monkeypatch):
+def test_many_rows_many_pieces_any_thread_count(reader, tmp_path, rng, monkeypatch):
     path = tmp_path / "t.csv"
     path.write_bytes(text_of(table(rng, 3000)).encode())
     monkeypatch.setattr(data, "CSV_CHUNK_ROWS", 50)
@@ -135,7 +136,7 @@ def test_many_rows_many_pieces_any_thread_count(tmp_path, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("intercept", [True, False])
-def test_a_subset_of_columns_and_a_text_target(tmp_path, rng, monkeypatch, intercept):
+def test_a_subset_of_columns_and_a_text_target(reader, tmp_path, rng, monkeypatch, intercept):
     monkeypatch.setattr(data, "CSV_PIECE_BYTES", 50)
     frame = table(rng, 60)
     frame.insert(2, "label", np.where(frame["y"] == 1, "yes", "no"))
@@ -171,7 +172,7 @@ def lines_of(rng, n=30) -> list[str]:
     return text_of(table(rng, n)).splitlines()
 
 
-def test_a_blank_line_inside_is_left_to_the_table_path(tmp_path, rng, monkeypatch):
+def test_a_blank_line_inside_is_left_to_the_table_path(reader, tmp_path, rng, monkeypatch):
     monkeypatch.setattr(data, "CSV_PIECE_BYTES", 100)
     lines = lines_of(rng)
     path = tmp_path / "t.csv"
@@ -182,7 +183,7 @@ def test_a_blank_line_inside_is_left_to_the_table_path(tmp_path, rng, monkeypatc
 
 
 @pytest.mark.parametrize("where", [1, 15, 30])
-def test_a_row_with_an_extra_field_is_an_error_naming_its_line(tmp_path, rng, monkeypatch, where):
+def test_a_row_with_an_extra_field_is_an_error_naming_its_line(reader, tmp_path, rng, monkeypatch, where):
     monkeypatch.setattr(data, "CSV_PIECE_BYTES", 100)
     lines = lines_of(rng)
     lines[where] += ",7"
@@ -197,7 +198,7 @@ def test_a_row_with_an_extra_field_is_an_error_naming_its_line(tmp_path, rng, mo
         assert f"line {where + 1}" in str(err.value)
 
 
-def test_a_header_one_field_short_is_read_as_pandas_reads_it(tmp_path, rng, monkeypatch):
+def test_a_header_one_field_short_is_read_as_pandas_reads_it(reader, tmp_path, rng, monkeypatch):
     monkeypatch.setattr(data, "CSV_PIECE_BYTES", 100)
     lines = lines_of(rng)
     lines[0] = lines[0].split(",", 1)[1]  # pandas makes the first column the index
@@ -208,7 +209,7 @@ def test_a_header_one_field_short_is_read_as_pandas_reads_it(tmp_path, rng, monk
     np.testing.assert_array_equal(ds.y, read_exact(path)["a"].to_numpy())
 
 
-def test_a_quoted_line_end_is_left_to_the_table_path(tmp_path, rng, monkeypatch):
+def test_a_quoted_line_end_is_left_to_the_table_path(reader, tmp_path, rng, monkeypatch):
     frame = table(rng, 30)
     frame.insert(1, "label", np.where(frame["y"] == 1, '"yes\nreally"', "no"))
     path = tmp_path / "t.csv"
@@ -220,7 +221,7 @@ def test_a_quoted_line_end_is_left_to_the_table_path(tmp_path, rng, monkeypatch)
     assert ds.levels == ("no", "yes\nreally") and ds.n_obs == 30
 
 
-def test_quoted_fields_read_as_pandas_reads_them(tmp_path, rng, monkeypatch):
+def test_quoted_fields_read_as_pandas_reads_them(reader, tmp_path, rng, monkeypatch):
     lines = lines_of(rng)
     rows = [line.split(",") for line in lines]
     for fields in rows:
@@ -240,7 +241,7 @@ def test_quoted_fields_read_as_pandas_reads_them(tmp_path, rng, monkeypatch):
      ("1e999", "feature column 'b' has infinite values")],
     ids=["text", "missing", "infinite"],
 )
-def test_bad_values_are_named_by_the_table_path(tmp_path, rng, monkeypatch, row, value, message):
+def test_bad_values_are_named_by_the_table_path(reader, tmp_path, rng, monkeypatch, row, value, message):
     monkeypatch.setattr(data, "CSV_PIECE_BYTES", 64)
     frame = table(rng, 30).astype({"b": object})
     frame.loc[row - 1, "b"] = value
